@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Declarations of the C helpers in `rust/helpers.c`, exported by `dmabuf_lock.ko`.
+//!
+//! They wrap static inline functions of `<linux/ww_mutex.h>` and `<linux/dma-resv.h>` that
+//! `kernel::bindings` cannot call. Each has the contract of the C function it forwards to.
+
+use kernel::bindings::{dma_resv, ww_acquire_ctx};
+
+// bindgen emits empty structs for some kernel types reached through these pointers (for example
+// `sched_statistics` without `CONFIG_SCHEDSTATS`); the kernel's own `bindings` crate allows the lint too.
+#[allow(improper_ctypes)]
+extern "C" {
+    /// `ww_acquire_init(ctx, &reservation_ww_class)`.
+    pub(crate) fn dl_ww_acquire_init(ctx: *mut ww_acquire_ctx);
+    /// `ww_acquire_done(ctx)`.
+    pub(crate) fn dl_ww_acquire_done(ctx: *mut ww_acquire_ctx);
+    /// `ww_acquire_fini(ctx)`.
+    pub(crate) fn dl_ww_acquire_fini(ctx: *mut ww_acquire_ctx);
+    /// `dma_resv_lock(obj, ctx)`.
+    pub(crate) fn dl_dma_resv_lock(obj: *mut dma_resv, ctx: *mut ww_acquire_ctx) -> i32;
+    /// `dma_resv_lock_interruptible(obj, ctx)`.
+    pub(crate) fn dl_dma_resv_lock_interruptible(
+        obj: *mut dma_resv,
+        ctx: *mut ww_acquire_ctx,
+    ) -> i32;
+    /// `dma_resv_lock_slow(obj, ctx)`.
+    pub(crate) fn dl_dma_resv_lock_slow(obj: *mut dma_resv, ctx: *mut ww_acquire_ctx);
+    /// `dma_resv_lock_slow_interruptible(obj, ctx)`.
+    pub(crate) fn dl_dma_resv_lock_slow_interruptible(
+        obj: *mut dma_resv,
+        ctx: *mut ww_acquire_ctx,
+    ) -> i32;
+    /// `dma_resv_trylock(obj)`.
+    pub(crate) fn dl_dma_resv_trylock(obj: *mut dma_resv) -> bool;
+    /// `dma_resv_is_locked(obj)`.
+    pub(crate) fn dl_dma_resv_is_locked(obj: *mut dma_resv) -> bool;
+    /// `dma_resv_unlock(obj)`.
+    pub(crate) fn dl_dma_resv_unlock(obj: *mut dma_resv);
+}

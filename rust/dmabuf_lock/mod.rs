@@ -1,0 +1,19 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! dmabuf-lock: safe dma-buf locking for Rust drivers.
+//!
+//! The library is shared as source: every module of the project includes it with
+//! `#[path = ".../rust/dmabuf_lock/mod.rs"] pub mod dmabuf_lock;` and links against the C helpers
+//! exported by `dmabuf_lock.ko` (load that module first).
+//!
+//! | module | what it is | rules |
+//! |--------|------------|-------|
+//! | [`resv`] | reservation objects and their single-object lock | R2, R7, R10 |
+//! | [`acquire`] | acquire contexts: several reservations with `-EDEADLK` backoff | R6, R7 |
+//!
+//! The rule ids refer to `Documentation/rules.md`.
+
+pub mod acquire;
+pub mod resv;
+
+mod ffi;

@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Reservation objects (`struct dma_resv`) and their single-object lock.
+//!
+//! A reservation is the `ww_mutex` plus fence container that every user of a shared buffer
+//! synchronises on. [`Resv`] is the view of any initialised reservation, wherever it lives;
+//! [`OwnedResv`] owns one. Locking a single reservation needs no acquire context and returns a
+//! [`ResvGuard`]; the guard is the only way to reach what needs the lock.
+//!
+//! Rules: R2 (a guard may be held across `GFP_KERNEL` allocations; reclaim paths must use
+//! [`Resv::try_lock`]), R7 (guards are `!Send`: the task that locks unlocks), R10 (any dma-buf's
+//! reservation can be locked through [`Resv::from_raw`]).
+
+use super::ffi;
+use core::ptr;
+use kernel::{
+    bindings,
+    error::{to_result, Result},
+    prelude::*,
+    types::{NotThreadSafe, Opaque},
+};
+
+/// A reservation object: the lock and fences shared by every user of a buffer.
+///
+/// `Resv` is only ever used by reference: borrowed from a reservation that C code owns (a
+/// `dma_buf`'s `resv`, a GEM object's) with [`Resv::from_raw`], or from an [`OwnedResv`].
+///
+/// # Invariants
+///
+/// The wrapped `dma_resv` is initialised, and stays initialised and in place, for as long as any
+/// reference to the `Resv` exists.
+///
+/// # Examples
+///
+/// Locking a reservation owned elsewhere (this example is the KUnit case
+/// `dmabuf_lock_resv::resv_from_raw`):
+///
+/// ```ignore
+/// // SAFETY: `buf` is a live `struct dma_buf` whose `resv` outlives `resv`.
+/// let resv = unsafe { Resv::from_raw((*buf).resv) };
+/// let guard = resv.lock();
+/// guard.reserve_fences(1)?;
+/// ```
+#[repr(transparent)]
+pub struct Resv(Opaque<bindings::dma_resv>);
+
+// SAFETY: A `dma_resv` is made to be shared between tasks: its lock is a `ww_mutex` and its
+// fence list is read under RCU and written under that lock.
+unsafe impl Send for Resv {}
+
+// SAFETY: Every method taking `&Resv` either takes the lock or only reads under RCU, so shared
+// references may be used from any task.
+unsafe impl Sync for Resv {}
+
+impl Resv {
+    /// Borrows the reservation at `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` points to a `dma_resv` that was initialised with `dma_resv_init` and that stays
+    /// initialised and in place for `'a`.
+    pub unsafe fn from_raw<'a>(ptr: *mut bindings::dma_resv) -> &'a Self {
+        // INVARIANT: The caller guarantees that `ptr` is initialised and stays so for `'a`.
+        // SAFETY: `Resv` is `repr(transparent)` over `Opaque<dma_resv>`, which has the layout of
+        // `dma_resv`, and the caller guarantees that `ptr` is valid for `'a`.
+        unsafe { &*ptr.cast::<Self>() }
+    }
+
+    /// Returns the raw `struct dma_resv` pointer, for C APIs that take one.
+    pub fn as_raw(&self) -> *mut bindings::dma_resv {
+        self.0.get()
+    }
+
+    /// Locks the reservation, sleeping until it is free.
+    ///
+    /// Without an acquire context a single lock cannot be asked to back off, so this cannot
+    /// fail. To lock several reservations use [`super::acquire::AcquireCtx`] (R6).
+    ///
+    /// ```ignore
+    /// let guard = resv.lock();
+    /// assert!(resv.is_locked());
+    /// drop(guard);
+    /// ```
+    pub fn lock(&self) -> ResvGuard<'_> {
+        // SAFETY: `as_raw` is initialised by the type invariant. With a NULL context,
+        // `dma_resv_lock` sleeps until it owns the lock and returns 0.
+        let ret = unsafe { ffi::dl_dma_resv_lock(self.as_raw(), ptr::null_mut()) };
+        debug_assert_eq!(ret, 0);
+        // SAFETY: The lock was just taken by the current task.
+        unsafe { ResvGuard::new(self) }
+    }
+
+    /// Locks the reservation, or returns `EINTR` if a signal arrives first.
+    ///
+    /// ```ignore
+    /// let guard = resv.lock_interruptible()?;
+    /// ```
+    pub fn lock_interruptible(&self) -> Result<ResvGuard<'_>> {
+        // SAFETY: `as_raw` is initialised by the type invariant; with a NULL context the call
+        // returns 0 once locked or `-EINTR`.
+        to_result(unsafe { ffi::dl_dma_resv_lock_interruptible(self.as_raw(), ptr::null_mut()) })?;
+        // SAFETY: The call above returned 0, so the current task holds the lock.
+        Ok(unsafe { ResvGuard::new(self) })
+    }
+
+    /// Locks the reservation if it is free, without sleeping.
+    ///
+    /// This is the only way reclaim paths (shrinkers, R2) may lock a reservation.
+    ///
+    /// ```ignore
+    /// if let Some(guard) = resv.try_lock() {
+    ///     // evict the buffer
+    /// }
+    /// ```
+    pub fn try_lock(&self) -> Option<ResvGuard<'_>> {
+        // SAFETY: `as_raw` is initialised by the type invariant.
+        if unsafe { ffi::dl_dma_resv_trylock(self.as_raw()) } {
+            // SAFETY: The trylock succeeded, so the current task holds the lock.
+            Some(unsafe { ResvGuard::new(self) })
+        } else {
+            None
+        }
+    }
+
+    /// Returns whether any task or acquire context holds the lock right now.
+    ///
+    /// Only a snapshot: use it for assertions and statistics, never to decide whether to lock.
+    ///
+    /// ```ignore
+    /// assert!(!resv.is_locked());
+    /// ```
+    pub fn is_locked(&self) -> bool {
+        // SAFETY: `as_raw` is initialised by the type invariant.
+        unsafe { ffi::dl_dma_resv_is_locked(self.as_raw()) }
+    }
+}
+
+/// A reservation object owned by Rust code: `dma_resv_init` on creation, `dma_resv_fini` on
+/// drop. Dereferences to [`Resv`].
+///
+/// # Examples
+///
+/// (KUnit case `dmabuf_lock_resv::owned_resv_lifecycle`.)
+///
+/// ```ignore
+/// let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+/// let guard = resv.lock();
+/// ```
+#[pin_data(PinnedDrop)]
+pub struct OwnedResv {
+    #[pin]
+    raw: Opaque<bindings::dma_resv>,
+}
+
+impl OwnedResv {
+    /// Returns an initialiser for a new, unlocked reservation with no fences.
+    pub fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            // SAFETY: `dma_resv_init` initialises the `dma_resv` it is given in place; the slot
+            // is pinned, so it stays there until `dma_resv_fini` in `drop`.
+            raw <- Opaque::ffi_init(|slot| unsafe { bindings::dma_resv_init(slot) }),
+        })
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for OwnedResv {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: The reservation was initialised in `new`, and every reference to it borrows
+        // `self`, so no guard is alive and nothing else uses it any more.
+        unsafe { bindings::dma_resv_fini(self.raw.get()) };
+    }
+}
+
+impl core::ops::Deref for OwnedResv {
+    type Target = Resv;
+
+    fn deref(&self) -> &Resv {
+        // SAFETY: `raw` was initialised in `new`, is pinned, and is only finalised in `drop`,
+        // after every borrow of `self` has ended.
+        unsafe { Resv::from_raw(self.raw.get()) }
+    }
+}
+
+/// Proof that the current task holds a reservation's lock; unlocks it on drop.
+///
+/// A guard is `!Send` (R7): the task that locked is the task that unlocks. Guards taken through
+/// an acquire context borrow that context's round, so none can outlive it (R6).
+///
+/// # Invariants
+///
+/// The current task holds the lock of `resv` for the lifetime of the guard.
+///
+/// # Examples
+///
+/// (KUnit case `dmabuf_lock_resv::guard_reserves_fences`.)
+///
+/// ```ignore
+/// let guard = resv.lock();
+/// guard.reserve_fences(2)?;
+/// ```
+pub struct ResvGuard<'a> {
+    resv: &'a Resv,
+    _not_send: NotThreadSafe,
+}
+
+impl<'a> ResvGuard<'a> {
+    /// Wraps a lock the current task holds.
+    ///
+    /// # Safety
+    ///
+    /// The current task holds the lock of `resv`, and the new guard becomes responsible for
+    /// unlocking it.
+    pub(crate) unsafe fn new(resv: &'a Resv) -> Self {
+        // INVARIANT: The caller guarantees the current task holds the lock.
+        Self {
+            resv,
+            _not_send: NotThreadSafe,
+        }
+    }
+
+    /// Returns the locked reservation.
+    ///
+    /// ```ignore
+    /// assert!(guard.resv().is_locked());
+    /// ```
+    pub fn resv(&self) -> &'a Resv {
+        self.resv
+    }
+
+    /// Makes room for `count` more fences, allocating with `GFP_KERNEL` (allowed under the lock,
+    /// R2). Must precede adding fences.
+    ///
+    /// ```ignore
+    /// guard.reserve_fences(1)?;
+    /// ```
+    pub fn reserve_fences(&self, count: u32) -> Result {
+        // SAFETY: The reservation is initialised and locked by the current task (type
+        // invariant), which is what `dma_resv_reserve_fences` requires.
+        to_result(unsafe { bindings::dma_resv_reserve_fences(self.resv.as_raw(), count) })
+    }
+}
+
+impl Drop for ResvGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant the current task holds the lock, and this guard is
+        // responsible for releasing it exactly once.
+        unsafe { ffi::dl_dma_resv_unlock(self.resv.as_raw()) };
+    }
+}

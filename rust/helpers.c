@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Static inline functions of <linux/ww_mutex.h> and <linux/dma-resv.h> as exported symbols, so
+ * that Rust code in this project's modules can call them. Each helper only forwards its call.
+ */
+
+#include <linux/export.h>
+
+#include "helpers.h"
+
+void dl_ww_acquire_init(struct ww_acquire_ctx *ctx)
+{
+	ww_acquire_init(ctx, &reservation_ww_class);
+}
+EXPORT_SYMBOL_GPL(dl_ww_acquire_init);
+
+void dl_ww_acquire_done(struct ww_acquire_ctx *ctx)
+{
+	ww_acquire_done(ctx);
+}
+EXPORT_SYMBOL_GPL(dl_ww_acquire_done);
+
+void dl_ww_acquire_fini(struct ww_acquire_ctx *ctx)
+{
+	ww_acquire_fini(ctx);
+}
+EXPORT_SYMBOL_GPL(dl_ww_acquire_fini);
+
+int dl_dma_resv_lock(struct dma_resv *obj, struct ww_acquire_ctx *ctx)
+{
+	return dma_resv_lock(obj, ctx);
+}
+EXPORT_SYMBOL_GPL(dl_dma_resv_lock);
+
+int dl_dma_resv_lock_interruptible(struct dma_resv *obj, struct ww_acquire_ctx *ctx)
+{
+	return dma_resv_lock_interruptible(obj, ctx);
+}
+EXPORT_SYMBOL_GPL(dl_dma_resv_lock_interruptible);
+
+void dl_dma_resv_lock_slow(struct dma_resv *obj, struct ww_acquire_ctx *ctx)
+{
+	dma_resv_lock_slow(obj, ctx);
+}
+EXPORT_SYMBOL_GPL(dl_dma_resv_lock_slow);
+
+int dl_dma_resv_lock_slow_interruptible(struct dma_resv *obj, struct ww_acquire_ctx *ctx)
+{
+	return dma_resv_lock_slow_interruptible(obj, ctx);
+}
+EXPORT_SYMBOL_GPL(dl_dma_resv_lock_slow_interruptible);
+
+bool dl_dma_resv_trylock(struct dma_resv *obj)
+{
+	return dma_resv_trylock(obj);
+}
+EXPORT_SYMBOL_GPL(dl_dma_resv_trylock);
+
+bool dl_dma_resv_is_locked(struct dma_resv *obj)
+{
+	return dma_resv_is_locked(obj);
+}
+EXPORT_SYMBOL_GPL(dl_dma_resv_is_locked);
+
+void dl_dma_resv_unlock(struct dma_resv *obj)
+{
+	dma_resv_unlock(obj);
+}
+EXPORT_SYMBOL_GPL(dl_dma_resv_unlock);

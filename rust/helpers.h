@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Prototypes of the helpers in helpers.c; rust/dmabuf_lock/ffi.rs declares the same list for
+ * Rust.
+ */
+#ifndef DMABUF_LOCK_HELPERS_H
+#define DMABUF_LOCK_HELPERS_H
+
+#include <linux/dma-resv.h>
+#include <linux/ww_mutex.h>
+
+void dl_ww_acquire_init(struct ww_acquire_ctx *ctx);
+void dl_ww_acquire_done(struct ww_acquire_ctx *ctx);
+void dl_ww_acquire_fini(struct ww_acquire_ctx *ctx);
+int dl_dma_resv_lock(struct dma_resv *obj, struct ww_acquire_ctx *ctx);
+int dl_dma_resv_lock_interruptible(struct dma_resv *obj, struct ww_acquire_ctx *ctx);
+void dl_dma_resv_lock_slow(struct dma_resv *obj, struct ww_acquire_ctx *ctx);
+int dl_dma_resv_lock_slow_interruptible(struct dma_resv *obj, struct ww_acquire_ctx *ctx);
+bool dl_dma_resv_trylock(struct dma_resv *obj);
+bool dl_dma_resv_is_locked(struct dma_resv *obj);
+void dl_dma_resv_unlock(struct dma_resv *obj);
+
+#endif

@@ -1,0 +1,62 @@
+# SPDX-License-Identifier: GPL-2.0
+# Shared shell definitions for the dmabuf-lock scripts: the toolchain, the cache layout and the
+# error convention (one line saying what is wrong and what to do).
+
+DL_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# The toolchain the kernel and every module of this project are built with.
+DL_LLVM_SUFFIX=-19
+DL_RUSTC=${RUSTC:-/usr/bin/rustc}
+DL_BINDGEN_VERSION=0.72.1
+DL_RUSTFILT_VERSION=0.2.1
+DL_CARGO_ROOT=${DL_CARGO_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/dmabuf-lock/cargo}
+DL_BINDGEN=${BINDGEN:-$DL_CARGO_ROOT/bin/bindgen}
+DL_RUSTFILT=$DL_CARGO_ROOT/bin/rustfilt
+
+# Everything downloaded or built lives here, outside the repository.
+DL_CACHE=${DMABUF_LOCK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dmabuf-lock}
+
+# The kernel this project tests against.
+DL_KERNEL_SERIES=7.3
+
+die() {
+	echo "dmabuf-lock: error: $*" >&2
+	exit 1
+}
+
+note() {
+	echo "dmabuf-lock: $*" >&2
+}
+
+# Kernel configuration: config/$DL_CONFIG.config is the fragment applied on top of allnoconfig.
+DL_CONFIG=${DL_CONFIG:-test}
+DL_FRAGMENT=$DL_TOP/config/$DL_CONFIG.config
+
+# Which Debian source package was chosen, once resolved: "<package> <version> <deb file>".
+DL_RESOLVED=$DL_CACHE/apt/resolved-$DL_KERNEL_SERIES
+
+# Print the toolchain identity that a kernel build, and every module built against it, depends on.
+dl_toolchain_id() {
+	"$DL_RUSTC" --version
+	"$DL_BINDGEN" --version 2>/dev/null | head -n1
+	"clang$DL_LLVM_SUFFIX" --version | head -n1
+}
+
+# Print the build directory of the test kernel for the current fragment and toolchain. The key
+# covers the Debian package version, the fragment and the toolchain, so changing any of them
+# selects a fresh build while old ones stay cached.
+dl_kernel_build_dir() {
+	[ -r "$DL_RESOLVED" ] || return 1
+	local pkg ver deb hash
+	read -r pkg ver deb <"$DL_RESOLVED"
+	hash=$( { cat "$DL_FRAGMENT"; dl_toolchain_id; } | sha256sum | cut -c1-12)
+	echo "$DL_CACHE/kernel/${ver//[~+:]/_}-$DL_CONFIG-$hash"
+}
+
+# make(1) on the kernel tree with this project's toolchain.
+dl_kmake() { # build-dir args...
+	local build=$1
+	shift
+	make -C "$build" LLVM="$DL_LLVM_SUFFIX" RUSTC="$DL_RUSTC" BINDGEN="$DL_BINDGEN" \
+		CLIPPY_DRIVER=/usr/bin/clippy-driver RUSTFMT=/usr/bin/rustfmt "$@"
+}

@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `dmabuf_lock_test.ko`: KUnit suites for the dmabuf-lock library. They run when the module is
+//! loaded (after `dmabuf_lock.ko`) and print KTAP.
+
+use kernel::prelude::*;
+
+#[path = "../../rust/dmabuf_lock/mod.rs"]
+pub mod dmabuf_lock;
+
+mod acquire_test;
+mod resv_test;
+
+module! {
+    type: DmabufLockTest,
+    name: "dmabuf_lock_test",
+    authors: ["dmabuf-lock developers"],
+    description: "KUnit suites for the dmabuf-lock library",
+    license: "GPL",
+}
+
+struct DmabufLockTest;
+
+impl kernel::Module for DmabufLockTest {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        Ok(Self)
+    }
+}
