@@ -111,9 +111,7 @@ impl AcquireCtx {
         contended: Option<Contended<'r>>,
     ) -> Result<Round<'r>> {
         let ctx = self.into_ref().get_ref();
-        let slow = contended
-            .map(|c| ctx.lock_contended(c, true))
-            .transpose()?;
+        let slow = contended.map(|c| ctx.lock_contended(c, true)).transpose()?;
         Ok(Round { ctx, _slow: slow })
     }
 
