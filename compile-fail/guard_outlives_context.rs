@@ -1,0 +1,19 @@
+//! expect-error: E0597 E0716
+//!
+//! R6: `ww_acquire_fini` runs when the context goes out of scope, after its last lock is
+//! released. A guard taken through a context therefore cannot outlive it.
+
+use crate::dmabuf_lock::{
+    acquire::{AcquireCtx, Acquired},
+    resv::{Resv, ResvGuard},
+};
+use pin_init::stack_pin_init;
+
+pub fn snippet(resv: &Resv) -> Option<ResvGuard<'_>> {
+    stack_pin_init!(let ctx = AcquireCtx::new());
+    let round = ctx.as_mut().begin(None);
+    match round.lock(resv) {
+        Ok(Acquired::Locked(guard)) => Some(guard),
+        _ => None,
+    }
+}
