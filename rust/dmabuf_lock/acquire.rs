@@ -119,7 +119,11 @@ impl AcquireCtx {
     ///
     /// Only called with the context borrowed mutably or owned by a locker that dropped all its
     /// locks, so the context holds nothing, which is what `dma_resv_lock_slow` requires.
-    fn lock_contended<'r>(&self, c: Contended<'r>, interruptible: bool) -> Result<ResvGuard<'r>> {
+    pub(crate) fn lock_contended<'r>(
+        &self,
+        c: Contended<'r>,
+        interruptible: bool,
+    ) -> Result<ResvGuard<'r>> {
         let same = c.ctx == self.as_raw();
         if !same {
             // A context holding nothing never has to back off, so a plain lock is correct;
@@ -308,13 +312,13 @@ pub struct Contended<'o> {
     ctx: *mut bindings::ww_acquire_ctx,
 }
 
-impl Contended<'_> {
+impl<'o> Contended<'o> {
     /// Returns the contended reservation.
     ///
     /// ```ignore
     /// pr_info!("backing off for {:p}\n", contended.resv().as_raw());
     /// ```
-    pub fn resv(&self) -> &Resv {
+    pub fn resv(&self) -> &'o Resv {
         self.resv
     }
 }

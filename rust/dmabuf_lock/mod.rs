@@ -10,10 +10,12 @@
 //! |--------|------------|-------|
 //! | [`resv`] | reservation objects and their single-object lock | R2, R7, R10 |
 //! | [`acquire`] | acquire contexts: several reservations with `-EDEADLK` backoff | R6, R7 |
+//! | [`locker`] | the multi-object locker, Rust's `drm_exec` | R2, R6, R7 |
 //!
 //! The rule ids refer to `Documentation/rules.md`.
 
 pub mod acquire;
+pub mod locker;
 pub mod resv;
 
 mod ffi;

@@ -152,6 +152,13 @@ pub struct OwnedResv {
     raw: Opaque<bindings::dma_resv>,
 }
 
+// SAFETY: As for `Resv`: the reservation is made to be shared between tasks, and `OwnedResv` adds
+// nothing but ownership.
+unsafe impl Send for OwnedResv {}
+
+// SAFETY: As for `Resv`.
+unsafe impl Sync for OwnedResv {}
+
 impl OwnedResv {
     /// Returns an initialiser for a new, unlocked reservation with no fences.
     pub fn new() -> impl PinInit<Self> {

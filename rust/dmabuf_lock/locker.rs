@@ -1,0 +1,294 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The multi-object locker: the Rust counterpart of `drm_exec`.
+//!
+//! A [`ResvLocker`] locks a dynamic set of reservations in one acquire context. The caller
+//! describes the set with a closure, which the locker re-runs whenever a lock has to back off,
+//! exactly as `drm_exec_until_all_locked()` re-runs its body: every lock is dropped, the contended
+//! object is taken first with `dma_resv_lock_slow`, and the closure runs again. Everything is
+//! unlocked when the locker is dropped (or [`ResvLocker::unlock_all`] is called).
+//!
+//! | C (`drm_exec`) | Rust |
+//! |----------------|------|
+//! | `drm_exec_init(&exec, flags, nr)` | `stack_pin_init!(let locker = ResvLocker::new(flags))` |
+//! | `drm_exec_until_all_locked(&exec) { ... }` | `locker.as_mut().lock_all(\|pass\| { ... })` |
+//! | `drm_exec_lock_obj()` / `drm_exec_prepare_obj()` | `pass.lock(resv)?` (fence slots per [`LockerFlags`]) |
+//! | `drm_exec_retry_on_contention()` | the `?` on `pass.lock` |
+//! | `DRM_EXEC_INTERRUPTIBLE_WAIT`, `DRM_EXEC_IGNORE_DUPLICATES` | [`LockerFlags`] |
+//! | `drm_exec_fini(&exec)` | drop |
+//!
+//! The array of held locks grows only while a pass locks more objects than any pass before:
+//! backing off keeps its capacity, so the retry loop does not allocate.
+//!
+//! Rules: R6 (one context, full backoff on `-EDEADLK`, slow path for the contended object,
+//! `-EALREADY` for duplicates, `ww_acquire_done` once all are held), R7 (`!Send`), R2 (fence
+//! slots are reserved with `GFP_KERNEL` under the locks, which is allowed).
+//!
+//! # Examples
+//!
+//! (KUnit case `dmabuf_lock_locker::lock_slice_and_closure`.)
+//!
+//! ```ignore
+//! stack_pin_init!(let locker = ResvLocker::new(LockerFlags { fence_slots: 1, ..Default::default() }));
+//! locker.as_mut().lock_all(|pass| {
+//!     for bo in job.buffers() {
+//!         pass.lock(bo.resv())?;
+//!     }
+//!     Ok(())
+//! })?;
+//! for resv in locker.locked() {
+//!     // add the job's fence to `resv`
+//! }
+//! ```
+
+use super::{
+    acquire::{AcquireCtx, Acquired, Contended, LockError},
+    resv::{Resv, ResvGuard},
+};
+use kernel::{
+    error::{code::*, Error, Result},
+    prelude::*,
+};
+
+/// How a [`ResvLocker`] locks.
+///
+/// ```ignore
+/// let flags = LockerFlags { interruptible: true, ignore_duplicates: true, fence_slots: 1 };
+/// ```
+#[derive(Clone, Copy, Default, Debug)]
+pub struct LockerFlags {
+    /// Lock with the interruptible variants: a signal ends [`ResvLocker::lock_all`] with `EINTR`.
+    pub interruptible: bool,
+    /// Treat locking an object twice as success instead of `EALREADY`.
+    pub ignore_duplicates: bool,
+    /// Fence slots to reserve on every object once it is locked.
+    pub fence_slots: u32,
+}
+
+/// Counters of a [`ResvLocker`]'s work, for tests and statistics.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct LockerStats {
+    /// Times the closure ran.
+    pub passes: u32,
+    /// Times a pass ended in `-EDEADLK` and every lock was dropped.
+    pub backoffs: u32,
+    /// Times the array of held locks had to grow.
+    pub allocations: u32,
+}
+
+/// Why a pass of [`ResvLocker::lock_all`] stopped early.
+///
+/// The `?` operator turns a kernel [`Error`] into [`PassError::Failed`]; a [`Pass::lock`] that
+/// must back off returns [`PassError::Contended`], and the locker runs the closure again.
+pub enum PassError {
+    /// A lock returned `-EDEADLK`: every lock was dropped; run the pass again.
+    Contended,
+    /// A real error: [`ResvLocker::lock_all`] unlocks everything and returns it.
+    Failed(Error),
+}
+
+impl From<Error> for PassError {
+    fn from(e: Error) -> Self {
+        PassError::Failed(e)
+    }
+}
+
+/// Locks a dynamic set of reservations in one acquire context, with automatic backoff.
+///
+/// Create it pinned on the stack with `stack_pin_init!`; see the module documentation for an
+/// example and the mapping from `drm_exec`.
+///
+/// # Invariants
+///
+/// Every guard in `held` was taken in `ctx`; `prelocked`, when set, is held in `ctx` too (it is
+/// the first entry of `held`).
+#[pin_data(PinnedDrop)]
+pub struct ResvLocker<'o> {
+    #[pin]
+    ctx: AcquireCtx,
+    held: KVec<ResvGuard<'o>>,
+    contended: Option<Contended<'o>>,
+    prelocked: Option<&'o Resv>,
+    flags: LockerFlags,
+    stats: LockerStats,
+}
+
+impl<'o> ResvLocker<'o> {
+    /// Returns an initialiser for an empty locker. It allocates nothing until the first lock.
+    ///
+    /// ```ignore
+    /// stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
+    /// ```
+    pub fn new(flags: LockerFlags) -> impl PinInit<Self> {
+        pin_init!(Self {
+            ctx <- AcquireCtx::new(),
+            held: KVec::new(),
+            contended: None,
+            prelocked: None,
+            flags,
+            stats: LockerStats::default(),
+        })
+    }
+
+    /// Locks every reservation that `pass_fn` asks for, re-running it after each backoff until a
+    /// whole pass succeeds; then marks the context done. On error nothing stays locked.
+    ///
+    /// ```ignore
+    /// locker.as_mut().lock_all(|pass| {
+    ///     pass.lock(&a)?;
+    ///     pass.lock(&b)?;
+    ///     Ok(())
+    /// })?;
+    /// ```
+    pub fn lock_all(
+        self: Pin<&mut Self>,
+        mut pass_fn: impl FnMut(&mut Pass<'_, 'o>) -> core::result::Result<(), PassError>,
+    ) -> Result {
+        // SAFETY: `ctx` is the only structurally pinned field and it is not moved out of here.
+        let this = unsafe { self.get_unchecked_mut() };
+        loop {
+            this.held.clear();
+            this.prelocked = None;
+            if let Some(c) = this.contended.take() {
+                if let Err(e) = this.lock_contended(c) {
+                    this.held.clear();
+                    return Err(e);
+                }
+            }
+            this.stats.passes += 1;
+            let result = pass_fn(&mut Pass {
+                locker: &mut *this,
+            });
+            match result {
+                Ok(()) => {
+                    this.ctx.mark_done();
+                    return Ok(());
+                }
+                Err(PassError::Contended) => this.stats.backoffs += 1,
+                Err(PassError::Failed(e)) => {
+                    this.held.clear();
+                    this.contended = None;
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Locks every reservation of `objs`; the same as a [`ResvLocker::lock_all`] pass that locks
+    /// them in order.
+    ///
+    /// ```ignore
+    /// locker.as_mut().lock_slice(&[&a, &b, &c])?;
+    /// ```
+    pub fn lock_slice(self: Pin<&mut Self>, objs: &[&'o Resv]) -> Result {
+        self.lock_all(|pass| {
+            for resv in objs {
+                pass.lock(resv)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Returns the reservations held, in the order they were locked.
+    ///
+    /// ```ignore
+    /// for guard in locker.locked() {
+    ///     guard.reserve_fences(1)?;
+    /// }
+    /// ```
+    pub fn locked(&self) -> &[ResvGuard<'o>] {
+        &self.held
+    }
+
+    /// Unlocks everything now, keeping the locker (and its context) for nothing further: the
+    /// context is marked done once a pass succeeds.
+    ///
+    /// ```ignore
+    /// locker.as_mut().unlock_all();
+    /// ```
+    pub fn unlock_all(self: Pin<&mut Self>) {
+        // SAFETY: `held` is not structurally pinned.
+        unsafe { self.get_unchecked_mut() }.held.clear();
+    }
+
+    /// Returns the locker's counters.
+    ///
+    /// ```ignore
+    /// pr_info!("{} backoffs\n", locker.stats().backoffs);
+    /// ```
+    pub fn stats(&self) -> LockerStats {
+        self.stats
+    }
+
+    fn lock_contended(&mut self, c: Contended<'o>) -> Result {
+        let resv = c.resv();
+        // The context holds nothing here: `held` was emptied before.
+        let guard = self.ctx.lock_contended(c, self.flags.interruptible)?;
+        self.prelocked = Some(resv);
+        self.hold(guard)
+    }
+
+    /// Keeps a lock just taken and reserves the configured fence slots on it. The array of held
+    /// locks grows (with `GFP_KERNEL`, allowed under reservations by R2) only when it is full;
+    /// if that fails, the guard is dropped and the lock released.
+    fn hold(&mut self, guard: ResvGuard<'o>) -> Result {
+        if self.held.len() == self.held.capacity() {
+            self.stats.allocations += 1;
+        }
+        let slots = self.flags.fence_slots;
+        if slots > 0 {
+            guard.reserve_fences(slots)?;
+        }
+        self.held.push(guard, GFP_KERNEL)?;
+        Ok(())
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for ResvLocker<'_> {
+    fn drop(self: Pin<&mut Self>) {
+        // Unlock before the context is finalised (fields drop after this).
+        self.unlock_all();
+    }
+}
+
+/// One run of the closure given to [`ResvLocker::lock_all`].
+pub struct Pass<'l, 'o> {
+    locker: &'l mut ResvLocker<'o>,
+}
+
+impl<'o> Pass<'_, 'o> {
+    /// Locks `resv` and reserves the configured fence slots on it.
+    ///
+    /// On contention every lock is dropped and [`PassError::Contended`] is returned: pass it on
+    /// with `?`, and the locker runs the pass again with `resv` taken first. The object taken
+    /// first, or one locked twice with [`LockerFlags::ignore_duplicates`], is not an error.
+    ///
+    /// ```ignore
+    /// pass.lock(&resv)?;
+    /// ```
+    pub fn lock(&mut self, resv: &'o Resv) -> core::result::Result<(), PassError> {
+        let l = &mut *self.locker;
+        // SAFETY: The guard is stored in `held`, which is emptied before the context is
+        // finalised (`ResvLocker`'s drop, and before every new pass).
+        match unsafe { l.ctx.lock_raw(resv, l.flags.interruptible) } {
+            Ok(Acquired::Locked(guard)) => Ok(l.hold(guard)?),
+            Ok(Acquired::AlreadyHeld) => {
+                if l.prelocked.is_some_and(|p| core::ptr::eq(p, resv)) {
+                    l.prelocked = None;
+                    Ok(())
+                } else if l.flags.ignore_duplicates {
+                    Ok(())
+                } else {
+                    Err(PassError::Failed(EALREADY))
+                }
+            }
+            Err(LockError::Deadlock(c)) => {
+                l.held.clear();
+                l.contended = Some(c);
+                Err(PassError::Contended)
+            }
+            Err(e) => Err(PassError::Failed(e.into())),
+        }
+    }
+}
