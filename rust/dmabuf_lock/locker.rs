@@ -156,9 +156,7 @@ impl<'o> ResvLocker<'o> {
                 }
             }
             this.stats.passes += 1;
-            let result = pass_fn(&mut Pass {
-                locker: &mut *this,
-            });
+            let result = pass_fn(&mut Pass { locker: &mut *this });
             match result {
                 Ok(()) => {
                     this.ctx.mark_done();
