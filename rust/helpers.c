@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Static inline functions of <linux/ww_mutex.h> and <linux/dma-resv.h> as exported symbols, so
+ * Static inline functions of <linux/ww_mutex.h>, <linux/dma-resv.h> and <linux/dma-fence.h> as
+ * exported symbols, so
  * that Rust code in this project's modules can call them. Each helper only forwards its call.
  */
 
@@ -67,3 +68,27 @@ void dl_dma_resv_unlock(struct dma_resv *obj)
 	dma_resv_unlock(obj);
 }
 EXPORT_SYMBOL_GPL(dl_dma_resv_unlock);
+
+struct dma_fence *dl_dma_fence_get(struct dma_fence *fence)
+{
+	return dma_fence_get(fence);
+}
+EXPORT_SYMBOL_GPL(dl_dma_fence_get);
+
+void dl_dma_fence_put(struct dma_fence *fence)
+{
+	dma_fence_put(fence);
+}
+EXPORT_SYMBOL_GPL(dl_dma_fence_put);
+
+bool dl_dma_fence_is_signaled(struct dma_fence *fence)
+{
+	return dma_fence_is_signaled(fence);
+}
+EXPORT_SYMBOL_GPL(dl_dma_fence_is_signaled);
+
+void dl_dma_fence_set_error(struct dma_fence *fence, int error)
+{
+	dma_fence_set_error(fence, error);
+}
+EXPORT_SYMBOL_GPL(dl_dma_fence_set_error);

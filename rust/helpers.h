@@ -6,6 +6,7 @@
 #ifndef DMABUF_LOCK_HELPERS_H
 #define DMABUF_LOCK_HELPERS_H
 
+#include <linux/dma-fence.h>
 #include <linux/dma-resv.h>
 #include <linux/ww_mutex.h>
 
@@ -19,5 +20,9 @@ int dl_dma_resv_lock_slow_interruptible(struct dma_resv *obj, struct ww_acquire_
 bool dl_dma_resv_trylock(struct dma_resv *obj);
 bool dl_dma_resv_is_locked(struct dma_resv *obj);
 void dl_dma_resv_unlock(struct dma_resv *obj);
+struct dma_fence *dl_dma_fence_get(struct dma_fence *fence);
+void dl_dma_fence_put(struct dma_fence *fence);
+bool dl_dma_fence_is_signaled(struct dma_fence *fence);
+void dl_dma_fence_set_error(struct dma_fence *fence, int error);
 
 #endif

@@ -2,10 +2,11 @@
 
 //! Declarations of the C helpers in `rust/helpers.c`, exported by `dmabuf_lock.ko`.
 //!
-//! They wrap static inline functions of `<linux/ww_mutex.h>` and `<linux/dma-resv.h>` that
+//! They wrap static inline functions of `<linux/ww_mutex.h>` and `<linux/dma-resv.h>` and
+//! `<linux/dma-fence.h>` that
 //! `kernel::bindings` cannot call. Each has the contract of the C function it forwards to.
 
-use kernel::bindings::{dma_resv, ww_acquire_ctx};
+use kernel::bindings::{dma_fence, dma_resv, ww_acquire_ctx};
 
 // bindgen emits empty structs for some kernel types reached through these pointers (for example
 // `sched_statistics` without `CONFIG_SCHEDSTATS`); the kernel's own `bindings` crate allows the lint too.
@@ -37,4 +38,12 @@ extern "C" {
     pub(crate) fn dl_dma_resv_is_locked(obj: *mut dma_resv) -> bool;
     /// `dma_resv_unlock(obj)`.
     pub(crate) fn dl_dma_resv_unlock(obj: *mut dma_resv);
+    /// `dma_fence_get(fence)`.
+    pub(crate) fn dl_dma_fence_get(fence: *mut dma_fence) -> *mut dma_fence;
+    /// `dma_fence_put(fence)`.
+    pub(crate) fn dl_dma_fence_put(fence: *mut dma_fence);
+    /// `dma_fence_is_signaled(fence)`.
+    pub(crate) fn dl_dma_fence_is_signaled(fence: *mut dma_fence) -> bool;
+    /// `dma_fence_set_error(fence, error)`.
+    pub(crate) fn dl_dma_fence_set_error(fence: *mut dma_fence, error: i32);
 }

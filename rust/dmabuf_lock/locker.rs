@@ -11,7 +11,7 @@
 //! | C (`drm_exec`) | Rust |
 //! |----------------|------|
 //! | `drm_exec_init(&exec, flags, nr)` | `stack_pin_init!(let locker = ResvLocker::new(flags))` |
-//! | `drm_exec_until_all_locked(&exec) { ... }` | `locker.as_mut().lock_all(\|pass\| { ... })` |
+//! | `drm_exec_until_all_locked(&exec) { ... }` | `locker.as_mut().lock_all(\|pass\| { ... })`, or `lock_slice` / `lock_iter` |
 //! | `drm_exec_lock_obj()` / `drm_exec_prepare_obj()` | `pass.lock(resv)?` (fence slots per [`LockerFlags`]) |
 //! | `drm_exec_retry_on_contention()` | the `?` on `pass.lock` |
 //! | `DRM_EXEC_INTERRUPTIBLE_WAIT`, `DRM_EXEC_IGNORE_DUPLICATES` | [`LockerFlags`] |
@@ -179,8 +179,21 @@ impl<'o> ResvLocker<'o> {
     /// locker.as_mut().lock_slice(&[&a, &b, &c])?;
     /// ```
     pub fn lock_slice(self: Pin<&mut Self>, objs: &[&'o Resv]) -> Result {
+        self.lock_iter(objs.iter().copied())
+    }
+
+    /// Locks every reservation `objs` yields. The iterator is cloned for each pass, so it must
+    /// yield the same objects every time (iterators over collections do).
+    ///
+    /// ```ignore
+    /// locker.as_mut().lock_iter(job.bos().iter().map(|bo| bo.resv()))?;
+    /// ```
+    pub fn lock_iter<I>(self: Pin<&mut Self>, objs: I) -> Result
+    where
+        I: IntoIterator<Item = &'o Resv> + Clone,
+    {
         self.lock_all(|pass| {
-            for resv in objs {
+            for resv in objs.clone() {
                 pass.lock(resv)?;
             }
             Ok(())

@@ -8,13 +8,15 @@
 //!
 //! | module | what it is | rules |
 //! |--------|------------|-------|
-//! | [`resv`] | reservation objects and their single-object lock | R2, R7, R10 |
+//! | [`resv`] | reservation objects, their single-object lock and fence slots | R2, R3, R7, R10 |
+//! | [`fence`] | fence handle and a minimal driver fence | R3, R8 |
 //! | [`acquire`] | acquire contexts: several reservations with `-EDEADLK` backoff | R6, R7 |
 //! | [`locker`] | the multi-object locker, Rust's `drm_exec` | R2, R6, R7 |
 //!
-//! The rule ids refer to `Documentation/rules.md`.
+//! The rule ids are listed in `Documentation/rules.md`.
 
 pub mod acquire;
+pub mod fence;
 pub mod locker;
 pub mod resv;
 

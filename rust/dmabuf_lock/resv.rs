@@ -7,18 +7,51 @@
 //! [`OwnedResv`] owns one. Locking a single reservation needs no acquire context and returns a
 //! [`ResvGuard`]; the guard is the only way to reach what needs the lock.
 //!
-//! Rules: R2 (a guard may be held across `GFP_KERNEL` allocations; reclaim paths must use
+//! Rules: R3 (waiting for fences is allowed with or without the lock), R2 (a guard may be held across `GFP_KERNEL` allocations; reclaim paths must use
 //! [`Resv::try_lock`]), R7 (guards are `!Send`: the task that locks unlocks), R10 (any dma-buf's
 //! reservation can be locked through [`Resv::from_raw`]).
 
-use super::ffi;
-use core::ptr;
+use super::{
+    fence::{jiffies_timeout, wait_result, Fence},
+    ffi,
+};
+use core::{cell::Cell, marker::PhantomData, ptr};
 use kernel::{
     bindings,
-    error::{to_result, Result},
+    error::{code::ENOSPC, to_result, Result},
     prelude::*,
+    time::Msecs,
     types::{NotThreadSafe, Opaque},
 };
+
+/// How a fence in a reservation is used; each usage includes the ones before it when queried.
+///
+/// ```ignore
+/// guard.add_fence(fence, FenceUsage::Write)?;
+/// assert!(!resv.test_signaled(FenceUsage::Read)); // Read includes Write
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FenceUsage {
+    /// Kernel-internal work (moves, clears): every user waits for it.
+    Kernel,
+    /// Implicit-sync writes.
+    Write,
+    /// Implicit-sync reads.
+    Read,
+    /// Bookkeeping only: no implicit synchronisation.
+    Bookkeep,
+}
+
+impl FenceUsage {
+    fn as_raw(self) -> bindings::dma_resv_usage {
+        match self {
+            Self::Kernel => bindings::dma_resv_usage_DMA_RESV_USAGE_KERNEL,
+            Self::Write => bindings::dma_resv_usage_DMA_RESV_USAGE_WRITE,
+            Self::Read => bindings::dma_resv_usage_DMA_RESV_USAGE_READ,
+            Self::Bookkeep => bindings::dma_resv_usage_DMA_RESV_USAGE_BOOKKEEP,
+        }
+    }
+}
 
 /// A reservation object: the lock and fences shared by every user of a buffer.
 ///
@@ -133,6 +166,33 @@ impl Resv {
         // SAFETY: `as_raw` is initialised by the type invariant.
         unsafe { ffi::dl_dma_resv_is_locked(self.as_raw()) }
     }
+
+    /// Returns whether every fence of `usage` (and of the usages it includes) has signalled.
+    /// Needs no lock: the fence list is read under RCU.
+    ///
+    /// ```ignore
+    /// if resv.test_signaled(FenceUsage::Write) { /* no writer pending */ }
+    /// ```
+    pub fn test_signaled(&self, usage: FenceUsage) -> bool {
+        // SAFETY: `as_raw` is initialised by the type invariant.
+        unsafe { bindings::dma_resv_test_signaled(self.as_raw(), usage.as_raw()) }
+    }
+
+    /// Waits up to `timeout_ms` for every fence of `usage`: `Ok(true)` once all signalled,
+    /// `Ok(false)` on time-out, `EINTR` if `interruptible` and a signal arrived. Allowed with or
+    /// without the lock (R3), never inside a signalling section (R4).
+    ///
+    /// ```ignore
+    /// if !resv.wait(FenceUsage::Write, true, 100)? { return Err(ETIMEDOUT); }
+    /// ```
+    pub fn wait(&self, usage: FenceUsage, interruptible: bool, timeout_ms: Msecs) -> Result<bool> {
+        let timeout = jiffies_timeout(timeout_ms).unsigned_abs();
+        // SAFETY: `as_raw` is initialised by the type invariant.
+        let ret = unsafe {
+            bindings::dma_resv_wait_timeout(self.as_raw(), usage.as_raw(), interruptible, timeout)
+        };
+        wait_result(ret)
+    }
 }
 
 /// A reservation object owned by Rust code: `dma_resv_init` on creation, `dma_resv_fini` on
@@ -208,6 +268,7 @@ impl core::ops::Deref for OwnedResv {
 /// ```
 pub struct ResvGuard<'a> {
     resv: &'a Resv,
+    free_slots: Cell<u32>,
     _not_send: NotThreadSafe,
 }
 
@@ -222,6 +283,7 @@ impl<'a> ResvGuard<'a> {
         // INVARIANT: The caller guarantees the current task holds the lock.
         Self {
             resv,
+            free_slots: Cell::new(0),
             _not_send: NotThreadSafe,
         }
     }
@@ -244,7 +306,72 @@ impl<'a> ResvGuard<'a> {
     pub fn reserve_fences(&self, count: u32) -> Result {
         // SAFETY: The reservation is initialised and locked by the current task (type
         // invariant), which is what `dma_resv_reserve_fences` requires.
-        to_result(unsafe { bindings::dma_resv_reserve_fences(self.resv.as_raw(), count) })
+        to_result(unsafe { bindings::dma_resv_reserve_fences(self.resv.as_raw(), count) })?;
+        self.free_slots.set(self.free_slots.get().max(count));
+        Ok(())
+    }
+
+    /// Adds `fence` with `usage`, using a slot reserved with [`ResvGuard::reserve_fences`]
+    /// under this guard; `ENOSPC` if none is left (the C function would write past the array).
+    ///
+    /// ```ignore
+    /// guard.reserve_fences(1)?;
+    /// guard.add_fence(job_fence.fence(), FenceUsage::Write)?;
+    /// ```
+    pub fn add_fence(&self, fence: &Fence, usage: FenceUsage) -> Result {
+        let free = self.free_slots.get();
+        if free == 0 {
+            return Err(ENOSPC);
+        }
+        // SAFETY: The reservation is locked by the current task and has a free slot reserved
+        // under this lock; `dma_resv_add_fence` takes its own reference on `fence`.
+        unsafe { bindings::dma_resv_add_fence(self.resv.as_raw(), fence.as_raw(), usage.as_raw()) };
+        self.free_slots.set(free - 1);
+        Ok(())
+    }
+
+    /// Iterates over the fences of `usage` and the usages it includes, under the lock.
+    ///
+    /// ```ignore
+    /// let writers = guard.fences(FenceUsage::Write).count();
+    /// ```
+    pub fn fences(&self, usage: FenceUsage) -> Fences<'_> {
+        Fences {
+            cursor: bindings::dma_resv_iter {
+                obj: self.resv.as_raw(),
+                usage: usage.as_raw(),
+                ..Default::default()
+            },
+            started: false,
+            _guard: PhantomData,
+        }
+    }
+}
+
+/// An iterator over a locked reservation's fences; see [`ResvGuard::fences`].
+pub struct Fences<'g> {
+    cursor: bindings::dma_resv_iter,
+    started: bool,
+    _guard: PhantomData<&'g ResvGuard<'g>>,
+}
+
+impl<'g> Iterator for Fences<'g> {
+    type Item = &'g Fence;
+
+    fn next(&mut self) -> Option<&'g Fence> {
+        // SAFETY: The cursor was set up like `dma_resv_iter_begin` does, for a reservation that
+        // the borrowed guard keeps locked; the locked iteration takes no references.
+        let raw = unsafe {
+            if self.started {
+                bindings::dma_resv_iter_next(&mut self.cursor)
+            } else {
+                self.started = true;
+                bindings::dma_resv_iter_first(&mut self.cursor)
+            }
+        };
+        // SAFETY: A fence in a locked reservation stays referenced by it until the lock (held
+        // for `'g`) is released.
+        (!raw.is_null()).then(|| unsafe { Fence::from_raw(raw) })
     }
 }
 

@@ -49,16 +49,24 @@ mod tests {
             assert!(objs.iter().all(|o| o.is_locked()));
         }
         assert!(objs.iter().all(|o| !o.is_locked()));
-        stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
-        locker.as_mut().lock_all(|pass| {
-            pass.lock(all[2])?;
-            pass.lock(all[0])?;
-            Ok(())
-        })?;
-        assert!(core::ptr::eq(locker.locked()[0].resv(), all[2]));
-        assert!(!objs[1].is_locked());
-        locker.as_mut().unlock_all();
-        assert!(!objs[0].is_locked() && !objs[2].is_locked());
+        {
+            stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
+            locker.as_mut().lock_all(|pass| {
+                pass.lock(all[2])?;
+                pass.lock(all[0])?;
+                Ok(())
+            })?;
+            assert!(core::ptr::eq(locker.locked()[0].resv(), all[2]));
+            assert!(!objs[1].is_locked());
+            locker.as_mut().unlock_all();
+            assert!(!objs[0].is_locked() && !objs[2].is_locked());
+        }
+        stack_pin_init!(let by_iter = ResvLocker::new(LockerFlags::default()));
+        by_iter
+            .as_mut()
+            .lock_iter(objs.iter().skip(1).map(|o| &***o))?;
+        assert_eq!(by_iter.locked().len(), 2);
+        assert!(!objs[0].is_locked() && objs[1].is_locked() && objs[2].is_locked());
         Ok(())
     }
 

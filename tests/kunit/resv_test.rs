@@ -6,7 +6,10 @@ use kernel::prelude::*;
 
 #[kunit_tests(dmabuf_lock_resv)]
 mod tests {
-    use crate::dmabuf_lock::resv::{OwnedResv, Resv};
+    use crate::dmabuf_lock::{
+        fence::FenceTimeline,
+        resv::{FenceUsage, OwnedResv, Resv},
+    };
     use kernel::prelude::*;
 
     fn new_resv() -> Result<Pin<KBox<OwnedResv>>> {
@@ -65,6 +68,70 @@ mod tests {
         assert!(owned.is_locked());
         drop(guard);
         assert!(!owned.is_locked());
+        Ok(())
+    }
+
+    #[test]
+    fn add_fence_needs_a_reserved_slot() -> Result {
+        let resv = new_resv()?;
+        let timeline = FenceTimeline::new();
+        let fence = timeline.create_fence()?;
+        let guard = resv.lock();
+        assert_eq!(
+            guard.add_fence(fence.fence(), FenceUsage::Write),
+            Err(ENOSPC)
+        );
+        guard.reserve_fences(1)?;
+        guard.add_fence(fence.fence(), FenceUsage::Write)?;
+        assert_eq!(
+            guard.add_fence(fence.fence(), FenceUsage::Read),
+            Err(ENOSPC)
+        );
+        fence.signal(Ok(()));
+        Ok(())
+    }
+
+    #[test]
+    fn fences_by_usage() -> Result {
+        let resv = new_resv()?;
+        let usages = [FenceUsage::Write, FenceUsage::Read, FenceUsage::Bookkeep];
+        let mut fences = KVec::with_capacity(usages.len(), GFP_KERNEL)?;
+        for _ in usages {
+            fences.push(FenceTimeline::new().create_fence()?, GFP_KERNEL)?;
+        }
+        let guard = resv.lock();
+        guard.reserve_fences(3)?;
+        for (fence, usage) in fences.iter().zip(usages) {
+            guard.add_fence(fence.fence(), usage)?;
+        }
+        assert_eq!(guard.fences(FenceUsage::Kernel).count(), 0);
+        assert_eq!(guard.fences(FenceUsage::Write).count(), 1);
+        assert_eq!(guard.fences(FenceUsage::Read).count(), 2);
+        assert_eq!(guard.fences(FenceUsage::Bookkeep).count(), 3);
+        assert!(guard.fences(FenceUsage::Bookkeep).all(|f| !f.is_signaled()));
+        drop(guard);
+        for fence in fences.drain_all() {
+            fence.signal(Ok(()));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn wait_for_write_fences() -> Result {
+        let resv = new_resv()?;
+        let fence = FenceTimeline::new().create_fence()?;
+        {
+            let guard = resv.lock();
+            guard.reserve_fences(1)?;
+            guard.add_fence(fence.fence(), FenceUsage::Write)?;
+        }
+        assert!(resv.test_signaled(FenceUsage::Kernel));
+        assert!(!resv.test_signaled(FenceUsage::Write));
+        assert!(!resv.test_signaled(FenceUsage::Read));
+        assert_eq!(resv.wait(FenceUsage::Write, false, 10), Ok(false));
+        fence.signal(Ok(()));
+        assert_eq!(resv.wait(FenceUsage::Read, true, 10), Ok(true));
+        assert!(resv.test_signaled(FenceUsage::Bookkeep));
         Ok(())
     }
 }

@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KUnit suite `dmabuf_lock_fence`: the fence handle and driver fences (R3, R8).
+
+use kernel::prelude::*;
+
+#[kunit_tests(dmabuf_lock_fence)]
+mod tests {
+    use crate::dmabuf_lock::fence::{Fence, FenceTimeline};
+    use kernel::{prelude::*, sync::aref::ARef};
+
+    #[test]
+    fn driver_fence_signals_once() -> Result {
+        let timeline = FenceTimeline::new();
+        let first = timeline.create_fence()?;
+        let second = timeline.create_fence()?;
+        let published: ARef<Fence> = first.fence().into();
+        assert_eq!(published.context(), timeline.context());
+        assert!(second.fence().seqno() > published.seqno());
+        assert!(!published.is_signaled());
+        assert_eq!(published.status(), Ok(false));
+        first.signal(Ok(()));
+        assert!(published.is_signaled());
+        assert_eq!(published.status(), Ok(true));
+        second.signal(Ok(()));
+        Ok(())
+    }
+
+    #[test]
+    fn error_is_set_before_signalling() -> Result {
+        let timeline = FenceTimeline::new();
+        let fence = timeline.create_fence()?;
+        let published: ARef<Fence> = fence.fence().into();
+        fence.signal(Err(EIO));
+        assert!(published.is_signaled());
+        assert_eq!(published.status(), Err(EIO));
+        Ok(())
+    }
+
+    #[test]
+    fn dropped_unsignalled_is_cancelled() -> Result {
+        let timeline = FenceTimeline::new();
+        let fence = timeline.create_fence()?;
+        let published: ARef<Fence> = fence.fence().into();
+        drop(fence);
+        assert_eq!(published.status(), Err(ECANCELED));
+        Ok(())
+    }
+
+    #[test]
+    fn wait_times_out_then_returns() -> Result {
+        let timeline = FenceTimeline::new();
+        let fence = timeline.create_fence()?;
+        let published: ARef<Fence> = fence.fence().into();
+        assert_eq!(published.wait(false, 10), Ok(false));
+        fence.signal(Ok(()));
+        assert_eq!(published.wait(true, 10), Ok(true));
+        Ok(())
+    }
+}
