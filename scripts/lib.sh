@@ -4,6 +4,10 @@
 
 DL_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
+# CI may run with a reduced environment: find the home directory without relying on $HOME.
+: "${HOME:=$(getent passwd "$(id -u)" | cut -d: -f6)}"
+export HOME
+
 # The toolchain the kernel and every module of this project are built with.
 DL_LLVM_SUFFIX=-19
 DL_RUSTC=${RUSTC:-/usr/bin/rustc}

@@ -130,10 +130,9 @@ impl Fence {
     /// if !fence.wait(true, 100)? { return Err(ETIMEDOUT); }
     /// ```
     pub fn wait(&self, interruptible: bool, timeout_ms: Msecs) -> Result<bool> {
-        let timeout = jiffies_timeout(timeout_ms);
+        let (fence, timeout) = (self.as_raw(), jiffies_timeout(timeout_ms));
         // SAFETY: The fence is initialised by the type invariant.
-        let ret =
-            unsafe { bindings::dma_fence_wait_timeout(self.as_raw(), interruptible, timeout) };
+        let ret = unsafe { bindings::dma_fence_wait_timeout(fence, interruptible, timeout) };
         wait_result(ret)
     }
 }

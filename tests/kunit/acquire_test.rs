@@ -6,20 +6,12 @@ use kernel::prelude::*;
 
 #[kunit_tests(dmabuf_lock_acquire)]
 mod tests {
-    use crate::dmabuf_lock::{
-        acquire::{AcquireCtx, Acquired, LockError},
-        resv::OwnedResv,
+    use crate::{
+        common::new_resvs,
+        dmabuf_lock::acquire::{AcquireCtx, Acquired, LockError},
     };
     use kernel::prelude::*;
     use pin_init::stack_pin_init;
-
-    fn new_resvs(n: usize) -> Result<KVec<Pin<KBox<OwnedResv>>>> {
-        let mut v = KVec::with_capacity(n, GFP_KERNEL)?;
-        for _ in 0..n {
-            v.push(KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?, GFP_KERNEL)?;
-        }
-        Ok(v)
-    }
 
     #[test]
     fn two_objects_loop() -> Result {

@@ -9,6 +9,7 @@ use kernel::prelude::*;
 pub mod dmabuf_lock;
 
 mod acquire_test;
+mod common;
 mod fence_test;
 mod locker_test;
 mod resv_test;

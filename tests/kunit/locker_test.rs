@@ -6,9 +6,12 @@ use kernel::prelude::*;
 
 #[kunit_tests(dmabuf_lock_locker)]
 mod tests {
-    use crate::dmabuf_lock::{
-        locker::{LockerFlags, ResvLocker},
-        resv::{OwnedResv, Resv},
+    use crate::{
+        common::{new_resvs, Objects},
+        dmabuf_lock::{
+            locker::{LockerFlags, ResvLocker},
+            resv::Resv,
+        },
     };
     use kernel::{
         prelude::*,
@@ -19,16 +22,6 @@ mod tests {
         workqueue,
     };
     use pin_init::stack_pin_init;
-
-    type Objects = KVec<Pin<KBox<OwnedResv>>>;
-
-    fn new_resvs(n: usize) -> Result<Objects> {
-        let mut v = KVec::with_capacity(n, GFP_KERNEL)?;
-        for _ in 0..n {
-            v.push(KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?, GFP_KERNEL)?;
-        }
-        Ok(v)
-    }
 
     fn refs(objs: &Objects) -> Result<KVec<&Resv>> {
         let mut v = KVec::with_capacity(objs.len(), GFP_KERNEL)?;
