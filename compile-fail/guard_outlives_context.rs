@@ -4,15 +4,17 @@
 //! released. A guard taken through a context therefore cannot outlive it.
 
 use crate::dmabuf_lock::{
+    context::TaskCtx,
     acquire::{AcquireCtx, Acquired},
     resv::{Resv, ResvGuard},
 };
 use pin_init::stack_pin_init;
 
-pub fn snippet(resv: &Resv) -> Option<ResvGuard<'_>> {
+/// Exercises the case described at the top of this file.
+pub fn snippet<'a>(task: &TaskCtx, resv: &'a Resv) -> Option<ResvGuard<'a>> {
     stack_pin_init!(let ctx = AcquireCtx::new());
-    let round = ctx.as_mut().begin(None);
-    match round.lock(resv) {
+    let round = ctx.as_mut().begin(task, None);
+    match round.lock(task, resv) {
         Ok(Acquired::Locked(guard)) => Some(guard),
         _ => None,
     }

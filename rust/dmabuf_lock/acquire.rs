@@ -12,7 +12,7 @@
 //!
 //! Rules: R6 (one context for several reservations, backoff on `-EDEADLK`, `-EALREADY` for
 //! duplicates, `ww_acquire_done` once all are held, `ww_acquire_fini` after the last unlock),
-//! R7 (contexts and guards are `!Send`).
+//! R7 (contexts and guards are `!Send`), R4 (every lock call needs the [`TaskCtx`]).
 //!
 //! # Examples
 //!
@@ -22,12 +22,12 @@
 //! stack_pin_init!(let ctx = AcquireCtx::new());
 //! let mut contended = None;
 //! loop {
-//!     let round = ctx.as_mut().begin(contended.take());
-//!     let a = match round.lock(&a_resv) {
+//!     let round = ctx.as_mut().begin(&task, contended.take());
+//!     let a = match round.lock(&task, &a_resv) {
 //!         Ok(a) => a,
 //!         Err(c) => { contended = Some(c); continue; }
 //!     };
-//!     let b = match round.lock(&b_resv) {
+//!     let b = match round.lock(&task, &b_resv) {
 //!         Ok(b) => b,
 //!         Err(c) => { contended = Some(c); continue; }
 //!     };
@@ -38,6 +38,7 @@
 //! ```
 
 use super::{
+    context::TaskCtx,
     ffi,
     resv::{Resv, ResvGuard},
 };
@@ -91,9 +92,13 @@ impl AcquireCtx {
     /// alive here, as R6 requires.
     ///
     /// ```ignore
-    /// let round = ctx.as_mut().begin(contended.take());
+    /// let round = ctx.as_mut().begin(&task, contended.take());
     /// ```
-    pub fn begin<'r>(self: Pin<&'r mut Self>, contended: Option<Contended<'r>>) -> Round<'r> {
+    pub fn begin<'r>(
+        self: Pin<&'r mut Self>,
+        _task: &TaskCtx,
+        contended: Option<Contended<'r>>,
+    ) -> Round<'r> {
         let ctx = self.into_ref().get_ref();
         // A non-interruptible slow-path lock returns only once the lock is held.
         let slow = contended.and_then(|c| ctx.lock_contended(c, false).ok());
@@ -104,10 +109,11 @@ impl AcquireCtx {
     /// interrupted by a signal, in which case `EINTR` is returned and nothing is held.
     ///
     /// ```ignore
-    /// let round = ctx.as_mut().begin_interruptible(contended.take())?;
+    /// let round = ctx.as_mut().begin_interruptible(&task, contended.take())?;
     /// ```
     pub fn begin_interruptible<'r>(
         self: Pin<&'r mut Self>,
+        _task: &TaskCtx,
         contended: Option<Contended<'r>>,
     ) -> Result<Round<'r>> {
         let ctx = self.into_ref().get_ref();
@@ -215,8 +221,8 @@ impl PinnedDrop for AcquireCtx {
 /// that was taken on the slow path when the round began.
 ///
 /// ```ignore
-/// let round = ctx.as_mut().begin(None);
-/// let guard = round.lock(&resv).map_err(Error::from)?;
+/// let round = ctx.as_mut().begin(&task, None);
+/// let guard = round.lock(&task, &resv).map_err(Error::from)?;
 /// ```
 pub struct Round<'r> {
     ctx: &'r AcquireCtx,
@@ -232,7 +238,7 @@ impl<'r> Round<'r> {
     /// object.
     ///
     /// ```ignore
-    /// match round.lock(&resv) {
+    /// match round.lock(&task, &resv) {
     ///     Ok(Acquired::Locked(guard)) => guards.push(guard, GFP_KERNEL)?,
     ///     Ok(Acquired::AlreadyHeld) => {}
     ///     Err(LockError::Deadlock(c)) => { contended = Some(c); continue; }
@@ -241,6 +247,7 @@ impl<'r> Round<'r> {
     /// ```
     pub fn lock<'g, 'o: 'g>(
         &'g self,
+        _task: &TaskCtx,
         resv: &'o Resv,
     ) -> core::result::Result<Acquired<'g>, LockError<'o>> {
         // SAFETY: The guard returned borrows this round, which borrows the context, so the lock
@@ -251,10 +258,11 @@ impl<'r> Round<'r> {
     /// Like [`Round::lock`], but a signal interrupts the wait with [`LockError::Interrupted`].
     ///
     /// ```ignore
-    /// let guard = round.lock_interruptible(&resv)?;
+    /// let guard = round.lock_interruptible(&task, &resv)?;
     /// ```
     pub fn lock_interruptible<'g, 'o: 'g>(
         &'g self,
+        _task: &TaskCtx,
         resv: &'o Resv,
     ) -> core::result::Result<Acquired<'g>, LockError<'o>> {
         // SAFETY: As in `lock`.

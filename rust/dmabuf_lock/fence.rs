@@ -11,8 +11,11 @@
 //! exactly once, with its error set first; one dropped unsignalled is signalled with
 //! `-ECANCELED` and a warning).
 
-use super::ffi;
-use core::ptr::{self, NonNull};
+use super::{context::TaskCtx, ffi};
+use core::{
+    cell::UnsafeCell,
+    ptr::{self, NonNull},
+};
 use kernel::{
     bindings,
     error::{code::*, to_result, Error, Result},
@@ -124,12 +127,12 @@ impl Fence {
 
     /// Waits up to `timeout_ms` for the fence to signal: `Ok(true)` if it did, `Ok(false)` on
     /// time-out, `EINTR` if `interruptible` and a signal arrived. Allowed under a reservation
-    /// (R3), never inside a signalling section (R4).
+    /// (R3); the [`TaskCtx`] keeps it out of signalling sections (R4).
     ///
     /// ```ignore
-    /// if !fence.wait(true, 100)? { return Err(ETIMEDOUT); }
+    /// if !fence.wait(&task, true, 100)? { return Err(ETIMEDOUT); }
     /// ```
-    pub fn wait(&self, interruptible: bool, timeout_ms: Msecs) -> Result<bool> {
+    pub fn wait(&self, _task: &TaskCtx, interruptible: bool, timeout_ms: Msecs) -> Result<bool> {
         let (fence, timeout) = (self.as_raw(), jiffies_timeout(timeout_ms));
         // SAFETY: The fence is initialised by the type invariant.
         let ret = unsafe { bindings::dma_fence_wait_timeout(fence, interruptible, timeout) };
@@ -157,7 +160,7 @@ pub(crate) fn wait_result(ret: kernel::ffi::c_long) -> Result<bool> {
 ///
 /// ```ignore
 /// let timeline = FenceTimeline::new();
-/// let fence = timeline.create_fence()?;
+/// let fence = timeline.prepare(&task)?.arm();
 /// ```
 pub struct FenceTimeline {
     context: u64,
@@ -190,21 +193,52 @@ impl FenceTimeline {
         self.context
     }
 
-    /// Creates the next unsignalled fence of this timeline. It allocates with `GFP_KERNEL`, so
-    /// call it before entering a signalling section (R4).
-    pub fn create_fence(&self) -> Result<DriverFence> {
-        let storage = KBox::new(Opaque::<bindings::dma_fence>::uninit(), GFP_KERNEL)?;
-        let raw = KBox::into_raw(storage).cast::<bindings::dma_fence>();
-        let seqno = self.next_seqno.fetch_add(1, Relaxed);
-        // SAFETY: `raw` is a fresh allocation of the right size; a NULL lock selects the fence's
-        // inline lock. The memory came from kmalloc, which `dma_fence_free` (the default release,
-        // as `DRIVER_FENCE_OPS.release` is unset) hands back with kfree_rcu.
+    /// Allocates the storage of this timeline's next fence (`GFP_KERNEL`, hence the
+    /// [`TaskCtx`]). Arming it later, inside a signalling section, cannot fail or allocate (R4).
+    ///
+    /// ```ignore
+    /// let prepared = timeline.prepare(&task)?;
+    /// ```
+    pub fn prepare(&self, _task: &TaskCtx) -> Result<PreparedFence<'_>> {
+        Ok(PreparedFence {
+            storage: KBox::new(Opaque::uninit(), GFP_KERNEL)?,
+            timeline: self,
+        })
+    }
+}
+
+/// Storage for a driver fence, allocated ahead of the signalling path.
+pub struct PreparedFence<'t> {
+    storage: KBox<Opaque<bindings::dma_fence>>,
+    timeline: &'t FenceTimeline,
+}
+
+impl PreparedFence<'_> {
+    /// Initialises the fence with the timeline's next sequence number; from here on it must be
+    /// signalled (R8). Allocates nothing and cannot fail, so it may run inside a section.
+    ///
+    /// ```ignore
+    /// let fence = prepared.arm();
+    /// ```
+    pub fn arm(self) -> DriverFence {
+        let raw = KBox::into_raw(self.storage).cast::<bindings::dma_fence>();
+        let seqno = self.timeline.next_seqno.fetch_add(1, Relaxed);
+        // SAFETY: `raw` is an allocation of the right size that nothing else uses; a NULL lock
+        // selects the fence's inline lock. The memory came from kmalloc, which `dma_fence_free`
+        // (the default release, as `DRIVER_FENCE_OPS.release` is unset) hands back with
+        // kfree_rcu.
         unsafe {
-            bindings::dma_fence_init(raw, &DRIVER_FENCE_OPS, ptr::null_mut(), self.context, seqno)
+            bindings::dma_fence_init(
+                raw,
+                &DRIVER_FENCE_OPS,
+                ptr::null_mut(),
+                self.timeline.context,
+                seqno,
+            )
         };
         // SAFETY: `dma_fence_init` set the refcount to 1, which the new `ARef` owns.
         let fence = unsafe { ARef::from_raw(NonNull::new_unchecked(raw.cast::<Fence>())) };
-        Ok(DriverFence { fence })
+        DriverFence { fence }
     }
 }
 
@@ -236,7 +270,7 @@ static DRIVER_FENCE_OPS: bindings::dma_fence_ops = bindings::dma_fence_ops {
 /// (KUnit case `dmabuf_lock_fence::driver_fence_signals_once`.)
 ///
 /// ```ignore
-/// let job_fence = timeline.create_fence()?;
+/// let job_fence = timeline.prepare(&task)?.arm();
 /// guard.add_fence(job_fence.fence(), FenceUsage::Write)?;
 /// job_fence.signal(Ok(()));
 /// ```
@@ -277,5 +311,107 @@ impl Drop for DriverFence {
             );
             self.signal_with(Err(ECANCELED));
         }
+    }
+}
+
+/// Whether [`FenceCallback::add`] registered the callback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallbackStatus {
+    /// The callback will run once, when the fence signals.
+    Registered,
+    /// The fence had already signalled: the callback was not registered and will not run.
+    AlreadySignaled,
+}
+
+/// A function run once when a fence signals (`dma_fence_add_callback`).
+///
+/// It runs in the signaller's context, under the fence's lock, possibly in an interrupt, so it
+/// must not sleep. Dropping the callback removes it if it has not run.
+///
+/// # Invariants
+///
+/// When `fence` is set, `cb` is registered on that fence, or was and has run; `func` is only
+/// accessed by the trampoline (under the fence lock) or by the owner when `fence` is unset or
+/// after `dma_fence_remove_callback` returned.
+///
+/// # Examples
+///
+/// (KUnit case `dmabuf_lock_fence::callback_runs_once`.)
+///
+/// ```ignore
+/// let cb = KBox::pin_init(FenceCallback::new(move || done.complete_all()), GFP_KERNEL)?;
+/// match cb.as_mut().add(fence)? {
+///     CallbackStatus::Registered => {}
+///     CallbackStatus::AlreadySignaled => done.complete_all(),
+/// }
+/// ```
+#[pin_data(PinnedDrop)]
+pub struct FenceCallback<F: FnOnce() + Send> {
+    #[pin]
+    cb: Opaque<bindings::dma_fence_cb>,
+    func: UnsafeCell<Option<F>>,
+    fence: Option<ARef<Fence>>,
+}
+
+impl<F: FnOnce() + Send> FenceCallback<F> {
+    /// Returns an initialiser for an unregistered callback.
+    pub fn new(func: F) -> impl PinInit<Self> {
+        pin_init!(Self {
+            cb: Opaque::uninit(),
+            func: UnsafeCell::new(Some(func)),
+            fence: None,
+        })
+    }
+
+    /// Registers the callback on `fence`; `EBUSY` if it is already registered.
+    pub fn add(self: Pin<&mut Self>, fence: &Fence) -> Result<CallbackStatus> {
+        // SAFETY: Only `fence`, which is not structurally pinned, is changed below.
+        let this = unsafe { self.get_unchecked_mut() };
+        if this.fence.is_some() {
+            return Err(EBUSY);
+        }
+        // SAFETY: `cb` is pinned inside `this` and stays registered at most until `drop`, which
+        // removes it; `fence` is initialised (type invariant of `Fence`).
+        let ret = unsafe {
+            bindings::dma_fence_add_callback(fence.as_raw(), this.cb.get(), Some(Self::trampoline))
+        };
+        if ret == ENOENT.to_errno() {
+            return Ok(CallbackStatus::AlreadySignaled);
+        }
+        to_result(ret)?;
+        // INVARIANT: `cb` is now registered on `fence`.
+        this.fence = Some(fence.into());
+        Ok(CallbackStatus::Registered)
+    }
+
+    /// Removes the callback; returns true if it was registered and had not run.
+    pub fn remove(self: Pin<&mut Self>) -> bool {
+        // SAFETY: Only `fence`, which is not structurally pinned, is changed below.
+        let this = unsafe { self.get_unchecked_mut() };
+        match this.fence.take() {
+            // SAFETY: `cb` was registered on `fence` (type invariant); removing takes the fence
+            // lock, so the trampoline is not running afterwards.
+            Some(fence) => unsafe { bindings::dma_fence_remove_callback(fence.as_raw(), this.cb.get()) },
+            None => false,
+        }
+    }
+
+    unsafe extern "C" fn trampoline(_fence: *mut bindings::dma_fence, cb: *mut bindings::dma_fence_cb) {
+        let offset = core::mem::offset_of!(Self, cb);
+        // SAFETY: `cb` is the `cb` field of a pinned `FenceCallback<F>` registered by `add`, which
+        // stays alive until `drop` removes it.
+        let this = unsafe { &*cb.cast::<u8>().sub(offset).cast::<Self>() };
+        // SAFETY: The fence lock is held while callbacks run, and the owner touches `func` only
+        // after removing the callback under the same lock (type invariant).
+        if let Some(func) = unsafe { (*this.func.get()).take() } {
+            func();
+        }
+    }
+}
+
+#[pinned_drop]
+impl<F: FnOnce() + Send> PinnedDrop for FenceCallback<F> {
+    fn drop(self: Pin<&mut Self>) {
+        self.remove();
     }
 }

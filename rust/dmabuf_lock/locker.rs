@@ -11,7 +11,7 @@
 //! | C (`drm_exec`) | Rust |
 //! |----------------|------|
 //! | `drm_exec_init(&exec, flags, nr)` | `stack_pin_init!(let locker = ResvLocker::new(flags))` |
-//! | `drm_exec_until_all_locked(&exec) { ... }` | `locker.as_mut().lock_all(\|pass\| { ... })`, or `lock_slice` / `lock_iter` |
+//! | `drm_exec_until_all_locked(&exec) { ... }` | `locker.as_mut().lock_all(&task, \|pass\| { ... })`, or `lock_slice` / `lock_iter` |
 //! | `drm_exec_lock_obj()` / `drm_exec_prepare_obj()` | `pass.lock(resv)?` (fence slots per [`LockerFlags`]) |
 //! | `drm_exec_retry_on_contention()` | the `?` on `pass.lock` |
 //! | `DRM_EXEC_INTERRUPTIBLE_WAIT`, `DRM_EXEC_IGNORE_DUPLICATES` | [`LockerFlags`] |
@@ -22,7 +22,8 @@
 //!
 //! Rules: R6 (one context, full backoff on `-EDEADLK`, slow path for the contended object,
 //! `-EALREADY` for duplicates, `ww_acquire_done` once all are held), R7 (`!Send`), R2 (fence
-//! slots are reserved with `GFP_KERNEL` under the locks, which is allowed).
+//! slots are reserved with `GFP_KERNEL` under the locks, which is allowed), R4 (locking needs the
+//! [`TaskCtx`]).
 //!
 //! # Examples
 //!
@@ -30,7 +31,7 @@
 //!
 //! ```ignore
 //! stack_pin_init!(let locker = ResvLocker::new(LockerFlags { fence_slots: 1, ..Default::default() }));
-//! locker.as_mut().lock_all(|pass| {
+//! locker.as_mut().lock_all(&task, |pass| {
 //!     for bo in job.buffers() {
 //!         pass.lock(bo.resv())?;
 //!     }
@@ -42,6 +43,7 @@
 //! ```
 
 use super::{
+    context::TaskCtx,
     acquire::{AcquireCtx, Acquired, Contended, LockError},
     resv::{Resv, ResvGuard},
 };
@@ -134,7 +136,7 @@ impl<'o> ResvLocker<'o> {
     /// whole pass succeeds; then marks the context done. On error nothing stays locked.
     ///
     /// ```ignore
-    /// locker.as_mut().lock_all(|pass| {
+    /// locker.as_mut().lock_all(&task, |pass| {
     ///     pass.lock(&a)?;
     ///     pass.lock(&b)?;
     ///     Ok(())
@@ -142,6 +144,7 @@ impl<'o> ResvLocker<'o> {
     /// ```
     pub fn lock_all(
         self: Pin<&mut Self>,
+        task: &TaskCtx,
         mut pass_fn: impl FnMut(&mut Pass<'_, 'o>) -> core::result::Result<(), PassError>,
     ) -> Result {
         // SAFETY: `ctx` is the only structurally pinned field and it is not moved out of here.
@@ -156,7 +159,10 @@ impl<'o> ResvLocker<'o> {
                 }
             }
             this.stats.passes += 1;
-            let result = pass_fn(&mut Pass { locker: &mut *this });
+            let result = pass_fn(&mut Pass {
+                locker: &mut *this,
+                _task: task,
+            });
             match result {
                 Ok(()) => {
                     this.ctx.mark_done();
@@ -176,23 +182,23 @@ impl<'o> ResvLocker<'o> {
     /// them in order.
     ///
     /// ```ignore
-    /// locker.as_mut().lock_slice(&[&a, &b, &c])?;
+    /// locker.as_mut().lock_slice(&task, &[&a, &b, &c])?;
     /// ```
-    pub fn lock_slice(self: Pin<&mut Self>, objs: &[&'o Resv]) -> Result {
-        self.lock_iter(objs.iter().copied())
+    pub fn lock_slice(self: Pin<&mut Self>, task: &TaskCtx, objs: &[&'o Resv]) -> Result {
+        self.lock_iter(task, objs.iter().copied())
     }
 
     /// Locks every reservation `objs` yields. The iterator is cloned for each pass, so it must
     /// yield the same objects every time (iterators over collections do).
     ///
     /// ```ignore
-    /// locker.as_mut().lock_iter(job.bos().iter().map(|bo| bo.resv()))?;
+    /// locker.as_mut().lock_iter(&task, job.bos().iter().map(|bo| bo.resv()))?;
     /// ```
-    pub fn lock_iter<I>(self: Pin<&mut Self>, objs: I) -> Result
+    pub fn lock_iter<I>(self: Pin<&mut Self>, task: &TaskCtx, objs: I) -> Result
     where
         I: IntoIterator<Item = &'o Resv> + Clone,
     {
-        self.lock_all(|pass| {
+        self.lock_all(task, |pass| {
             for resv in objs.clone() {
                 pass.lock(resv)?;
             }
@@ -266,6 +272,7 @@ impl PinnedDrop for ResvLocker<'_> {
 /// One run of the closure given to [`ResvLocker::lock_all`].
 pub struct Pass<'l, 'o> {
     locker: &'l mut ResvLocker<'o>,
+    _task: &'l TaskCtx,
 }
 
 impl<'o> Pass<'_, 'o> {

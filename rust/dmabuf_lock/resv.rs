@@ -7,11 +7,13 @@
 //! [`OwnedResv`] owns one. Locking a single reservation needs no acquire context and returns a
 //! [`ResvGuard`]; the guard is the only way to reach what needs the lock.
 //!
-//! Rules: R3 (waiting for fences is allowed with or without the lock), R2 (a guard may be held across `GFP_KERNEL` allocations; reclaim paths must use
+//! Rules: R4 (locking and waiting need a [`TaskCtx`], which signalling sections hold),
+//! R3 (waiting for fences is allowed with or without the lock), R2 (a guard may be held across `GFP_KERNEL` allocations; reclaim paths must use
 //! [`Resv::try_lock`]), R7 (guards are `!Send`: the task that locks unlocks), R10 (any dma-buf's
 //! reservation can be locked through [`Resv::from_raw`]).
 
 use super::{
+    context::TaskCtx,
     fence::{jiffies_timeout, wait_result, Fence},
     ffi,
 };
@@ -71,7 +73,7 @@ impl FenceUsage {
 /// ```ignore
 /// // SAFETY: `buf` is a live `struct dma_buf` whose `resv` outlives `resv`.
 /// let resv = unsafe { Resv::from_raw((*buf).resv) };
-/// let guard = resv.lock();
+/// let guard = resv.lock(&task);
 /// guard.reserve_fences(1)?;
 /// ```
 #[repr(transparent)]
@@ -104,17 +106,18 @@ impl Resv {
         self.0.get()
     }
 
-    /// Locks the reservation, sleeping until it is free.
+    /// Locks the reservation, sleeping until it is free. The [`TaskCtx`] proves the caller is
+    /// outside any fence-signalling critical section (R4).
     ///
     /// Without an acquire context a single lock cannot be asked to back off, so this cannot
     /// fail. To lock several reservations use [`super::acquire::AcquireCtx`] (R6).
     ///
     /// ```ignore
-    /// let guard = resv.lock();
+    /// let guard = resv.lock(&task);
     /// assert!(resv.is_locked());
     /// drop(guard);
     /// ```
-    pub fn lock(&self) -> ResvGuard<'_> {
+    pub fn lock(&self, _task: &TaskCtx) -> ResvGuard<'_> {
         // SAFETY: `as_raw` is initialised by the type invariant. With a NULL context,
         // `dma_resv_lock` sleeps until it owns the lock and returns 0.
         let ret = unsafe { ffi::dl_dma_resv_lock(self.as_raw(), ptr::null_mut()) };
@@ -126,9 +129,9 @@ impl Resv {
     /// Locks the reservation, or returns `EINTR` if a signal arrives first.
     ///
     /// ```ignore
-    /// let guard = resv.lock_interruptible()?;
+    /// let guard = resv.lock_interruptible(&task)?;
     /// ```
-    pub fn lock_interruptible(&self) -> Result<ResvGuard<'_>> {
+    pub fn lock_interruptible(&self, _task: &TaskCtx) -> Result<ResvGuard<'_>> {
         // SAFETY: `as_raw` is initialised by the type invariant; with a NULL context the call
         // returns 0 once locked or `-EINTR`.
         to_result(unsafe { ffi::dl_dma_resv_lock_interruptible(self.as_raw(), ptr::null_mut()) })?;
@@ -138,14 +141,15 @@ impl Resv {
 
     /// Locks the reservation if it is free, without sleeping.
     ///
-    /// This is the only way reclaim paths (shrinkers, R2) may lock a reservation.
+    /// This is the only way reclaim paths (shrinkers, R2) may lock a reservation. Signalling
+    /// sections may not take reservations at all (R4), so it needs a [`TaskCtx`] too.
     ///
     /// ```ignore
-    /// if let Some(guard) = resv.try_lock() {
+    /// if let Some(guard) = resv.try_lock(&task) {
     ///     // evict the buffer
     /// }
     /// ```
-    pub fn try_lock(&self) -> Option<ResvGuard<'_>> {
+    pub fn try_lock(&self, _task: &TaskCtx) -> Option<ResvGuard<'_>> {
         // SAFETY: `as_raw` is initialised by the type invariant.
         if unsafe { ffi::dl_dma_resv_trylock(self.as_raw()) } {
             // SAFETY: The trylock succeeded, so the current task holds the lock.
@@ -183,9 +187,15 @@ impl Resv {
     /// without the lock (R3), never inside a signalling section (R4).
     ///
     /// ```ignore
-    /// if !resv.wait(FenceUsage::Write, true, 100)? { return Err(ETIMEDOUT); }
+    /// if !resv.wait(&task, FenceUsage::Write, true, 100)? { return Err(ETIMEDOUT); }
     /// ```
-    pub fn wait(&self, usage: FenceUsage, interruptible: bool, timeout_ms: Msecs) -> Result<bool> {
+    pub fn wait(
+        &self,
+        _task: &TaskCtx,
+        usage: FenceUsage,
+        interruptible: bool,
+        timeout_ms: Msecs,
+    ) -> Result<bool> {
         let timeout = jiffies_timeout(timeout_ms).unsigned_abs();
         // SAFETY: `as_raw` is initialised by the type invariant.
         let ret = unsafe {
@@ -204,7 +214,7 @@ impl Resv {
 ///
 /// ```ignore
 /// let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
-/// let guard = resv.lock();
+/// let guard = resv.lock(&task);
 /// ```
 #[pin_data(PinnedDrop)]
 pub struct OwnedResv {
@@ -263,7 +273,7 @@ impl core::ops::Deref for OwnedResv {
 /// (KUnit case `dmabuf_lock_resv::guard_reserves_fences`.)
 ///
 /// ```ignore
-/// let guard = resv.lock();
+/// let guard = resv.lock(&task);
 /// guard.reserve_fences(2)?;
 /// ```
 pub struct ResvGuard<'a> {

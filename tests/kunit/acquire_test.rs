@@ -7,7 +7,7 @@ use kernel::prelude::*;
 #[kunit_tests(dmabuf_lock_acquire)]
 mod tests {
     use crate::{
-        common::new_resvs,
+        common::{new_resvs, task},
         dmabuf_lock::acquire::{AcquireCtx, Acquired, LockError},
     };
     use kernel::prelude::*;
@@ -15,12 +15,13 @@ mod tests {
 
     #[test]
     fn two_objects_loop() -> Result {
+        let task = task();
         let objs = new_resvs(2)?;
         stack_pin_init!(let ctx = AcquireCtx::new());
         let mut contended = None;
         loop {
-            let round = ctx.as_mut().begin(contended.take());
-            let _a = match round.lock(&objs[0]) {
+            let round = ctx.as_mut().begin(&task, contended.take());
+            let _a = match round.lock(&task, &objs[0]) {
                 Ok(a) => a,
                 Err(LockError::Deadlock(c)) => {
                     contended = Some(c);
@@ -28,7 +29,7 @@ mod tests {
                 }
                 Err(e) => return Err(e.into()),
             };
-            let _b = match round.lock(&objs[1]) {
+            let _b = match round.lock(&task, &objs[1]) {
                 Ok(b) => b,
                 Err(LockError::Deadlock(c)) => {
                     contended = Some(c);
@@ -46,12 +47,13 @@ mod tests {
 
     #[test]
     fn duplicate_is_already_held() -> Result {
+        let task = task();
         let objs = new_resvs(1)?;
         stack_pin_init!(let ctx = AcquireCtx::new());
-        let round = ctx.as_mut().begin(None);
-        let first = round.lock(&objs[0]).map_err(Error::from)?;
+        let round = ctx.as_mut().begin(&task, None);
+        let first = round.lock(&task, &objs[0]).map_err(Error::from)?;
         assert!(matches!(first, Acquired::Locked(_)));
-        let second = round.lock(&objs[0]).map_err(Error::from)?;
+        let second = round.lock(&task, &objs[0]).map_err(Error::from)?;
         assert!(matches!(second, Acquired::AlreadyHeld));
         drop(first);
         assert!(!objs[0].is_locked());
@@ -60,12 +62,13 @@ mod tests {
 
     #[test]
     fn lock_after_done_fails() -> Result {
+        let task = task();
         let objs = new_resvs(2)?;
         stack_pin_init!(let ctx = AcquireCtx::new());
-        let round = ctx.as_mut().begin(None);
-        let _a = round.lock(&objs[0]).map_err(Error::from)?;
+        let round = ctx.as_mut().begin(&task, None);
+        let _a = round.lock(&task, &objs[0]).map_err(Error::from)?;
         round.done();
-        assert!(matches!(round.lock(&objs[1]), Err(LockError::AfterDone)));
+        assert!(matches!(round.lock(&task, &objs[1]), Err(LockError::AfterDone)));
         assert!(!objs[1].is_locked());
         Ok(())
     }
@@ -74,6 +77,7 @@ mod tests {
     /// into context locks, so the backoff path runs; every context must end up holding all 16.
     #[test]
     fn backoff_under_injected_deadlocks() -> Result {
+        let task = task();
         const OBJS: usize = 16;
         let objs = new_resvs(OBJS)?;
         let mut backoffs = 0u32;
@@ -81,10 +85,10 @@ mod tests {
             stack_pin_init!(let ctx = AcquireCtx::new());
             let mut contended = None;
             'round: loop {
-                let round = ctx.as_mut().begin(contended.take());
+                let round = ctx.as_mut().begin(&task, contended.take());
                 let mut guards = KVec::with_capacity(OBJS, GFP_KERNEL)?;
                 for obj in objs.iter() {
-                    match round.lock(obj) {
+                    match round.lock(&task, obj) {
                         Ok(g) => guards.push(g, GFP_NOWAIT)?,
                         Err(LockError::Deadlock(c)) => {
                             backoffs += 1;

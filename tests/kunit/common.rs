@@ -2,7 +2,7 @@
 
 //! Fixtures shared by the KUnit suites.
 
-use crate::dmabuf_lock::resv::OwnedResv;
+use crate::dmabuf_lock::{context::TaskCtx, resv::OwnedResv};
 use kernel::prelude::*;
 
 /// A set of reservation objects owned by a test.
@@ -15,4 +15,11 @@ pub(crate) fn new_resvs(n: usize) -> Result<Objects> {
         v.push(KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?, GFP_KERNEL)?;
     }
     Ok(v)
+}
+
+/// The task context of a KUnit case.
+pub(crate) fn task() -> TaskCtx {
+    // SAFETY: KUnit runs each case in a kthread of its own, outside any fence-signalling
+    // critical section; cases enter sections only through the returned value.
+    unsafe { TaskCtx::new() }
 }

@@ -6,14 +6,18 @@ use kernel::prelude::*;
 
 #[kunit_tests(dmabuf_lock_fence)]
 mod tests {
-    use crate::dmabuf_lock::fence::{Fence, FenceTimeline};
+    use crate::{
+        common::task,
+        dmabuf_lock::fence::{Fence, FenceTimeline},
+    };
     use kernel::{prelude::*, sync::aref::ARef};
 
     #[test]
     fn driver_fence_signals_once() -> Result {
+        let task = task();
         let timeline = FenceTimeline::new();
-        let first = timeline.create_fence()?;
-        let second = timeline.create_fence()?;
+        let first = timeline.prepare(&task)?.arm();
+        let second = timeline.prepare(&task)?.arm();
         let published: ARef<Fence> = first.fence().into();
         assert_eq!(published.context(), timeline.context());
         assert!(second.fence().seqno() > published.seqno());
@@ -28,8 +32,9 @@ mod tests {
 
     #[test]
     fn error_is_set_before_signalling() -> Result {
+        let task = task();
         let timeline = FenceTimeline::new();
-        let fence = timeline.create_fence()?;
+        let fence = timeline.prepare(&task)?.arm();
         let published: ARef<Fence> = fence.fence().into();
         fence.signal(Err(EIO));
         assert!(published.is_signaled());
@@ -39,8 +44,9 @@ mod tests {
 
     #[test]
     fn dropped_unsignalled_is_cancelled() -> Result {
+        let task = task();
         let timeline = FenceTimeline::new();
-        let fence = timeline.create_fence()?;
+        let fence = timeline.prepare(&task)?.arm();
         let published: ARef<Fence> = fence.fence().into();
         drop(fence);
         assert_eq!(published.status(), Err(ECANCELED));
@@ -49,12 +55,13 @@ mod tests {
 
     #[test]
     fn wait_times_out_then_returns() -> Result {
+        let task = task();
         let timeline = FenceTimeline::new();
-        let fence = timeline.create_fence()?;
+        let fence = timeline.prepare(&task)?.arm();
         let published: ARef<Fence> = fence.fence().into();
-        assert_eq!(published.wait(false, 10), Ok(false));
+        assert_eq!(published.wait(&task, false, 10), Ok(false));
         fence.signal(Ok(()));
-        assert_eq!(published.wait(true, 10), Ok(true));
+        assert_eq!(published.wait(&task, true, 10), Ok(true));
         Ok(())
     }
 }

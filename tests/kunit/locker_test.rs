@@ -7,8 +7,9 @@ use kernel::prelude::*;
 #[kunit_tests(dmabuf_lock_locker)]
 mod tests {
     use crate::{
-        common::{new_resvs, Objects},
+        common::{new_resvs, task, Objects},
         dmabuf_lock::{
+            context::TaskCtx,
             locker::{LockerFlags, ResvLocker},
             resv::Resv,
         },
@@ -33,18 +34,19 @@ mod tests {
 
     #[test]
     fn lock_slice_and_closure() -> Result {
+        let task = task();
         let objs = new_resvs(3)?;
         let all = refs(&objs)?;
         {
             stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
-            locker.as_mut().lock_slice(&all)?;
+            locker.as_mut().lock_slice(&task, &all)?;
             assert_eq!(locker.locked().len(), 3);
             assert!(objs.iter().all(|o| o.is_locked()));
         }
         assert!(objs.iter().all(|o| !o.is_locked()));
         {
             stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
-            locker.as_mut().lock_all(|pass| {
+            locker.as_mut().lock_all(&task, |pass| {
                 pass.lock(all[2])?;
                 pass.lock(all[0])?;
                 Ok(())
@@ -57,7 +59,7 @@ mod tests {
         stack_pin_init!(let by_iter = ResvLocker::new(LockerFlags::default()));
         by_iter
             .as_mut()
-            .lock_iter(objs.iter().skip(1).map(|o| &***o))?;
+            .lock_iter(&task, objs.iter().skip(1).map(|o| &***o))?;
         assert_eq!(by_iter.locked().len(), 2);
         assert!(!objs[0].is_locked() && objs[1].is_locked() && objs[2].is_locked());
         Ok(())
@@ -65,12 +67,13 @@ mod tests {
 
     #[test]
     fn duplicates_rejected_or_ignored() -> Result {
+        let task = task();
         let objs = new_resvs(2)?;
         let all = refs(&objs)?;
         let twice = [all[0], all[1], all[0]];
         {
             stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
-            assert_eq!(locker.as_mut().lock_slice(&twice), Err(EALREADY));
+            assert_eq!(locker.as_mut().lock_slice(&task, &twice), Err(EALREADY));
             assert!(locker.locked().is_empty());
             assert!(objs.iter().all(|o| !o.is_locked()));
         }
@@ -79,13 +82,14 @@ mod tests {
             ..Default::default()
         };
         stack_pin_init!(let locker = ResvLocker::new(flags));
-        locker.as_mut().lock_slice(&twice)?;
+        locker.as_mut().lock_slice(&task, &twice)?;
         assert_eq!(locker.locked().len(), 2);
         Ok(())
     }
 
     #[test]
     fn fence_slots_reserved_on_each() -> Result {
+        let task = task();
         let objs = new_resvs(4)?;
         let all = refs(&objs)?;
         let flags = LockerFlags {
@@ -93,7 +97,7 @@ mod tests {
             ..Default::default()
         };
         stack_pin_init!(let locker = ResvLocker::new(flags));
-        locker.as_mut().lock_slice(&all)?;
+        locker.as_mut().lock_slice(&task, &all)?;
         assert_eq!(locker.locked().len(), 4);
         Ok(())
     }
@@ -102,11 +106,12 @@ mod tests {
     /// array of held locks must grow only as often as one clean pass over 16 objects needs.
     #[test]
     fn backoff_does_not_allocate() -> Result {
+        let task = task();
         let objs = new_resvs(16)?;
         let all = refs(&objs)?;
         let baseline = {
             stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
-            locker.as_mut().lock_all(|pass| {
+            locker.as_mut().lock_all(&task, |pass| {
                 for r in all.iter() {
                     pass.lock(r)?;
                 }
@@ -117,7 +122,7 @@ mod tests {
         let (mut backoffs, mut extra) = (0, 0);
         for _ in 0..200 {
             stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
-            locker.as_mut().lock_slice(&all)?;
+            locker.as_mut().lock_slice(&task, &all)?;
             let stats = locker.stats();
             backoffs += stats.backoffs;
             if stats.backoffs > 0 && stats.allocations > baseline.allocations + baseline.backoffs {
@@ -137,6 +142,7 @@ mod tests {
 
     #[test]
     fn interruptible_without_signal() -> Result {
+        let task = task();
         let objs = new_resvs(2)?;
         let all = refs(&objs)?;
         let flags = LockerFlags {
@@ -144,7 +150,7 @@ mod tests {
             ..Default::default()
         };
         stack_pin_init!(let locker = ResvLocker::new(flags));
-        locker.as_mut().lock_slice(&all)?;
+        locker.as_mut().lock_slice(&task, &all)?;
         assert_eq!(locker.locked().len(), 2);
         Ok(())
     }
@@ -162,13 +168,15 @@ mod tests {
     const ROUNDS: u32 = 300;
 
     fn lock_rounds(shared: &Contention, backward: bool) -> Result {
+        // SAFETY: Work items of the system unbound queue run outside any signalling section.
+        let task = unsafe { TaskCtx::new() };
         let mut order = refs(&shared.objs)?;
         if backward {
             order.reverse();
         }
         for _ in 0..ROUNDS {
             stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
-            locker.as_mut().lock_slice(&order)?;
+            locker.as_mut().lock_slice(&task, &order)?;
             if locker.locked().len() != order.len() {
                 return Err(EINVAL);
             }

@@ -13,6 +13,7 @@
 pub mod dmabuf_lock;
 
 use dmabuf_lock::{
+    context::TaskCtx,
     locker::{LockerFlags, ResvLocker},
     resv::OwnedResv,
 };
@@ -31,12 +32,14 @@ struct R6NestedContextsBad;
 
 impl kernel::Module for R6NestedContextsBad {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        // SAFETY: Module init runs outside any fence-signalling critical section.
+        let task = unsafe { TaskCtx::new() };
         let a = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
         let b = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
         stack_pin_init!(let first = ResvLocker::new(LockerFlags::default()));
-        first.as_mut().lock_slice(&[&a])?;
+        first.as_mut().lock_slice(&task, &[&a])?;
         stack_pin_init!(let second = ResvLocker::new(LockerFlags::default()));
-        second.as_mut().lock_slice(&[&b])?;
+        second.as_mut().lock_slice(&task, &[&b])?;
         pr_info!("holding two acquire contexts at once\n");
         Ok(Self)
     }

@@ -7,6 +7,7 @@
 pub mod dmabuf_lock;
 
 use dmabuf_lock::{
+    context::TaskCtx,
     locker::{LockerFlags, ResvLocker},
     resv::OwnedResv,
 };
@@ -25,10 +26,12 @@ struct R6NestedContextsGood;
 
 impl kernel::Module for R6NestedContextsGood {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        // SAFETY: Module init runs outside any fence-signalling critical section.
+        let task = unsafe { TaskCtx::new() };
         let a = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
         let b = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
         stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
-        locker.as_mut().lock_slice(&[&a, &b])?;
+        locker.as_mut().lock_slice(&task, &[&a, &b])?;
         pr_info!(
             "holding {} reservations in one acquire context\n",
             locker.locked().len()

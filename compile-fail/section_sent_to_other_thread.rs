@@ -1,0 +1,13 @@
+//! expect-error: E0277
+//!
+//! R7: a signalling section's cookie is ended by the task that began it, so the section guard is
+//! not `Send` and cannot be handed to a work item or another thread.
+
+use crate::dmabuf_lock::context::TaskCtx;
+
+fn run_elsewhere<T: Send>(_value: T) {}
+
+/// Exercises the case described at the top of this file.
+pub fn snippet(task: &mut TaskCtx) {
+    run_elsewhere(task.signalling_section());
+}
