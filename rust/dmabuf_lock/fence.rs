@@ -391,12 +391,23 @@ impl<F: FnOnce() + Send> FenceCallback<F> {
         match this.fence.take() {
             // SAFETY: `cb` was registered on `fence` (type invariant); removing takes the fence
             // lock, so the trampoline is not running afterwards.
-            Some(fence) => unsafe { bindings::dma_fence_remove_callback(fence.as_raw(), this.cb.get()) },
+            Some(fence) => unsafe {
+                bindings::dma_fence_remove_callback(fence.as_raw(), this.cb.get())
+            },
             None => false,
         }
     }
 
-    unsafe extern "C" fn trampoline(_fence: *mut bindings::dma_fence, cb: *mut bindings::dma_fence_cb) {
+    /// Runs the callback's function; called by `dma_fence_signal`.
+    ///
+    /// # Safety
+    ///
+    /// `cb` is the `cb` field of a live `FenceCallback<F>` registered with [`Self::add`], and the
+    /// fence lock is held.
+    unsafe extern "C" fn trampoline(
+        _fence: *mut bindings::dma_fence,
+        cb: *mut bindings::dma_fence_cb,
+    ) {
         let offset = core::mem::offset_of!(Self, cb);
         // SAFETY: `cb` is the `cb` field of a pinned `FenceCallback<F>` registered by `add`, which
         // stays alive until `drop` removes it.

@@ -43,8 +43,8 @@
 //! ```
 
 use super::{
-    context::TaskCtx,
     acquire::{AcquireCtx, Acquired, Contended, LockError},
+    context::TaskCtx,
     resv::{Resv, ResvGuard},
 };
 use kernel::{

@@ -32,13 +32,7 @@
 
 use super::context::TaskCtx;
 use core::ops::{Deref, DerefMut};
-use kernel::{
-    alloc::Flags,
-    error::Result,
-    prelude::*,
-    types::NotThreadSafe,
-    workqueue::Queue,
-};
+use kernel::{alloc::Flags, error::Result, prelude::*, types::NotThreadSafe, workqueue::Queue};
 
 /// The allocation flags a signalling section may use (R4): neither may enter reclaim.
 ///
@@ -167,19 +161,27 @@ where
     Ok(())
 }
 
-/// Tells lockdep that this path may wait for a fence (`__dma_fence_might_wait()`), so a path
-/// that only sometimes waits (reclaim, mmu notifiers, R3) is checked every time it runs.
+/// Tells lockdep that this path may wait for a fence, so a path that only sometimes waits
+/// (reclaim, mmu notifiers, R3) is checked every time it runs.
+///
+/// `__dma_fence_might_wait()` is not exported to modules, so this makes the zero-timeout wait on
+/// the always-signalled stub fence that runs it: `dma_fence_wait_timeout()` annotates before it
+/// looks at the fence. Without `CONFIG_LOCKDEP` it compiles to nothing.
 ///
 /// ```ignore
 /// might_wait_for_fence(&task);
 /// ```
 pub fn might_wait_for_fence(_task: &TaskCtx) {
     #[cfg(CONFIG_LOCKDEP)]
-    // SAFETY: `__dma_fence_might_wait` only updates lockdep state; it may be called from any
-    // context that may sleep, which `TaskCtx` proves.
-    unsafe {
-        kernel::bindings::__dma_fence_might_wait()
-    };
+    {
+        // SAFETY: `dma_fence_get_stub` returns a new reference to the signalled stub fence.
+        let stub = unsafe { kernel::bindings::dma_fence_get_stub() };
+        // SAFETY: `stub` is a valid fence; a zero timeout returns at once, and the caller may
+        // sleep (`TaskCtx`), as the wait's annotation requires.
+        unsafe { kernel::bindings::dma_fence_wait_timeout(stub, false, 0) };
+        // SAFETY: Drops the reference taken above.
+        unsafe { super::ffi::dl_dma_fence_put(stub) };
+    }
 }
 
 fn begin_signalling() -> bool {

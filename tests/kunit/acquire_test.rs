@@ -68,7 +68,10 @@ mod tests {
         let round = ctx.as_mut().begin(&task, None);
         let _a = round.lock(&task, &objs[0]).map_err(Error::from)?;
         round.done();
-        assert!(matches!(round.lock(&task, &objs[1]), Err(LockError::AfterDone)));
+        assert!(matches!(
+            round.lock(&task, &objs[1]),
+            Err(LockError::AfterDone)
+        ));
         assert!(!objs[1].is_locked());
         Ok(())
     }
