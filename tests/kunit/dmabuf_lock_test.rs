@@ -13,6 +13,7 @@ mod common;
 mod fence_test;
 mod locker_test;
 mod resv_test;
+mod signalling_test;
 
 module! {
     type: DmabufLockTest,

@@ -8,9 +8,20 @@ use kernel::prelude::*;
 mod tests {
     use crate::{
         common::task,
-        dmabuf_lock::fence::{Fence, FenceTimeline},
+        dmabuf_lock::fence::{CallbackStatus, Fence, FenceCallback, FenceTimeline},
     };
-    use kernel::{prelude::*, sync::aref::ARef};
+    use kernel::{
+        prelude::*,
+        sync::{
+            aref::ARef,
+            atomic::{Atomic, Relaxed},
+            Arc,
+        },
+    };
+
+    fn counter() -> Result<Arc<Atomic<u32>>> {
+        Ok(Arc::new(Atomic::new(0), GFP_KERNEL)?)
+    }
 
     #[test]
     fn driver_fence_signals_once() -> Result {
@@ -62,6 +73,59 @@ mod tests {
         assert_eq!(published.wait(&task, false, 10), Ok(false));
         fence.signal(Ok(()));
         assert_eq!(published.wait(&task, true, 10), Ok(true));
+        Ok(())
+    }
+
+    #[test]
+    fn callback_runs_once() -> Result {
+        let task = task();
+        let calls = counter()?;
+        let fence = FenceTimeline::new().prepare(&task)?.arm();
+        let c = calls.clone();
+        let mut cb = KBox::pin_init(FenceCallback::new(move || c.add(1, Relaxed)), GFP_KERNEL)?;
+        assert_eq!(
+            cb.as_mut().add(fence.fence()),
+            Ok(CallbackStatus::Registered)
+        );
+        assert_eq!(cb.as_mut().add(fence.fence()), Err(EBUSY));
+        assert_eq!(calls.load(Relaxed), 0);
+        fence.signal(Ok(()));
+        assert_eq!(calls.load(Relaxed), 1);
+        assert!(!cb.as_mut().remove());
+        Ok(())
+    }
+
+    #[test]
+    fn callback_on_signalled_fence_says_so() -> Result {
+        let task = task();
+        let calls = counter()?;
+        let fence = FenceTimeline::new().prepare(&task)?.arm();
+        let published: ARef<Fence> = fence.fence().into();
+        fence.signal(Ok(()));
+        let c = calls.clone();
+        let mut cb = KBox::pin_init(FenceCallback::new(move || c.add(1, Relaxed)), GFP_KERNEL)?;
+        assert_eq!(
+            cb.as_mut().add(&published),
+            Ok(CallbackStatus::AlreadySignaled)
+        );
+        assert_eq!(calls.load(Relaxed), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn callback_removed_before_signal_never_runs() -> Result {
+        let task = task();
+        let calls = counter()?;
+        let fence = FenceTimeline::new().prepare(&task)?.arm();
+        let c = calls.clone();
+        let mut cb = KBox::pin_init(FenceCallback::new(move || c.add(1, Relaxed)), GFP_KERNEL)?;
+        assert_eq!(
+            cb.as_mut().add(fence.fence()),
+            Ok(CallbackStatus::Registered)
+        );
+        assert!(cb.as_mut().remove());
+        fence.signal(Ok(()));
+        assert_eq!(calls.load(Relaxed), 0);
         Ok(())
     }
 }
