@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Static inline functions of <linux/ww_mutex.h>, <linux/dma-resv.h> and <linux/dma-fence.h> as
- * exported symbols, so
+ * Static inline functions and macros of <linux/ww_mutex.h>, <linux/dma-resv.h>,
+ * <linux/dma-fence.h> and <linux/lockdep.h> as exported symbols, so
  * that Rust code in this project's modules can call them. Each helper only forwards its call.
  */
 
@@ -92,3 +92,46 @@ void dl_dma_fence_set_error(struct dma_fence *fence, int error)
 	dma_fence_set_error(fence, error);
 }
 EXPORT_SYMBOL_GPL(dl_dma_fence_set_error);
+
+/*
+ * The lockdep annotations below are macros that record their caller's address; passing
+ * _RET_IP_ makes reports name the Rust caller rather than the helper.
+ */
+void dl_might_lock_mutex(struct mutex *lock)
+{
+	lock_acquire(&lock->dep_map, 0, 0, 0, 1, NULL, _RET_IP_);
+	lock_release(&lock->dep_map, _RET_IP_);
+}
+EXPORT_SYMBOL_GPL(dl_might_lock_mutex);
+
+void dl_might_lock_spinlock(spinlock_t *lock)
+{
+	lock_acquire(&lock->dep_map, 0, 0, 0, 1, NULL, _RET_IP_);
+	lock_release(&lock->dep_map, _RET_IP_);
+}
+EXPORT_SYMBOL_GPL(dl_might_lock_spinlock);
+
+void dl_dma_resv_might_lock(struct dma_resv *obj)
+{
+	lock_acquire(&obj->lock.base.dep_map, 0, 0, 0, 1, NULL, _RET_IP_);
+	lock_release(&obj->lock.base.dep_map, _RET_IP_);
+}
+EXPORT_SYMBOL_GPL(dl_dma_resv_might_lock);
+
+void dl_lock_map_acquire(struct lockdep_map *map)
+{
+	lock_acquire_exclusive(map, 0, 0, NULL, _RET_IP_);
+}
+EXPORT_SYMBOL_GPL(dl_lock_map_acquire);
+
+void dl_lock_map_acquire_read(struct lockdep_map *map)
+{
+	lock_acquire_shared_recursive(map, 0, 0, NULL, _RET_IP_);
+}
+EXPORT_SYMBOL_GPL(dl_lock_map_acquire_read);
+
+void dl_lock_map_release(struct lockdep_map *map)
+{
+	lock_release(map, _RET_IP_);
+}
+EXPORT_SYMBOL_GPL(dl_lock_map_release);

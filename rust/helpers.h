@@ -8,6 +8,9 @@
 
 #include <linux/dma-fence.h>
 #include <linux/dma-resv.h>
+#include <linux/lockdep.h>
+#include <linux/mutex.h>
+#include <linux/spinlock.h>
 #include <linux/ww_mutex.h>
 
 void dl_ww_acquire_init(struct ww_acquire_ctx *ctx);
@@ -24,5 +27,11 @@ struct dma_fence *dl_dma_fence_get(struct dma_fence *fence);
 void dl_dma_fence_put(struct dma_fence *fence);
 bool dl_dma_fence_is_signaled(struct dma_fence *fence);
 void dl_dma_fence_set_error(struct dma_fence *fence, int error);
+void dl_might_lock_mutex(struct mutex *lock);
+void dl_might_lock_spinlock(spinlock_t *lock);
+void dl_dma_resv_might_lock(struct dma_resv *obj);
+void dl_lock_map_acquire(struct lockdep_map *map);
+void dl_lock_map_acquire_read(struct lockdep_map *map);
+void dl_lock_map_release(struct lockdep_map *map);
 
 #endif

@@ -2,11 +2,13 @@
 
 //! Declarations of the C helpers in `rust/helpers.c`, exported by `dmabuf_lock.ko`.
 //!
-//! They wrap static inline functions of `<linux/ww_mutex.h>` and `<linux/dma-resv.h>` and
-//! `<linux/dma-fence.h>` that
-//! `kernel::bindings` cannot call. Each has the contract of the C function it forwards to.
+//! They wrap static inline functions and macros of `<linux/ww_mutex.h>`, `<linux/dma-resv.h>`,
+//! `<linux/dma-fence.h>` and `<linux/lockdep.h>` that `kernel::bindings`
+//! cannot call. Each has the contract of the C function it forwards to.
 
-use kernel::bindings::{dma_fence, dma_resv, ww_acquire_ctx};
+use kernel::bindings::{
+    dma_fence, dma_resv, lockdep_map, mutex, spinlock_t, ww_acquire_ctx,
+};
 
 // bindgen emits empty structs for some kernel types reached through these pointers (for example
 // `sched_statistics` without `CONFIG_SCHEDSTATS`); the kernel's own `bindings` crate allows the lint too.
@@ -46,4 +48,16 @@ extern "C" {
     pub(crate) fn dl_dma_fence_is_signaled(fence: *mut dma_fence) -> bool;
     /// `dma_fence_set_error(fence, error)`.
     pub(crate) fn dl_dma_fence_set_error(fence: *mut dma_fence, error: i32);
+    /// `might_lock(lock)` for a `struct mutex`.
+    pub(crate) fn dl_might_lock_mutex(lock: *mut mutex);
+    /// `might_lock(lock)` for a `spinlock_t`.
+    pub(crate) fn dl_might_lock_spinlock(lock: *mut spinlock_t);
+    /// `might_lock()` on a reservation's ww_mutex.
+    pub(crate) fn dl_dma_resv_might_lock(obj: *mut dma_resv);
+    /// `lock_map_acquire(map)`, recording the caller.
+    pub(crate) fn dl_lock_map_acquire(map: *mut lockdep_map);
+    /// `lock_map_acquire_read(map)`, recording the caller.
+    pub(crate) fn dl_lock_map_acquire_read(map: *mut lockdep_map);
+    /// `lock_map_release(map)`, recording the caller.
+    pub(crate) fn dl_lock_map_release(map: *mut lockdep_map);
 }

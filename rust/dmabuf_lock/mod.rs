@@ -13,6 +13,7 @@
 //! | [`resv`] | reservation objects, their single-object lock and fence slots | R2, R3, R7, R10 |
 //! | [`fence`] | fence handle and a minimal driver fence | R3, R8 |
 //! | [`acquire`] | acquire contexts: several reservations with `-EDEADLK` backoff | R6, R7 |
+//! | [`lockdep`] | lockdep maps, might-lock, reclaim scopes, priming a driver's lock order | R2, R9 |
 //! | [`locker`] | the multi-object locker, Rust's `drm_exec` | R2, R6, R7 |
 //!
 //! The rule ids are listed in `Documentation/rules.md`.
@@ -20,6 +21,7 @@
 pub mod acquire;
 pub mod context;
 pub mod fence;
+pub mod lockdep;
 pub mod locker;
 pub mod resv;
 pub mod signalling;

@@ -150,6 +150,12 @@ impl Resv {
     /// }
     /// ```
     pub fn try_lock(&self, _task: &TaskCtx) -> Option<ResvGuard<'_>> {
+        self.try_lock_nosleep()
+    }
+
+    /// The trylock itself, for callers that prove otherwise that they may take a reservation
+    /// (a reclaim scope).
+    pub(crate) fn try_lock_nosleep(&self) -> Option<ResvGuard<'_>> {
         // SAFETY: `as_raw` is initialised by the type invariant.
         if unsafe { ffi::dl_dma_resv_trylock(self.as_raw()) } {
             // SAFETY: The trylock succeeded, so the current task holds the lock.

@@ -184,7 +184,7 @@ pub fn might_wait_for_fence(_task: &TaskCtx) {
     }
 }
 
-fn begin_signalling() -> bool {
+pub(crate) fn begin_signalling() -> bool {
     #[cfg(CONFIG_LOCKDEP)]
     {
         // SAFETY: Beginning a section has no preconditions; the cookie is ended by the caller.
@@ -196,7 +196,7 @@ fn begin_signalling() -> bool {
     }
 }
 
-fn end_signalling(cookie: bool) {
+pub(crate) fn end_signalling(cookie: bool) {
     #[cfg(CONFIG_LOCKDEP)]
     // SAFETY: `cookie` came from `begin_signalling` on this task and is ended once (the
     // invariant of `SignallingSection`).

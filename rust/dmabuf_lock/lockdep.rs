@@ -1,0 +1,488 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Lockdep helpers: annotation maps, might-lock, reclaim scopes, and priming a driver's lock
+//! order (R2, R9).
+//!
+//! Lockdep learns an order only when a path takes two locks nested, so a rule is checked only
+//! after both sides have run. [`LockOrder`] lets a driver declare where its own locks sit among
+//! `mmap_lock`, reservations, reclaim and fence signalling, and takes them once at module init in
+//! that order: from then on the *first* wrong acquisition is reported (R9). The declared order is
+//! checked against R1 to R4 before anything is taken.
+//!
+//! Without `CONFIG_LOCKDEP` every annotation here compiles to nothing.
+//!
+//! # Examples
+//!
+//! (The lockdep case `tests/lockdep/r9_job_queue_primed_bad.rs`.)
+//!
+//! ```ignore
+//! LockOrder::new(c"vm")
+//!     .then(Level::MmapLock)
+//!     .then(Level::Driver(&*vm_lock, c"vm_lock"))
+//!     .then(Level::Resv)
+//!     .then(Level::Reclaim)
+//!     .prime(&task)?;
+//! LockOrder::new(c"jobs")
+//!     .then(Level::Signalling)
+//!     .then(Level::Driver(&*job_queue, c"job_queue"))
+//!     .prime(&task)?;
+//! ```
+
+use super::{
+    context::TaskCtx,
+    ffi,
+    resv::{Resv, ResvGuard},
+};
+use core::{fmt, marker::PhantomData};
+use kernel::{
+    bindings,
+    error::{code::*, Result},
+    prelude::*,
+    sync::{LockClassKey, Mutex, SpinLock},
+    types::{NotThreadSafe, Opaque},
+};
+
+/// A lockdep class for something that orders like a lock without being one: a hardware ring, a
+/// queue that the signalling path drains.
+///
+/// # Examples
+///
+/// (KUnit case `dmabuf_lock_lockdep::map_nests_under_reservation`.)
+///
+/// ```ignore
+/// let ring = KBox::pin_init(LockdepMap::new(c"ring", static_lock_class!()), GFP_KERNEL)?;
+/// let held = ring.acquire();
+/// ```
+#[pin_data]
+pub struct LockdepMap {
+    #[pin]
+    map: Opaque<bindings::lockdep_map>,
+}
+
+// SAFETY: A lockdep map is only passed to lockdep, which serialises its own state.
+unsafe impl Send for LockdepMap {}
+
+// SAFETY: As above.
+unsafe impl Sync for LockdepMap {}
+
+impl LockdepMap {
+    /// Returns an initialiser for a map of class `key`, reported as `name`.
+    pub fn new(name: &'static CStr, key: Pin<&'static LockClassKey>) -> impl PinInit<Self> {
+        pin_init!(Self {
+            map <- Opaque::ffi_init(move |_slot: *mut bindings::lockdep_map| {
+                #[cfg(CONFIG_LOCKDEP)]
+                // SAFETY: `_slot` is pinned memory for a map; the name and the key are static.
+                unsafe {
+                    bindings::lockdep_init_map_type(
+                        _slot,
+                        name.as_char_ptr(),
+                        key.as_ptr(),
+                        0,
+                        bindings::lockdep_wait_type_LD_WAIT_INV as u8,
+                        bindings::lockdep_wait_type_LD_WAIT_INV as u8,
+                        bindings::lockdep_lock_type_LD_LOCK_NORMAL as u8,
+                    )
+                };
+                #[cfg(not(CONFIG_LOCKDEP))]
+                let _ = (name, key);
+            }),
+        })
+    }
+
+    /// Tells lockdep the current task holds the map exclusively until the guard drops.
+    pub fn acquire(&self) -> MapGuard<'_> {
+        #[cfg(CONFIG_LOCKDEP)]
+        // SAFETY: The map was initialised in `new`; the guard releases it on this task.
+        unsafe {
+            ffi::dl_lock_map_acquire(self.map.get())
+        };
+        MapGuard {
+            map: self,
+            _not_send: NotThreadSafe,
+        }
+    }
+
+    /// Tells lockdep the current task holds the map shared (recursive read) until the guard
+    /// drops.
+    pub fn acquire_read(&self) -> MapGuard<'_> {
+        #[cfg(CONFIG_LOCKDEP)]
+        // SAFETY: As in `acquire`.
+        unsafe {
+            ffi::dl_lock_map_acquire_read(self.map.get())
+        };
+        MapGuard {
+            map: self,
+            _not_send: NotThreadSafe,
+        }
+    }
+}
+
+/// A lockdep map held by the current task; see [`LockdepMap::acquire`].
+pub struct MapGuard<'a> {
+    map: &'a LockdepMap,
+    _not_send: NotThreadSafe,
+}
+
+impl Drop for MapGuard<'_> {
+    fn drop(&mut self) {
+        #[cfg(CONFIG_LOCKDEP)]
+        // SAFETY: The map was acquired by this task when the guard was made.
+        unsafe {
+            ffi::dl_lock_map_release(self.map.map.get())
+        };
+        #[cfg(not(CONFIG_LOCKDEP))]
+        let _ = self.map;
+    }
+}
+
+/// Tells lockdep "this may take the lock here", without taking it.
+///
+/// ```ignore
+/// job_queue.might_lock(); // at the top of a path that locks it only sometimes
+/// ```
+pub trait MightLock {
+    /// Records an acquisition and release of the lock for lockdep.
+    fn might_lock(&self);
+}
+
+impl<T: ?Sized> MightLock for Mutex<T> {
+    fn might_lock(&self) {
+        #[cfg(CONFIG_LOCKDEP)]
+        // SAFETY: `kernel::sync::Lock` is `repr(C)` with the C lock as its first field (what
+        // `Lock::from_raw` relies on), so the address is that of an initialised `struct mutex`.
+        unsafe {
+            ffi::dl_might_lock_mutex((self as *const Self).cast_mut().cast())
+        };
+    }
+}
+
+impl<T: ?Sized> MightLock for SpinLock<T> {
+    fn might_lock(&self) {
+        #[cfg(CONFIG_LOCKDEP)]
+        // SAFETY: As for `Mutex`: the address is that of an initialised `spinlock_t`.
+        unsafe {
+            ffi::dl_might_lock_spinlock((self as *const Self).cast_mut().cast())
+        };
+    }
+}
+
+impl MightLock for Resv {
+    fn might_lock(&self) {
+        #[cfg(CONFIG_LOCKDEP)]
+        // SAFETY: The reservation is initialised (type invariant of `Resv`).
+        unsafe {
+            ffi::dl_dma_resv_might_lock(self.as_raw())
+        };
+    }
+}
+
+/// Marks code that runs in memory reclaim (a shrinker, an eviction path): `fs_reclaim` is held
+/// for lockdep until the scope ends (R2).
+///
+/// It borrows the [`TaskCtx`], so inside it nothing of this library may block on a reservation
+/// or allocate with `GFP_KERNEL`; [`ReclaimScope::try_lock`] is the way to a reservation.
+///
+/// # Examples
+///
+/// (KUnit case `dmabuf_lock_lockdep::reclaim_scope_trylocks`.)
+///
+/// ```ignore
+/// let reclaim = task.reclaim_scope();
+/// if let Some(guard) = reclaim.try_lock(&bo_resv) {
+///     // evict
+/// }
+/// ```
+pub struct ReclaimScope<'t> {
+    _task: PhantomData<&'t mut TaskCtx>,
+    _not_send: NotThreadSafe,
+}
+
+impl TaskCtx {
+    /// Enters a reclaim scope; see [`ReclaimScope`].
+    pub fn reclaim_scope(&mut self) -> ReclaimScope<'_> {
+        reclaim_acquire();
+        ReclaimScope {
+            _task: PhantomData,
+            _not_send: NotThreadSafe,
+        }
+    }
+}
+
+impl ReclaimScope<'_> {
+    /// Locks `resv` if it is free, without sleeping: the only lock reclaim may take (R2).
+    pub fn try_lock<'r>(&self, resv: &'r Resv) -> Option<ResvGuard<'r>> {
+        resv.try_lock_nosleep()
+    }
+}
+
+impl Drop for ReclaimScope<'_> {
+    fn drop(&mut self) {
+        reclaim_release();
+    }
+}
+
+fn reclaim_acquire() {
+    #[cfg(CONFIG_LOCKDEP)]
+    // SAFETY: Only updates lockdep's view of reclaim; released by `reclaim_release`.
+    unsafe {
+        bindings::fs_reclaim_acquire(bindings::GFP_KERNEL)
+    };
+}
+
+fn reclaim_release() {
+    #[cfg(CONFIG_LOCKDEP)]
+    // SAFETY: Pairs with `reclaim_acquire` on this task.
+    unsafe {
+        bindings::fs_reclaim_release(bindings::GFP_KERNEL)
+    };
+}
+
+/// A lock of a driver's own, as [`LockOrder`] takes it while priming.
+pub trait PrimeLock {
+    /// Whether holding it forbids sleeping (a spinlock).
+    fn is_spinning(&self) -> bool;
+    /// Takes the lock, runs `inner`, releases the lock.
+    fn hold(&self, inner: &mut dyn FnMut());
+}
+
+impl<T: ?Sized> PrimeLock for Mutex<T> {
+    fn is_spinning(&self) -> bool {
+        false
+    }
+
+    fn hold(&self, inner: &mut dyn FnMut()) {
+        let _guard = self.lock();
+        inner();
+    }
+}
+
+impl<T: ?Sized> PrimeLock for SpinLock<T> {
+    fn is_spinning(&self) -> bool {
+        true
+    }
+
+    fn hold(&self, inner: &mut dyn FnMut()) {
+        let _guard = self.lock();
+        inner();
+    }
+}
+
+impl PrimeLock for LockdepMap {
+    fn is_spinning(&self) -> bool {
+        false
+    }
+
+    fn hold(&self, inner: &mut dyn FnMut()) {
+        let _held = self.acquire();
+        inner();
+    }
+}
+
+/// A place in the dma-buf lock order, outermost first.
+#[derive(Clone, Copy)]
+pub enum Level<'a> {
+    /// `mmap_lock`: page faults and user copies (R1). Outside reservations.
+    MmapLock,
+    /// A reservation lock, in an acquire context (R6).
+    Resv,
+    /// Memory reclaim (`fs_reclaim`): `GFP_KERNEL` allocations (R2). Inside reservations.
+    Reclaim,
+    /// Inside a fence-signalling critical section (R4): only driver locks may follow.
+    Signalling,
+    /// Waiting for a fence (R3): the innermost operation, so only last.
+    FenceWait,
+    /// One of the driver's own locks, with the name used in logs (R9).
+    Driver(&'a (dyn PrimeLock + Sync), &'static CStr),
+}
+
+impl Level<'_> {
+    fn name(&self) -> &CStr {
+        match self {
+            Level::MmapLock => c"mmap_lock",
+            Level::Resv => c"dma_resv",
+            Level::Reclaim => c"fs_reclaim",
+            Level::Signalling => c"fence_signalling",
+            Level::FenceWait => c"fence_wait",
+            Level::Driver(_, name) => name,
+        }
+    }
+
+    fn sleeps(&self) -> bool {
+        match self {
+            Level::Driver(lock, _) => !lock.is_spinning(),
+            Level::Signalling => false,
+            _ => true,
+        }
+    }
+}
+
+const MAX_LEVELS: usize = 8;
+
+/// A declared chain of locks, outermost first, that [`LockOrder::prime`] teaches lockdep.
+///
+/// See the module documentation for an example.
+pub struct LockOrder<'a> {
+    name: &'static CStr,
+    levels: [Option<Level<'a>>; MAX_LEVELS],
+    len: usize,
+    overflow: bool,
+}
+
+impl<'a> LockOrder<'a> {
+    /// Starts an empty order called `name` (used in logs).
+    pub const fn new(name: &'static CStr) -> Self {
+        Self {
+            name,
+            levels: [None; MAX_LEVELS],
+            len: 0,
+            overflow: false,
+        }
+    }
+
+    /// Appends the next-inner level.
+    pub const fn then(mut self, level: Level<'a>) -> Self {
+        if self.len < MAX_LEVELS {
+            self.levels[self.len] = Some(level);
+            self.len += 1;
+        } else {
+            self.overflow = true;
+        }
+        self
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Level<'a>> {
+        self.levels.iter().flatten()
+    }
+
+    /// Checks the declared order against the rules; `EINVAL` names the first conflict in the log.
+    pub fn validate(&self) -> Result {
+        if self.overflow || self.len < 2 {
+            pr_err!("lock order {}: needs 2 to {MAX_LEVELS} levels\n", self.name.to_str().unwrap_or("?"));
+            return Err(EINVAL);
+        }
+        let (mut seen_resv, mut seen_reclaim, mut in_section, mut spinning) = (false, false, false, false);
+        for (i, level) in self.iter().enumerate() {
+            let conflict = match level {
+                Level::MmapLock if seen_resv => Some("mmap_lock inside dma_resv (R1)"),
+                Level::Resv if seen_reclaim => Some("blocking dma_resv lock in reclaim (R2)"),
+                Level::Resv | Level::Reclaim | Level::MmapLock if in_section => {
+                    Some("blocking lock or reclaim inside a signalling section (R4)")
+                }
+                Level::FenceWait if in_section => Some("fence wait inside a signalling section (R4)"),
+                Level::FenceWait if i + 1 != self.len => Some("fence wait is innermost (R3)"),
+                _ if spinning && level.sleeps() => Some("sleeping inside a spinlock"),
+                _ => None,
+            };
+            if let Some(why) = conflict {
+                pr_err!(
+                    "lock order {}: {} at level {}: {why}\n",
+                    self.name.to_str().unwrap_or("?"),
+                    level.name().to_str().unwrap_or("?"),
+                    i + 1
+                );
+                return Err(EINVAL);
+            }
+            seen_resv |= matches!(level, Level::Resv);
+            seen_reclaim |= matches!(level, Level::Reclaim);
+            in_section |= matches!(level, Level::Signalling);
+            spinning |= matches!(level, Level::Driver(lock, _) if lock.is_spinning());
+        }
+        Ok(())
+    }
+
+    /// Validates the order and, with `CONFIG_LOCKDEP`, takes every level once, nested in the
+    /// declared order, so lockdep knows the order before any real path runs (R9).
+    pub fn prime(&self, task: &TaskCtx) -> Result {
+        self.validate()?;
+        #[cfg(CONFIG_LOCKDEP)]
+        {
+            let scratch = KBox::pin_init(super::resv::OwnedResv::new(), GFP_KERNEL)?;
+            // `mmap_lock` is primed on the current task's mm (`mm_alloc()`, which the kernel's
+            // own priming uses, is exported to KUnit tests only).
+            let current = kernel::current!();
+            let mm = current.mm();
+            if mm.is_none() && self.iter().any(|l| matches!(l, Level::MmapLock)) {
+                pr_err!(
+                    "lock order {}: priming mmap_lock needs a task with an mm (module init, a syscall)\n",
+                    self.name.to_str().unwrap_or("?")
+                );
+                return Err(EINVAL);
+            }
+            let levels: KVec<Level<'a>> = {
+                let mut v = KVec::with_capacity(self.len, GFP_KERNEL)?;
+                for level in self.iter() {
+                    v.push(*level, GFP_KERNEL)?;
+                }
+                v
+            };
+            take_nested(&levels, task, &scratch, mm)?;
+            pr_info!("primed lock order {}: {:?}\n", self.name.to_str().unwrap_or("?"), self);
+        }
+        #[cfg(not(CONFIG_LOCKDEP))]
+        let _ = task;
+        Ok(())
+    }
+}
+
+/// Formats the chain, `mmap_lock -> dma_resv -> ...`.
+impl fmt::Debug for LockOrder<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, level) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" -> ")?;
+            }
+            f.write_str(level.name().to_str().unwrap_or("?"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Takes `levels[0]`, then the rest nested inside it, then releases it.
+#[cfg(CONFIG_LOCKDEP)]
+fn take_nested(
+    levels: &[Level<'_>],
+    task: &TaskCtx,
+    scratch: &super::resv::OwnedResv,
+    mm: Option<&kernel::mm::MmWithUser>,
+) -> Result {
+    use super::locker::{LockerFlags, ResvLocker};
+    let Some((level, rest)) = levels.split_first() else {
+        return Ok(());
+    };
+    let inner = || take_nested(rest, task, scratch, mm);
+    match level {
+        Level::MmapLock => match mm {
+            Some(mm) => {
+                let _mmap = mm.mmap_read_lock();
+                inner()
+            }
+            None => Err(EINVAL),
+        },
+        Level::Resv => {
+            pin_init::stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
+            locker.as_mut().lock_slice(task, &[&**scratch])?;
+            inner()
+        }
+        Level::Reclaim => {
+            reclaim_acquire();
+            let ret = inner();
+            reclaim_release();
+            ret
+        }
+        Level::Signalling => {
+            let cookie = super::signalling::begin_signalling();
+            let ret = inner();
+            super::signalling::end_signalling(cookie);
+            ret
+        }
+        Level::FenceWait => {
+            super::signalling::might_wait_for_fence(task);
+            inner()
+        }
+        Level::Driver(lock, _) => {
+            let mut ret = Ok(());
+            lock.hold(&mut || ret = inner());
+            ret
+        }
+    }
+}
