@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The correct twin of `r9_job_queue_primed_bad.rs` (R9): the same priming, and the path
+//! allocates under the job-queue lock only with `GFP_ATOMIC`, which cannot enter reclaim.
+//! Loading it must leave lockdep silent.
+
+#[path = "../../rust/dmabuf_lock/mod.rs"]
+pub mod dmabuf_lock;
+
+use dmabuf_lock::{
+    context::TaskCtx,
+    lockdep::{Level, LockOrder},
+};
+use kernel::{new_mutex, prelude::*};
+
+module! {
+    type: R9JobQueuePrimedGood,
+    name: "r9_job_queue_primed_good",
+    authors: ["dmabuf-lock developers"],
+    description: "Lockdep positive test: primed signalling-path lock, allocation outside it (R9)",
+    license: "GPL",
+}
+
+struct R9JobQueuePrimedGood;
+
+impl kernel::Module for R9JobQueuePrimedGood {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        // SAFETY: Module init runs outside any fence-signalling critical section.
+        let task = unsafe { TaskCtx::new() };
+        let job_queue = KBox::pin_init(new_mutex!(KVec::<u64>::new(), "job_queue"), GFP_KERNEL)?;
+        LockOrder::new(c"jobs")
+            .then(Level::Signalling)
+            .then(Level::Driver(&*job_queue, c"job_queue"))
+            .prime(&task)?;
+        let mut queue = job_queue.lock();
+        queue.push(1, GFP_ATOMIC)?;
+        Ok(Self)
+    }
+}
