@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! expect-splat: bad unlock balance detected[\s\S]*reservation_ww_class_mutex
+//!
+//! Deliberately wrong (R7): a reservation locked by the loading task is unlocked by a work
+//! item. Guards are `!Send` (`compile-fail/guard_sent_to_other_thread.rs`), so this case uses
+//! the raw bindings; lockdep reports the unlock by a task that does not hold the lock.
+//!
+//! Its correct twin is `r7_unlock_from_other_task_good.rs`.
+
+#[path = "../../rust/dmabuf_lock/mod.rs"]
+pub mod dmabuf_lock;
+
+use dmabuf_lock::resv::OwnedResv;
+use kernel::{
+    bindings,
+    prelude::*,
+    sync::{Arc, Completion},
+    workqueue,
+};
+
+module! {
+    type: R7UnlockFromOtherTaskBad,
+    name: "r7_unlock_from_other_task_bad",
+    authors: ["dmabuf-lock developers"],
+    description: "Lockdep negative test: reservation unlocked by another task (R7)",
+    license: "GPL",
+}
+
+#[pin_data]
+struct Shared {
+    #[pin]
+    resv: OwnedResv,
+    #[pin]
+    unlocked: Completion,
+}
+
+struct R7UnlockFromOtherTaskBad;
+
+impl kernel::Module for R7UnlockFromOtherTaskBad {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let shared = Arc::pin_init(
+            pin_init!(Shared {
+                resv <- OwnedResv::new(),
+                unlocked <- Completion::new(),
+            }),
+            GFP_KERNEL,
+        )?;
+        // SAFETY: The reservation is initialised; the work item below releases it.
+        unsafe { bindings::dma_resv_lock(shared.resv.as_raw(), core::ptr::null_mut()) };
+        let other = shared.clone();
+        workqueue::system().try_spawn(GFP_KERNEL, move || {
+            // SAFETY: The reservation is locked (by the loading task: that is the bug shown).
+            unsafe { bindings::dma_resv_unlock(other.resv.as_raw()) };
+            other.unlocked.complete_all();
+        })?;
+        shared.unlocked.wait_for_completion();
+        Ok(Self)
+    }
+}

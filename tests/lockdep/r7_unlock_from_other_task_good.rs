@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The correct twin of `r7_unlock_from_other_task_bad.rs` (R7): the work item that needs the
+//! reservation locks and unlocks it itself, with a guard. Loading it must leave lockdep silent.
+
+#[path = "../../rust/dmabuf_lock/mod.rs"]
+pub mod dmabuf_lock;
+
+use dmabuf_lock::{context::TaskCtx, resv::OwnedResv};
+use kernel::{
+    prelude::*,
+    sync::{Arc, Completion},
+    workqueue,
+};
+
+module! {
+    type: R7UnlockFromOtherTaskGood,
+    name: "r7_unlock_from_other_task_good",
+    authors: ["dmabuf-lock developers"],
+    description: "Lockdep positive test: reservation locked and unlocked by one task (R7)",
+    license: "GPL",
+}
+
+#[pin_data]
+struct Shared {
+    #[pin]
+    resv: OwnedResv,
+    #[pin]
+    unlocked: Completion,
+}
+
+struct R7UnlockFromOtherTaskGood;
+
+impl kernel::Module for R7UnlockFromOtherTaskGood {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let shared = Arc::pin_init(
+            pin_init!(Shared {
+                resv <- OwnedResv::new(),
+                unlocked <- Completion::new(),
+            }),
+            GFP_KERNEL,
+        )?;
+        let other = shared.clone();
+        workqueue::system().try_spawn(GFP_KERNEL, move || {
+            // SAFETY: Work items of the system queue run outside any signalling section.
+            let task = unsafe { TaskCtx::new() };
+            drop(other.resv.lock(&task));
+            other.unlocked.complete_all();
+        })?;
+        shared.unlocked.wait_for_completion();
+        Ok(Self)
+    }
+}
