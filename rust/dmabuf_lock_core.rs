@@ -69,7 +69,10 @@ impl kernel::Module for DmabufLock {
             order.prime(&task)?;
         }
         let dir = debugfs::Dir::new(c"dmabuf_lock");
-        let file = KBox::pin_init(dir.read_only_file(c"primed_orders", PrimedOrders), GFP_KERNEL)?;
+        let file = KBox::pin_init(
+            dir.read_only_file(c"primed_orders", PrimedOrders),
+            GFP_KERNEL,
+        )?;
         pr_info!("library core loaded\n");
         Ok(Self {
             _primed_orders: file,

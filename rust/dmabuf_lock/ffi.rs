@@ -6,9 +6,7 @@
 //! `<linux/dma-fence.h>` and `<linux/lockdep.h>` that `kernel::bindings`
 //! cannot call. Each has the contract of the C function it forwards to.
 
-use kernel::bindings::{
-    dma_fence, dma_resv, lockdep_map, mutex, spinlock_t, ww_acquire_ctx,
-};
+use kernel::bindings::{dma_fence, dma_resv, lockdep_map, mutex, spinlock_t, ww_acquire_ctx};
 
 // bindgen emits empty structs for some kernel types reached through these pointers (for example
 // `sched_statistics` without `CONFIG_SCHEDSTATS`); the kernel's own `bindings` crate allows the lint too.

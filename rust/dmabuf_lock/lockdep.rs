@@ -357,10 +357,14 @@ impl<'a> LockOrder<'a> {
     /// Checks the declared order against the rules; `EINVAL` names the first conflict in the log.
     pub fn validate(&self) -> Result {
         if self.overflow || self.len < 2 {
-            pr_err!("lock order {}: needs 2 to {MAX_LEVELS} levels\n", self.name.to_str().unwrap_or("?"));
+            pr_err!(
+                "lock order {}: needs 2 to {MAX_LEVELS} levels\n",
+                self.name.to_str().unwrap_or("?")
+            );
             return Err(EINVAL);
         }
-        let (mut seen_resv, mut seen_reclaim, mut in_section, mut spinning) = (false, false, false, false);
+        let (mut seen_resv, mut seen_reclaim, mut in_section, mut spinning) =
+            (false, false, false, false);
         for (i, level) in self.iter().enumerate() {
             let conflict = match level {
                 Level::MmapLock if seen_resv => Some("mmap_lock inside dma_resv (R1)"),
@@ -368,7 +372,9 @@ impl<'a> LockOrder<'a> {
                 Level::Resv | Level::Reclaim | Level::MmapLock if in_section => {
                     Some("blocking lock or reclaim inside a signalling section (R4)")
                 }
-                Level::FenceWait if in_section => Some("fence wait inside a signalling section (R4)"),
+                Level::FenceWait if in_section => {
+                    Some("fence wait inside a signalling section (R4)")
+                }
                 Level::FenceWait if i + 1 != self.len => Some("fence wait is innermost (R3)"),
                 _ if spinning && level.sleeps() => Some("sleeping inside a spinlock"),
                 _ => None,
@@ -416,7 +422,11 @@ impl<'a> LockOrder<'a> {
                 v
             };
             take_nested(&levels, task, &scratch, mm)?;
-            pr_info!("primed lock order {}: {:?}\n", self.name.to_str().unwrap_or("?"), self);
+            pr_info!(
+                "primed lock order {}: {:?}\n",
+                self.name.to_str().unwrap_or("?"),
+                self
+            );
         }
         #[cfg(not(CONFIG_LOCKDEP))]
         let _ = task;

@@ -11,6 +11,7 @@ pub mod dmabuf_lock;
 mod acquire_test;
 mod common;
 mod fence_test;
+mod lockdep_test;
 mod locker_test;
 mod resv_test;
 mod signalling_test;
