@@ -151,7 +151,7 @@ impl<T: ?Sized> MightLock for Mutex<T> {
         // SAFETY: `kernel::sync::Lock` is `repr(C)` with the C lock as its first field (what
         // `Lock::from_raw` relies on), so the address is that of an initialised `struct mutex`.
         unsafe {
-            ffi::dl_might_lock_mutex((self as *const Self).cast_mut().cast())
+            ffi::dl_might_lock_mutex(core::ptr::from_ref(self).cast_mut().cast())
         };
     }
 }
@@ -161,7 +161,7 @@ impl<T: ?Sized> MightLock for SpinLock<T> {
         #[cfg(CONFIG_LOCKDEP)]
         // SAFETY: As for `Mutex`: the address is that of an initialised `spinlock_t`.
         unsafe {
-            ffi::dl_might_lock_spinlock((self as *const Self).cast_mut().cast())
+            ffi::dl_might_lock_spinlock(core::ptr::from_ref(self).cast_mut().cast())
         };
     }
 }
