@@ -5,13 +5,14 @@
 #   make              build the modules (against $(KDIR), or the project's test kernel)
 #   make run          boot the test kernel, load the modules, show what they do
 #   make test         everything: deps, kernel, modules, lint, every test boot
+#   make bench        the Rust paths against the C paths, on the perf and test kernels
 #
 # The module objects themselves are described in Kbuild.
 
 KDIR ?=
 export KDIR
 
-.PHONY: all modules deps kernel kdir clippy fmtcheck fmt rust-analyzer test run clean
+.PHONY: all modules deps kernel kdir clippy fmtcheck fmt rust-analyzer test run bench clean
 
 all: modules
 
@@ -20,6 +21,11 @@ deps:
 
 kernel: deps
 	@scripts/kernel
+
+# The kernel config: CONFIG=perf builds the benchmark kernel (no lockdep) instead of the test one.
+ifneq ($(CONFIG),)
+export DL_CONFIG := $(CONFIG)
+endif
 
 kdir:
 	@scripts/build kdir
@@ -32,3 +38,6 @@ test:
 
 run:
 	@scripts/run
+
+bench:
+	@scripts/bench

@@ -27,18 +27,6 @@ void dl_ww_acquire_fini(struct ww_acquire_ctx *ctx)
 }
 EXPORT_SYMBOL_GPL(dl_ww_acquire_fini);
 
-int dl_dma_resv_lock(struct dma_resv *obj, struct ww_acquire_ctx *ctx)
-{
-	return dma_resv_lock(obj, ctx);
-}
-EXPORT_SYMBOL_GPL(dl_dma_resv_lock);
-
-int dl_dma_resv_lock_interruptible(struct dma_resv *obj, struct ww_acquire_ctx *ctx)
-{
-	return dma_resv_lock_interruptible(obj, ctx);
-}
-EXPORT_SYMBOL_GPL(dl_dma_resv_lock_interruptible);
-
 void dl_dma_resv_lock_slow(struct dma_resv *obj, struct ww_acquire_ctx *ctx)
 {
 	dma_resv_lock_slow(obj, ctx);
@@ -51,23 +39,11 @@ int dl_dma_resv_lock_slow_interruptible(struct dma_resv *obj, struct ww_acquire_
 }
 EXPORT_SYMBOL_GPL(dl_dma_resv_lock_slow_interruptible);
 
-bool dl_dma_resv_trylock(struct dma_resv *obj)
-{
-	return dma_resv_trylock(obj);
-}
-EXPORT_SYMBOL_GPL(dl_dma_resv_trylock);
-
 bool dl_dma_resv_is_locked(struct dma_resv *obj)
 {
 	return dma_resv_is_locked(obj);
 }
 EXPORT_SYMBOL_GPL(dl_dma_resv_is_locked);
-
-void dl_dma_resv_unlock(struct dma_resv *obj)
-{
-	dma_resv_unlock(obj);
-}
-EXPORT_SYMBOL_GPL(dl_dma_resv_unlock);
 
 struct dma_fence *dl_dma_fence_get(struct dma_fence *fence)
 {

@@ -16,13 +16,9 @@
 void dl_ww_acquire_init(struct ww_acquire_ctx *ctx);
 void dl_ww_acquire_done(struct ww_acquire_ctx *ctx);
 void dl_ww_acquire_fini(struct ww_acquire_ctx *ctx);
-int dl_dma_resv_lock(struct dma_resv *obj, struct ww_acquire_ctx *ctx);
-int dl_dma_resv_lock_interruptible(struct dma_resv *obj, struct ww_acquire_ctx *ctx);
 void dl_dma_resv_lock_slow(struct dma_resv *obj, struct ww_acquire_ctx *ctx);
 int dl_dma_resv_lock_slow_interruptible(struct dma_resv *obj, struct ww_acquire_ctx *ctx);
-bool dl_dma_resv_trylock(struct dma_resv *obj);
 bool dl_dma_resv_is_locked(struct dma_resv *obj);
-void dl_dma_resv_unlock(struct dma_resv *obj);
 struct dma_fence *dl_dma_fence_get(struct dma_fence *fence);
 void dl_dma_fence_put(struct dma_fence *fence);
 bool dl_dma_fence_is_signaled(struct dma_fence *fence);

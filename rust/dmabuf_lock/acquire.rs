@@ -145,8 +145,8 @@ impl AcquireCtx {
                     0
                 }
                 (true, true) => ffi::dl_dma_resv_lock_slow_interruptible(resv, ctx),
-                (false, false) => ffi::dl_dma_resv_lock(resv, ctx),
-                (false, true) => ffi::dl_dma_resv_lock_interruptible(resv, ctx),
+                (false, false) => bindings::ww_mutex_lock(c.resv.ww_mutex(), ctx),
+                (false, true) => bindings::ww_mutex_lock_interruptible(c.resv.ww_mutex(), ctx),
             }
         };
         kernel::error::to_result(ret)?;
@@ -166,6 +166,7 @@ impl AcquireCtx {
     /// On `Ok(Acquired::Locked(_))` the caller becomes responsible for unlocking `resv` before the
     /// context is finalised; the guard inside may be forgotten only if the caller unlocks `resv`
     /// itself.
+    #[inline(always)]
     pub(crate) unsafe fn lock_raw<'o>(
         &self,
         resv: &'o Resv,
@@ -177,9 +178,9 @@ impl AcquireCtx {
         // SAFETY: `resv` and the context are initialised (type invariants of both).
         let ret = unsafe {
             if interruptible {
-                ffi::dl_dma_resv_lock_interruptible(resv.as_raw(), self.as_raw())
+                bindings::ww_mutex_lock_interruptible(resv.ww_mutex(), self.as_raw())
             } else {
-                ffi::dl_dma_resv_lock(resv.as_raw(), self.as_raw())
+                bindings::ww_mutex_lock(resv.ww_mutex(), self.as_raw())
             }
         };
         match ret {
@@ -203,6 +204,24 @@ impl AcquireCtx {
             // `ww_acquire_done` is called once.
             unsafe { ffi::dl_ww_acquire_done(self.as_raw()) };
         }
+    }
+
+    /// Finalises the context and initialises it again, for a locker that is reused.
+    ///
+    /// # Safety
+    ///
+    /// No lock is held in the context; every guard taken through it has been dropped.
+    pub(crate) unsafe fn restart(self: Pin<&mut Self>) {
+        // SAFETY: Only `done`, which is not structurally pinned, is replaced; `raw` stays put.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: The context is initialised (type invariant) and holds no lock (the caller's
+        // guarantee), so it may be finalised; it is initialised again in place right away.
+        unsafe {
+            ffi::dl_ww_acquire_fini(this.raw.get());
+            ffi::dl_ww_acquire_init(this.raw.get());
+        }
+        // INVARIANT: A fresh context has not been marked done.
+        this.done.set(false);
     }
 }
 

@@ -6,7 +6,9 @@
 //! `<linux/dma-fence.h>` and `<linux/lockdep.h>` that `kernel::bindings`
 //! cannot call. Each has the contract of the C function it forwards to.
 
-use kernel::bindings::{dma_fence, dma_resv, lockdep_map, mutex, spinlock_t, ww_acquire_ctx};
+use kernel::bindings::{dma_fence, dma_resv, ww_acquire_ctx};
+#[cfg(CONFIG_LOCKDEP)]
+use kernel::bindings::{lockdep_map, mutex, spinlock_t};
 
 // bindgen emits empty structs for some kernel types reached through these pointers (for example
 // `sched_statistics` without `CONFIG_SCHEDSTATS`); the kernel's own `bindings` crate allows the lint too.
@@ -18,13 +20,6 @@ extern "C" {
     pub(crate) fn dl_ww_acquire_done(ctx: *mut ww_acquire_ctx);
     /// `ww_acquire_fini(ctx)`.
     pub(crate) fn dl_ww_acquire_fini(ctx: *mut ww_acquire_ctx);
-    /// `dma_resv_lock(obj, ctx)`.
-    pub(crate) fn dl_dma_resv_lock(obj: *mut dma_resv, ctx: *mut ww_acquire_ctx) -> i32;
-    /// `dma_resv_lock_interruptible(obj, ctx)`.
-    pub(crate) fn dl_dma_resv_lock_interruptible(
-        obj: *mut dma_resv,
-        ctx: *mut ww_acquire_ctx,
-    ) -> i32;
     /// `dma_resv_lock_slow(obj, ctx)`.
     pub(crate) fn dl_dma_resv_lock_slow(obj: *mut dma_resv, ctx: *mut ww_acquire_ctx);
     /// `dma_resv_lock_slow_interruptible(obj, ctx)`.
@@ -32,12 +27,8 @@ extern "C" {
         obj: *mut dma_resv,
         ctx: *mut ww_acquire_ctx,
     ) -> i32;
-    /// `dma_resv_trylock(obj)`.
-    pub(crate) fn dl_dma_resv_trylock(obj: *mut dma_resv) -> bool;
     /// `dma_resv_is_locked(obj)`.
     pub(crate) fn dl_dma_resv_is_locked(obj: *mut dma_resv) -> bool;
-    /// `dma_resv_unlock(obj)`.
-    pub(crate) fn dl_dma_resv_unlock(obj: *mut dma_resv);
     /// `dma_fence_get(fence)`.
     pub(crate) fn dl_dma_fence_get(fence: *mut dma_fence) -> *mut dma_fence;
     /// `dma_fence_put(fence)`.
@@ -46,6 +37,12 @@ extern "C" {
     pub(crate) fn dl_dma_fence_is_signaled(fence: *mut dma_fence) -> bool;
     /// `dma_fence_set_error(fence, error)`.
     pub(crate) fn dl_dma_fence_set_error(fence: *mut dma_fence, error: i32);
+}
+
+// Lockdep annotations: only called with `CONFIG_LOCKDEP`, where they do something.
+#[cfg(CONFIG_LOCKDEP)]
+#[allow(improper_ctypes)]
+extern "C" {
     /// `might_lock(lock)` for a `struct mutex`.
     pub(crate) fn dl_might_lock_mutex(lock: *mut mutex);
     /// `might_lock(lock)` for a `spinlock_t`.

@@ -28,9 +28,10 @@
 //!     .prime(&task)?;
 //! ```
 
+#[cfg(CONFIG_LOCKDEP)]
+use super::ffi;
 use super::{
     context::TaskCtx,
-    ffi,
     resv::{Resv, ResvGuard},
 };
 use core::{fmt, marker::PhantomData};
@@ -396,40 +397,41 @@ impl<'a> LockOrder<'a> {
         Ok(())
     }
 
-    /// Validates the order and, with `CONFIG_LOCKDEP`, takes every level once, nested in the
-    /// declared order, so lockdep knows the order before any real path runs (R9).
+    /// With `CONFIG_LOCKDEP`: validates the order ([`LockOrder::validate`]) and takes every
+    /// level once, nested in the declared order, so lockdep knows the order before any real path
+    /// runs (R9). Without it, does nothing at all (the call compiles away).
+    #[cfg(CONFIG_LOCKDEP)]
     pub fn prime(&self, task: &TaskCtx) -> Result {
         self.validate()?;
-        #[cfg(CONFIG_LOCKDEP)]
-        {
-            let scratch = KBox::pin_init(super::resv::OwnedResv::new(), GFP_KERNEL)?;
-            // `mmap_lock` is primed on the current task's mm (`mm_alloc()`, which the kernel's
-            // own priming uses, is exported to KUnit tests only).
-            let current = kernel::current!();
-            let mm = current.mm();
-            if mm.is_none() && self.iter().any(|l| matches!(l, Level::MmapLock)) {
-                pr_err!(
-                    "lock order {}: priming mmap_lock needs a task with an mm (module init, a syscall)\n",
-                    self.name.to_str().unwrap_or("?")
-                );
-                return Err(EINVAL);
-            }
-            let levels: KVec<Level<'a>> = {
-                let mut v = KVec::with_capacity(self.len, GFP_KERNEL)?;
-                for level in self.iter() {
-                    v.push(*level, GFP_KERNEL)?;
-                }
-                v
-            };
-            take_nested(&levels, task, &scratch, mm)?;
-            pr_info!(
-                "primed lock order {}: {:?}\n",
-                self.name.to_str().unwrap_or("?"),
-                self
+        let scratch = KBox::pin_init(super::resv::OwnedResv::new(), GFP_KERNEL)?;
+        // `mmap_lock` is primed on the current task's mm (`mm_alloc()`, which the kernel's own
+        // priming uses, is exported to KUnit tests only).
+        let current = kernel::current!();
+        let mm = current.mm();
+        if mm.is_none() && self.iter().any(|l| matches!(l, Level::MmapLock)) {
+            pr_err!(
+                "lock order {}: priming mmap_lock needs a task with an mm (module init, a syscall)\n",
+                self.name.to_str().unwrap_or("?")
             );
+            return Err(EINVAL);
         }
-        #[cfg(not(CONFIG_LOCKDEP))]
-        let _ = task;
+        let mut levels = KVec::with_capacity(self.len, GFP_KERNEL)?;
+        for level in self.iter() {
+            levels.push(*level, GFP_KERNEL)?;
+        }
+        take_nested(&levels, task, &scratch, mm)?;
+        pr_info!(
+            "primed lock order {}: {:?}\n",
+            self.name.to_str().unwrap_or("?"),
+            self
+        );
+        Ok(())
+    }
+
+    /// See the `CONFIG_LOCKDEP` version: without lockdep there is nothing to teach.
+    #[cfg(not(CONFIG_LOCKDEP))]
+    #[inline(always)]
+    pub fn prime(&self, _task: &TaskCtx) -> Result {
         Ok(())
     }
 }

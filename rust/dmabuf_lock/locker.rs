@@ -228,6 +228,28 @@ impl<'o> ResvLocker<'o> {
         unsafe { self.get_unchecked_mut() }.held.clear();
     }
 
+    /// Unlocks everything and starts a new acquire context, keeping the array of held locks:
+    /// a locker reused for job after job allocates nothing after the first (the counters are
+    /// kept too).
+    ///
+    /// ```ignore
+    /// for job in jobs {
+    ///     locker.as_mut().reset();
+    ///     locker.as_mut().lock_slice(&task, job.resvs())?;
+    /// }
+    /// ```
+    pub fn reset(self: Pin<&mut Self>) {
+        // SAFETY: `ctx` stays pinned: it is only reached through `map_unchecked_mut` below.
+        let this = unsafe { self.get_unchecked_mut() };
+        this.held.clear();
+        this.contended = None;
+        this.prelocked = None;
+        // SAFETY: `ctx` is structurally pinned inside the pinned locker.
+        let ctx = unsafe { Pin::new_unchecked(&mut this.ctx) };
+        // SAFETY: Every lock of the context was in `held`, which was just emptied.
+        unsafe { ctx.restart() };
+    }
+
     /// Returns the locker's counters.
     ///
     /// ```ignore
@@ -248,6 +270,7 @@ impl<'o> ResvLocker<'o> {
     /// Keeps a lock just taken and reserves the configured fence slots on it. The array of held
     /// locks grows (with `GFP_KERNEL`, allowed under reservations by R2) only when it is full;
     /// if that fails, the guard is dropped and the lock released.
+    #[inline(always)]
     fn hold(&mut self, guard: ResvGuard<'o>) -> Result {
         if self.held.len() == self.held.capacity() {
             self.stats.allocations += 1;
@@ -285,6 +308,7 @@ impl<'o> Pass<'_, 'o> {
     /// ```ignore
     /// pass.lock(&resv)?;
     /// ```
+    #[inline(always)]
     pub fn lock(&mut self, resv: &'o Resv) -> core::result::Result<(), PassError> {
         let l = &mut *self.locker;
         // SAFETY: The guard is stored in `held`, which is emptied before the context is

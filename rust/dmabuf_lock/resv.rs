@@ -106,6 +106,30 @@ impl Resv {
         self.0.get()
     }
 
+    /// Returns the reservation's `ww_mutex` (`&obj->lock`). The lock paths call the exported
+    /// `ww_mutex_*` functions on it directly, as the `dma_resv_lock*()` inlines do, so a Rust
+    /// lock costs what a C one does.
+    pub(crate) fn ww_mutex(&self) -> *mut bindings::ww_mutex {
+        // SAFETY: `as_raw` points to an initialised `dma_resv` (type invariant); this only
+        // computes a field address.
+        unsafe { &raw mut (*self.as_raw()).lock }
+    }
+
+    /// Unlocks the reservation, as `dma_resv_unlock()` does.
+    ///
+    /// # Safety
+    ///
+    /// The current task holds the lock, and nothing else will unlock it.
+    pub(crate) unsafe fn unlock_raw(&self) {
+        #[cfg(CONFIG_DEBUG_MUTEXES)]
+        // SAFETY: The caller holds the lock, as `dma_resv_reset_max_fences` requires.
+        unsafe {
+            bindings::dma_resv_reset_max_fences(self.as_raw())
+        };
+        // SAFETY: The caller holds the lock.
+        unsafe { bindings::ww_mutex_unlock(self.ww_mutex()) };
+    }
+
     /// Locks the reservation, sleeping until it is free. The [`TaskCtx`] proves the caller is
     /// outside any fence-signalling critical section (R4).
     ///
@@ -118,9 +142,9 @@ impl Resv {
     /// drop(guard);
     /// ```
     pub fn lock(&self, _task: &TaskCtx) -> ResvGuard<'_> {
-        // SAFETY: `as_raw` is initialised by the type invariant. With a NULL context,
-        // `dma_resv_lock` sleeps until it owns the lock and returns 0.
-        let ret = unsafe { ffi::dl_dma_resv_lock(self.as_raw(), ptr::null_mut()) };
+        // SAFETY: The mutex is initialised (type invariant). With a NULL context,
+        // `ww_mutex_lock` sleeps until it owns the lock and returns 0.
+        let ret = unsafe { bindings::ww_mutex_lock(self.ww_mutex(), ptr::null_mut()) };
         debug_assert_eq!(ret, 0);
         // SAFETY: The lock was just taken by the current task.
         unsafe { ResvGuard::new(self) }
@@ -132,9 +156,11 @@ impl Resv {
     /// let guard = resv.lock_interruptible(&task)?;
     /// ```
     pub fn lock_interruptible(&self, _task: &TaskCtx) -> Result<ResvGuard<'_>> {
-        // SAFETY: `as_raw` is initialised by the type invariant; with a NULL context the call
+        // SAFETY: The mutex is initialised (type invariant); with a NULL context the call
         // returns 0 once locked or `-EINTR`.
-        to_result(unsafe { ffi::dl_dma_resv_lock_interruptible(self.as_raw(), ptr::null_mut()) })?;
+        to_result(unsafe {
+            bindings::ww_mutex_lock_interruptible(self.ww_mutex(), ptr::null_mut())
+        })?;
         // SAFETY: The call above returned 0, so the current task holds the lock.
         Ok(unsafe { ResvGuard::new(self) })
     }
@@ -156,8 +182,8 @@ impl Resv {
     /// The trylock itself, for callers that prove otherwise that they may take a reservation
     /// (a reclaim scope).
     pub(crate) fn try_lock_nosleep(&self) -> Option<ResvGuard<'_>> {
-        // SAFETY: `as_raw` is initialised by the type invariant.
-        if unsafe { ffi::dl_dma_resv_trylock(self.as_raw()) } {
+        // SAFETY: The mutex is initialised (type invariant); no context, as `dma_resv_trylock`.
+        if unsafe { bindings::ww_mutex_trylock(self.ww_mutex(), ptr::null_mut()) } != 0 {
             // SAFETY: The trylock succeeded, so the current task holds the lock.
             Some(unsafe { ResvGuard::new(self) })
         } else {
@@ -395,6 +421,6 @@ impl Drop for ResvGuard<'_> {
     fn drop(&mut self) {
         // SAFETY: By the type invariant the current task holds the lock, and this guard is
         // responsible for releasing it exactly once.
-        unsafe { ffi::dl_dma_resv_unlock(self.resv.as_raw()) };
+        unsafe { self.resv.unlock_raw() };
     }
 }

@@ -140,6 +140,28 @@ mod tests {
         Ok(())
     }
 
+    /// A locker reused job after job with `reset` keeps its array: only the first job allocates.
+    #[test]
+    fn reset_reuses_the_locker() -> Result {
+        let task = task();
+        let objs = new_resvs(8)?;
+        let all = refs(&objs)?;
+        stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
+        locker.as_mut().lock_slice(&task, &all)?;
+        let after_first = locker.stats().allocations;
+        for round in 0..50usize {
+            locker.as_mut().reset();
+            assert!(objs.iter().all(|o| !o.is_locked()));
+            let n = 1 + round % all.len();
+            locker.as_mut().lock_slice(&task, &all[..n])?;
+            assert_eq!(locker.locked().len(), n);
+        }
+        assert_eq!(locker.stats().allocations, after_first);
+        locker.as_mut().reset();
+        assert!(objs.iter().all(|o| !o.is_locked()));
+        Ok(())
+    }
+
     #[test]
     fn interruptible_without_signal() -> Result {
         let task = task();

@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * C baselines for the benchmark (see c_paths.h). dl_bench_c_lock_objs() is the canonical
+ * drm_exec loop, without drm_exec's object array: lock in order, on -EDEADLK unlock everything,
+ * take the contended object with dma_resv_lock_slow() and start again. Each function returns the
+ * nanoseconds its whole loop took, so the Rust side can time the same loop the same way.
+ */
+
+#include <linux/dma-fence.h>
+#include <linux/ktime.h>
+
+#include "c_paths.h"
+
+u64 dl_bench_c_lock_unlock(struct dma_resv *obj, u32 iters)
+{
+	u64 start = ktime_get_ns();
+	u32 i;
+
+	for (i = 0; i < iters; i++) {
+		dma_resv_lock(obj, NULL);
+		dma_resv_unlock(obj);
+	}
+	return ktime_get_ns() - start;
+}
+
+static void dl_bench_c_unlock_objs(struct dma_resv **objs, u32 count, struct dma_resv *prelocked)
+{
+	u32 i;
+
+	for (i = 0; i < count; i++)
+		if (objs[i] != prelocked)
+			dma_resv_unlock(objs[i]);
+	if (prelocked)
+		dma_resv_unlock(prelocked);
+}
+
+/* Locks objs[0..n) in one context; returns the number of backoffs. */
+static u64 dl_bench_c_lock_objs(struct dma_resv **objs, u32 n, struct ww_acquire_ctx *ctx)
+{
+	struct dma_resv *contended = NULL;
+	u64 backoffs = 0;
+	u32 i;
+	int ret;
+
+retry:
+	if (contended)
+		dma_resv_lock_slow(contended, ctx);
+	for (i = 0; i < n; i++) {
+		if (objs[i] == contended)
+			continue;
+		ret = dma_resv_lock(objs[i], ctx);
+		if (ret == -EDEADLK) {
+			dl_bench_c_unlock_objs(objs, i, contended);
+			contended = objs[i];
+			backoffs++;
+			goto retry;
+		}
+	}
+	ww_acquire_done(ctx);
+	return backoffs;
+}
+
+u64 dl_bench_c_lock_all(struct dma_resv **objs, u32 n, u32 iters)
+{
+	struct ww_acquire_ctx ctx;
+	u64 start = ktime_get_ns();
+	u32 i;
+
+	for (i = 0; i < iters; i++) {
+		ww_acquire_init(&ctx, &reservation_ww_class);
+		dl_bench_c_lock_objs(objs, n, &ctx);
+		dl_bench_c_unlock_objs(objs, n, NULL);
+		ww_acquire_fini(&ctx);
+	}
+	return ktime_get_ns() - start;
+}
+
+u64 dl_bench_c_signalling(u32 iters)
+{
+	u64 start = ktime_get_ns();
+	u32 i;
+
+	for (i = 0; i < iters; i++) {
+		bool cookie = dma_fence_begin_signalling();
+
+		dma_fence_end_signalling(cookie);
+	}
+	return ktime_get_ns() - start;
+}
+
+void dl_bench_c_contend(struct dma_resv **objs, u32 n, u64 duration_ns, u32 seed,
+			u64 *acquisitions, u64 *backoffs)
+{
+	u64 end = ktime_get_ns() + duration_ns;
+	struct dma_resv *subset[8];
+	struct ww_acquire_ctx ctx;
+	u32 i, k, start, stride;
+
+	*acquisitions = 0;
+	*backoffs = 0;
+	while (ktime_get_ns() < end) {
+		/* The same subset choice as the Rust side: k distinct objects, odd stride. */
+		seed ^= seed << 13;
+		seed ^= seed >> 17;
+		seed ^= seed << 5;
+		k = 1 + seed % 8;
+		start = (seed >> 8) % n;
+		stride = ((seed >> 16) % n) | 1;
+		for (i = 0; i < k; i++)
+			subset[i] = objs[(start + i * stride) % n];
+		ww_acquire_init(&ctx, &reservation_ww_class);
+		*backoffs += dl_bench_c_lock_objs(subset, k, &ctx);
+		dl_bench_c_unlock_objs(subset, k, NULL);
+		ww_acquire_fini(&ctx);
+		(*acquisitions)++;
+	}
+}
