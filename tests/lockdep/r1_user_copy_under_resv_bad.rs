@@ -9,10 +9,12 @@
 //!
 //! Its correct twin is `r1_user_copy_under_resv_good.rs`.
 
+pub mod common;
 #[path = "../../rust/dmabuf_lock/mod.rs"]
 pub mod dmabuf_lock;
 
-use dmabuf_lock::{context::TaskCtx, resv::OwnedResv};
+use common::init_task;
+use dmabuf_lock::resv::OwnedResv;
 use kernel::{
     prelude::*,
     uaccess::{UserPtr, UserSlice},
@@ -30,8 +32,7 @@ struct R1UserCopyUnderResvBad;
 
 impl kernel::Module for R1UserCopyUnderResvBad {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        // SAFETY: Module init runs outside any fence-signalling critical section.
-        let task = unsafe { TaskCtx::new() };
+        let task = init_task();
         let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
         let mut relocs = [0u8; 64];
         let guard = resv.lock(&task);

@@ -3,10 +3,12 @@
 //! The correct twin of `r1_user_copy_under_resv_bad.rs` (R1): user memory is copied before the
 //! reservation is locked. Loading it must leave lockdep silent.
 
+pub mod common;
 #[path = "../../rust/dmabuf_lock/mod.rs"]
 pub mod dmabuf_lock;
 
-use dmabuf_lock::{context::TaskCtx, resv::OwnedResv};
+use common::init_task;
+use dmabuf_lock::resv::OwnedResv;
 use kernel::{
     prelude::*,
     uaccess::{UserPtr, UserSlice},
@@ -24,8 +26,7 @@ struct R1UserCopyUnderResvGood;
 
 impl kernel::Module for R1UserCopyUnderResvGood {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        // SAFETY: Module init runs outside any fence-signalling critical section.
-        let task = unsafe { TaskCtx::new() };
+        let task = init_task();
         let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
         let mut relocs = [0u8; 64];
         let copied = UserSlice::new(UserPtr::from_addr(0), relocs.len())

@@ -10,10 +10,12 @@
 //!
 //! Its correct twin is `r2_blocking_lock_in_reclaim_good.rs`.
 
+pub mod common;
 #[path = "../../rust/dmabuf_lock/mod.rs"]
 pub mod dmabuf_lock;
 
-use dmabuf_lock::{context::TaskCtx, resv::OwnedResv};
+use common::init_task;
+use dmabuf_lock::resv::OwnedResv;
 use kernel::{bindings, prelude::*};
 
 module! {
@@ -28,8 +30,7 @@ struct R2BlockingLockInReclaimBad;
 
 impl kernel::Module for R2BlockingLockInReclaimBad {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        // SAFETY: Module init runs outside any fence-signalling critical section.
-        let task = unsafe { TaskCtx::new() };
+        let task = init_task();
         let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
         // SAFETY: Only tells lockdep that reclaim runs; released below on this task.
         unsafe { bindings::fs_reclaim_acquire(bindings::GFP_KERNEL) };

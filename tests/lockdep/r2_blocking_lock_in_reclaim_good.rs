@@ -3,10 +3,12 @@
 //! The correct twin of `r2_blocking_lock_in_reclaim_bad.rs` (R2): the reclaim path trylocks the
 //! reservation through a `ReclaimScope`. Loading it must leave lockdep silent.
 
+pub mod common;
 #[path = "../../rust/dmabuf_lock/mod.rs"]
 pub mod dmabuf_lock;
 
-use dmabuf_lock::{context::TaskCtx, resv::OwnedResv};
+use common::init_task;
+use dmabuf_lock::resv::OwnedResv;
 use kernel::prelude::*;
 
 module! {
@@ -21,8 +23,7 @@ struct R2BlockingLockInReclaimGood;
 
 impl kernel::Module for R2BlockingLockInReclaimGood {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        // SAFETY: Module init runs outside any fence-signalling critical section.
-        let mut task = unsafe { TaskCtx::new() };
+        let mut task = init_task();
         let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
         let reclaim = task.reclaim_scope();
         let evicted = reclaim.try_lock(&resv).is_some();

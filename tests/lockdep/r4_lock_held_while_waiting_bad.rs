@@ -10,10 +10,12 @@
 //!
 //! Its correct twin is `r4_lock_held_while_waiting_good.rs`.
 
+pub mod common;
 #[path = "../../rust/dmabuf_lock/mod.rs"]
 pub mod dmabuf_lock;
 
-use dmabuf_lock::{context::TaskCtx, signalling::might_wait_for_fence};
+use common::init_task;
+use dmabuf_lock::signalling::might_wait_for_fence;
 use kernel::{new_mutex, prelude::*};
 
 module! {
@@ -28,8 +30,7 @@ struct R4LockHeldWhileWaitingBad;
 
 impl kernel::Module for R4LockHeldWhileWaitingBad {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        // SAFETY: Module init runs outside any fence-signalling critical section.
-        let mut task = unsafe { TaskCtx::new() };
+        let mut task = init_task();
         let job_queue = KBox::pin_init(new_mutex!(0u32, "job_queue"), GFP_KERNEL)?;
         // The signalling path: a job completes and is taken off the queue.
         {

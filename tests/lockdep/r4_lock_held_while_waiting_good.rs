@@ -3,10 +3,12 @@
 //! The correct twin of `r4_lock_held_while_waiting_bad.rs` (R4): the submission path drops the
 //! job-queue lock before it may wait for a fence. Loading it must leave lockdep silent.
 
+pub mod common;
 #[path = "../../rust/dmabuf_lock/mod.rs"]
 pub mod dmabuf_lock;
 
-use dmabuf_lock::{context::TaskCtx, signalling::might_wait_for_fence};
+use common::init_task;
+use dmabuf_lock::signalling::might_wait_for_fence;
 use kernel::{new_mutex, prelude::*};
 
 module! {
@@ -21,8 +23,7 @@ struct R4LockHeldWhileWaitingGood;
 
 impl kernel::Module for R4LockHeldWhileWaitingGood {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        // SAFETY: Module init runs outside any fence-signalling critical section.
-        let mut task = unsafe { TaskCtx::new() };
+        let mut task = init_task();
         let job_queue = KBox::pin_init(new_mutex!(0u32, "job_queue"), GFP_KERNEL)?;
         {
             let _section = task.signalling_section();

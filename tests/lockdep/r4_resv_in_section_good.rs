@@ -4,11 +4,12 @@
 //! added before the signalling section; the section only signals. Loading it must leave lockdep
 //! silent.
 
+pub mod common;
 #[path = "../../rust/dmabuf_lock/mod.rs"]
 pub mod dmabuf_lock;
 
+use common::init_task;
 use dmabuf_lock::{
-    context::TaskCtx,
     fence::FenceTimeline,
     resv::{FenceUsage, OwnedResv},
 };
@@ -26,8 +27,7 @@ struct R4ResvInSectionGood;
 
 impl kernel::Module for R4ResvInSectionGood {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        // SAFETY: Module init runs outside any fence-signalling critical section.
-        let mut task = unsafe { TaskCtx::new() };
+        let mut task = init_task();
         let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
         let timeline = FenceTimeline::new();
         let fence = timeline.prepare(&task)?.arm();

@@ -9,11 +9,12 @@
 //!
 //! Its correct twin is `r6_nested_contexts_good.rs`.
 
+pub mod common;
 #[path = "../../rust/dmabuf_lock/mod.rs"]
 pub mod dmabuf_lock;
 
+use common::init_task;
 use dmabuf_lock::{
-    context::TaskCtx,
     locker::{LockerFlags, ResvLocker},
     resv::OwnedResv,
 };
@@ -32,8 +33,7 @@ struct R6NestedContextsBad;
 
 impl kernel::Module for R6NestedContextsBad {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        // SAFETY: Module init runs outside any fence-signalling critical section.
-        let task = unsafe { TaskCtx::new() };
+        let task = init_task();
         let a = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
         let b = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
         stack_pin_init!(let first = ResvLocker::new(LockerFlags::default()));

@@ -3,11 +3,12 @@
 //! The correct twin of `r6_nested_contexts_bad.rs` (R6): the same two objects, locked in one
 //! acquire context. Loading it must leave lockdep silent.
 
+pub mod common;
 #[path = "../../rust/dmabuf_lock/mod.rs"]
 pub mod dmabuf_lock;
 
+use common::init_task;
 use dmabuf_lock::{
-    context::TaskCtx,
     locker::{LockerFlags, ResvLocker},
     resv::OwnedResv,
 };
@@ -26,8 +27,7 @@ struct R6NestedContextsGood;
 
 impl kernel::Module for R6NestedContextsGood {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        // SAFETY: Module init runs outside any fence-signalling critical section.
-        let task = unsafe { TaskCtx::new() };
+        let task = init_task();
         let a = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
         let b = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
         stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));

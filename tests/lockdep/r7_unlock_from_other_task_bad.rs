@@ -11,13 +11,10 @@
 #[path = "../../rust/dmabuf_lock/mod.rs"]
 pub mod dmabuf_lock;
 
-use dmabuf_lock::resv::OwnedResv;
-use kernel::{
-    bindings,
-    prelude::*,
-    sync::{Arc, Completion},
-    workqueue,
-};
+pub mod common;
+
+use common::SharedResv;
+use kernel::{bindings, prelude::*, workqueue};
 
 module! {
     type: R7UnlockFromOtherTaskBad,
@@ -27,34 +24,20 @@ module! {
     license: "GPL",
 }
 
-#[pin_data]
-struct Shared {
-    #[pin]
-    resv: OwnedResv,
-    #[pin]
-    unlocked: Completion,
-}
-
 struct R7UnlockFromOtherTaskBad;
 
 impl kernel::Module for R7UnlockFromOtherTaskBad {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let shared = Arc::pin_init(
-            pin_init!(Shared {
-                resv <- OwnedResv::new(),
-                unlocked <- Completion::new(),
-            }),
-            GFP_KERNEL,
-        )?;
+        let shared = SharedResv::new()?;
         // SAFETY: The reservation is initialised; the work item below releases it.
         unsafe { bindings::dma_resv_lock(shared.resv.as_raw(), core::ptr::null_mut()) };
         let other = shared.clone();
         workqueue::system().try_spawn(GFP_KERNEL, move || {
             // SAFETY: The reservation is locked (by the loading task: that is the bug shown).
             unsafe { bindings::dma_resv_unlock(other.resv.as_raw()) };
-            other.unlocked.complete_all();
+            other.done.complete_all();
         })?;
-        shared.unlocked.wait_for_completion();
+        shared.done.wait_for_completion();
         Ok(Self)
     }
 }

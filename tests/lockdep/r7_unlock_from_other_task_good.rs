@@ -6,12 +6,11 @@
 #[path = "../../rust/dmabuf_lock/mod.rs"]
 pub mod dmabuf_lock;
 
-use dmabuf_lock::{context::TaskCtx, resv::OwnedResv};
-use kernel::{
-    prelude::*,
-    sync::{Arc, Completion},
-    workqueue,
-};
+pub mod common;
+
+use common::SharedResv;
+use dmabuf_lock::context::TaskCtx;
+use kernel::{prelude::*, workqueue};
 
 module! {
     type: R7UnlockFromOtherTaskGood,
@@ -21,33 +20,19 @@ module! {
     license: "GPL",
 }
 
-#[pin_data]
-struct Shared {
-    #[pin]
-    resv: OwnedResv,
-    #[pin]
-    unlocked: Completion,
-}
-
 struct R7UnlockFromOtherTaskGood;
 
 impl kernel::Module for R7UnlockFromOtherTaskGood {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let shared = Arc::pin_init(
-            pin_init!(Shared {
-                resv <- OwnedResv::new(),
-                unlocked <- Completion::new(),
-            }),
-            GFP_KERNEL,
-        )?;
+        let shared = SharedResv::new()?;
         let other = shared.clone();
         workqueue::system().try_spawn(GFP_KERNEL, move || {
             // SAFETY: Work items of the system queue run outside any signalling section.
             let task = unsafe { TaskCtx::new() };
             drop(other.resv.lock(&task));
-            other.unlocked.complete_all();
+            other.done.complete_all();
         })?;
-        shared.unlocked.wait_for_completion();
+        shared.done.wait_for_completion();
         Ok(Self)
     }
 }

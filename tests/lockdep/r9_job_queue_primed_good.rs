@@ -7,10 +7,9 @@
 #[path = "../../rust/dmabuf_lock/mod.rs"]
 pub mod dmabuf_lock;
 
-use dmabuf_lock::{
-    context::TaskCtx,
-    lockdep::{Level, LockOrder},
-};
+pub mod common;
+
+use common::{init_task, prime_job_queue};
 use kernel::{new_mutex, prelude::*};
 
 module! {
@@ -25,13 +24,8 @@ struct R9JobQueuePrimedGood;
 
 impl kernel::Module for R9JobQueuePrimedGood {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        // SAFETY: Module init runs outside any fence-signalling critical section.
-        let task = unsafe { TaskCtx::new() };
         let job_queue = KBox::pin_init(new_mutex!(KVec::<u64>::new(), "job_queue"), GFP_KERNEL)?;
-        LockOrder::new(c"jobs")
-            .then(Level::Signalling)
-            .then(Level::Driver(&*job_queue, c"job_queue"))
-            .prime(&task)?;
+        prime_job_queue(&init_task(), &job_queue)?;
         let mut queue = job_queue.lock();
         queue.push(1, GFP_ATOMIC)?;
         Ok(Self)

@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What the lockdep case modules share, so that each twin shows only where it differs.
+
+use crate::dmabuf_lock::{
+    context::TaskCtx,
+    lockdep::{Level, LockOrder},
+    resv::OwnedResv,
+};
+use kernel::{
+    prelude::*,
+    sync::{Arc, Completion, Mutex},
+};
+
+/// The task context of module init.
+pub fn init_task() -> TaskCtx {
+    // SAFETY: Module init runs outside any fence-signalling critical section, and the cases
+    // enter sections only through the returned value.
+    unsafe { TaskCtx::new() }
+}
+
+/// A reservation shared with a work item, and the completion the work item signals.
+#[pin_data]
+pub struct SharedResv {
+    /// The reservation.
+    #[pin]
+    pub resv: OwnedResv,
+    /// Completed by the work item when it is finished with `resv`.
+    #[pin]
+    pub done: Completion,
+}
+
+impl SharedResv {
+    /// Allocates an unlocked reservation and an uncompleted completion.
+    pub fn new() -> Result<Arc<Self>> {
+        Arc::pin_init(
+            pin_init!(Self {
+                resv <- OwnedResv::new(),
+                done <- Completion::new(),
+            }),
+            GFP_KERNEL,
+        )
+    }
+}
+
+/// Declares `job_queue` as taken inside fence-signalling sections, and primes that order (R9).
+pub fn prime_job_queue<T: Send>(task: &TaskCtx, job_queue: &Mutex<T>) -> Result {
+    LockOrder::new(c"jobs")
+        .then(Level::Signalling)
+        .then(Level::Driver(job_queue, c"job_queue"))
+        .prime(task)
+}
