@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! expect-splat: possible circular locking dependency detected
+//! expect-splat: possible circular locking dependency detected[\s\S]*fs_reclaim[\s\S]*dma_fence_map
 //!
 //! Deliberately wrong (R4): allocates with `GFP_KERNEL` inside a fence-signalling critical
 //! section, through the raw bindings that bypass this project's types. Loading it must make
