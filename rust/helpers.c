@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Static inline functions and macros of <linux/ww_mutex.h>, <linux/dma-resv.h>,
- * <linux/dma-fence.h> and <linux/lockdep.h> as exported symbols, so
+ * <linux/dma-fence.h>, <linux/lockdep.h>, <linux/vmalloc.h>, <linux/scatterlist.h> and
+ * <linux/dma-mapping.h> as exported symbols, so
  * that Rust code in this project's modules can call them. Each helper only forwards its call.
  */
 
@@ -111,3 +112,34 @@ void dl_lock_map_release(struct lockdep_map *map)
 	lock_release(map, _RET_IP_);
 }
 EXPORT_SYMBOL_GPL(dl_lock_map_release);
+
+void *dl_vmap_pages(struct page **pages, unsigned int count)
+{
+	return vmap(pages, count, VM_MAP, PAGE_KERNEL);
+}
+EXPORT_SYMBOL_GPL(dl_vmap_pages);
+
+void dl_vunmap(const void *addr)
+{
+	vunmap(addr);
+}
+EXPORT_SYMBOL_GPL(dl_vunmap);
+
+int dl_sg_alloc_table_from_pages(struct sg_table *sgt, struct page **pages, unsigned int count)
+{
+	return sg_alloc_table_from_pages(sgt, pages, count, 0, (unsigned long)count << PAGE_SHIFT,
+					 GFP_KERNEL);
+}
+EXPORT_SYMBOL_GPL(dl_sg_alloc_table_from_pages);
+
+void dl_dma_unmap_sgtable(struct device *dev, struct sg_table *sgt, enum dma_data_direction dir)
+{
+	dma_unmap_sgtable(dev, sgt, dir, 0);
+}
+EXPORT_SYMBOL_GPL(dl_dma_unmap_sgtable);
+
+int dl_dma_coerce_mask_64(struct device *dev)
+{
+	return dma_coerce_mask_and_coherent(dev, DMA_BIT_MASK(64));
+}
+EXPORT_SYMBOL_GPL(dl_dma_coerce_mask_64);

@@ -10,7 +10,10 @@
 #include <linux/dma-resv.h>
 #include <linux/lockdep.h>
 #include <linux/mutex.h>
+#include <linux/scatterlist.h>
 #include <linux/spinlock.h>
+#include <linux/vmalloc.h>
+#include <linux/dma-mapping.h>
 #include <linux/ww_mutex.h>
 
 void dl_ww_acquire_init(struct ww_acquire_ctx *ctx);
@@ -29,5 +32,13 @@ void dl_dma_resv_might_lock(struct dma_resv *obj);
 void dl_lock_map_acquire(struct lockdep_map *map);
 void dl_lock_map_acquire_read(struct lockdep_map *map);
 void dl_lock_map_release(struct lockdep_map *map);
+
+
+/* For the sample drivers (samples/): page-array buffers shared as dma-bufs. */
+void *dl_vmap_pages(struct page **pages, unsigned int count);
+void dl_vunmap(const void *addr);
+int dl_sg_alloc_table_from_pages(struct sg_table *sgt, struct page **pages, unsigned int count);
+void dl_dma_unmap_sgtable(struct device *dev, struct sg_table *sgt, enum dma_data_direction dir);
+int dl_dma_coerce_mask_64(struct device *dev);
 
 #endif

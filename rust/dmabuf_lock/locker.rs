@@ -20,6 +20,11 @@
 //! The array of held locks grows only while a pass locks more objects than any pass before:
 //! backing off keeps its capacity, so the retry loop does not allocate.
 //!
+//! Drop the locker before touching user memory again, not just its locks: until the acquire
+//! context is finalised, lockdep counts it as a reservation lock, and a user copy under it is
+//! the R1 inversion (the sample exporter's job ioctl scopes its locker for this reason; lockdep
+//! reported the first version, which only called `unlock_all()`).
+//!
 //! Rules: R6 (one context, full backoff on `-EDEADLK`, slow path for the contended object,
 //! `-EALREADY` for duplicates, `ww_acquire_done` once all are held), R7 (`!Send`), R2 (fence
 //! slots are reserved with `GFP_KERNEL` under the locks, which is allowed), R4 (locking needs the

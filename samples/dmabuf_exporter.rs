@@ -1,0 +1,424 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `dmabuf_exporter.ko`: a sample dma-buf exporter written against dmabuf-lock.
+//!
+//! `/dev/dmabuf_exporter` creates buffers of system pages and hands them out as dma-buf fds with
+//! a full `dma_buf_ops` (attach and detach, pin and unpin, map and unmap with an `sg_table`,
+//! `mmap`, `vmap` and `vunmap`, CPU access, release). Its job ioctl is the dma-buf submission
+//! pattern: copy the arguments in (before any lock, R1), lock every buffer with the multi-object
+//! locker (R6), publish one write fence on each, unlock, and signal the fence from a work item
+//! that runs inside a fence-signalling section (R4, R5, R8). Its evict ioctl moves a buffer
+//! under its reservation, so dynamic importers see `invalidate_mappings` (R10). The callbacks
+//! that the core calls with the reservation held never take it again (R10).
+//!
+//! The ioctls are in `samples/uapi/dmabuf_lock_sample.h`. Each exported buffer holds a module
+//! reference, so the module cannot be unloaded while buffers are alive.
+
+use core::mem::size_of;
+use kernel::{
+    bindings,
+    error::{from_err_ptr, to_result},
+    fs::File,
+    miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
+    mm::virt::VmaNew,
+    page::Page,
+    prelude::*,
+    time::{delay::fsleep, Delta},
+    transmute::{AsBytes, FromBytes},
+    uaccess::{UserPtr, UserSlice},
+    workqueue,
+};
+use pin_init::stack_pin_init;
+
+#[path = "../rust/dmabuf_lock/mod.rs"]
+pub mod dmabuf_lock;
+pub mod sys;
+pub mod uapi;
+
+use dmabuf_lock::{
+    context::TaskCtx,
+    fence::FenceTimeline,
+    locker::{LockerFlags, ResvLocker},
+    resv::{FenceUsage, Resv},
+    signalling::spawn_signalling_work,
+};
+use uapi::{DlsCreate, DlsJob, DLS_MAX_JOB_BUFFERS, DLS_MAX_PAGES, DLS_UAPI_VERSION};
+
+module! {
+    type: ExporterModule,
+    name: "dmabuf_exporter",
+    authors: ["dmabuf-lock developers"],
+    description: "dmabuf-lock sample: a dma-buf exporter with fenced jobs",
+    license: "GPL",
+    imports_ns: ["DMA_BUF"],
+}
+
+// SAFETY: `DlsCreate` is `repr(C)` of integers with no padding: every bit pattern is valid.
+unsafe impl FromBytes for DlsCreate {}
+// SAFETY: As above: no padding, so every byte is initialised.
+unsafe impl AsBytes for DlsCreate {}
+// SAFETY: `DlsJob` is `repr(C)` of integers with no padding.
+unsafe impl FromBytes for DlsJob {}
+// SAFETY: As above.
+unsafe impl AsBytes for DlsJob {}
+
+#[pin_data]
+struct ExporterModule {
+    #[pin]
+    _misc: MiscDeviceRegistration<ExporterFile>,
+}
+
+impl kernel::InPlaceModule for ExporterModule {
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            _misc <- MiscDeviceRegistration::register(MiscDeviceOptions {
+                name: c"dmabuf_exporter",
+            }),
+        })
+    }
+}
+
+/// An open `/dev/dmabuf_exporter`: the timeline of its jobs' fences.
+struct ExporterFile {
+    timeline: FenceTimeline,
+}
+
+/// Reads an ioctl argument and checks its version and size.
+fn read_arg<T: FromBytes + Copy>(arg: usize, version: impl Fn(&T) -> (u32, u32)) -> Result<T> {
+    let value: T = UserSlice::new(UserPtr::from_addr(arg), size_of::<T>())
+        .reader()
+        .read()?;
+    let (v, size) = version(&value);
+    if v != DLS_UAPI_VERSION || size as usize != size_of::<T>() {
+        return Err(EINVAL);
+    }
+    Ok(value)
+}
+
+fn write_arg<T: AsBytes>(arg: usize, value: &T) -> Result {
+    UserSlice::new(UserPtr::from_addr(arg), size_of::<T>())
+        .writer()
+        .write(value)
+}
+
+#[vtable]
+impl MiscDevice for ExporterFile {
+    type Ptr = KBox<Self>;
+
+    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<KBox<Self>> {
+        Ok(KBox::new(
+            Self {
+                timeline: FenceTimeline::new(),
+            },
+            GFP_KERNEL,
+        )?)
+    }
+
+    fn ioctl(me: &ExporterFile, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        // SAFETY: An ioctl runs in the calling task's process context, outside any
+        // fence-signalling critical section.
+        let task = unsafe { TaskCtx::new() };
+        match cmd {
+            uapi::DLS_IOCTL_CREATE => create(arg),
+            uapi::DLS_IOCTL_JOB => me.job(&task, arg),
+            uapi::DLS_IOCTL_EVICT => evict(&task, arg),
+            _ => Err(ENOTTY),
+        }
+    }
+}
+
+/// The backing store of one exported buffer; the dma-buf's `priv`.
+struct Buffer {
+    pages: KVec<Page>,
+    page_ptrs: KVec<*mut bindings::page>,
+}
+
+fn create(arg: usize) -> Result<isize> {
+    let mut a: DlsCreate = read_arg(arg, |a: &DlsCreate| (a.version, a.size))?;
+    if a.pages == 0 || a.pages > DLS_MAX_PAGES {
+        return Err(EINVAL);
+    }
+    let count = a.pages as usize;
+    let mut pages = KVec::with_capacity(count, GFP_KERNEL)?;
+    let mut page_ptrs = KVec::with_capacity(count, GFP_KERNEL)?;
+    for _ in 0..count {
+        let page = Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?;
+        page_ptrs.push(page.as_ptr(), GFP_KERNEL)?;
+        pages.push(page, GFP_KERNEL)?;
+    }
+    let buffer = KBox::into_raw(KBox::new(Buffer { pages, page_ptrs }, GFP_KERNEL)?);
+    let info = bindings::dma_buf_export_info {
+        exp_name: c"dmabuf_exporter".as_char_ptr(),
+        owner: kernel::module::this_module::<ExporterModule>().as_ptr(),
+        ops: &EXPORTER_OPS,
+        size: count * kernel::page::PAGE_SIZE,
+        flags: bindings::O_RDWR as i32,
+        resv: core::ptr::null_mut(),
+        priv_: buffer.cast(),
+    };
+    // SAFETY: `info` is complete; on success the dma-buf owns `buffer` and frees it in `release`.
+    let dmabuf = match from_err_ptr(unsafe { bindings::dma_buf_export(&info) }) {
+        Ok(dmabuf) => dmabuf,
+        Err(e) => {
+            // SAFETY: The export failed, so `buffer` is still ours.
+            drop(unsafe { KBox::from_raw(buffer) });
+            return Err(e);
+        }
+    };
+    // SAFETY: `dmabuf` is a new dma-buf whose reference `dma_buf_fd` takes over on success.
+    let fd = unsafe { bindings::dma_buf_fd(dmabuf, bindings::O_CLOEXEC as i32) };
+    if fd < 0 {
+        // SAFETY: The fd was not made, so the reference is still ours to drop.
+        unsafe { sys::dma_buf_put(dmabuf) };
+        return Err(Error::from_errno(fd));
+    }
+    a.fd = fd;
+    write_arg(arg, &a)?;
+    Ok(0)
+}
+
+/// A dma-buf of this exporter, referenced from an fd; dropped with `dma_buf_put`.
+struct OwnBuffer(*mut bindings::dma_buf);
+
+impl OwnBuffer {
+    fn from_fd(fd: i32) -> Result<Self> {
+        let buf = OwnBuffer(sys::dma_buf_get(fd)?);
+        // SAFETY: `buf.0` is a live dma-buf; its ops tell whose it is.
+        if !core::ptr::eq(unsafe { (*buf.0).ops }, &EXPORTER_OPS) {
+            return Err(EINVAL);
+        }
+        Ok(buf)
+    }
+
+    fn resv(&self) -> &Resv {
+        // SAFETY: A dma-buf's reservation is initialised for its whole life, which our reference
+        // extends over `self`.
+        unsafe { Resv::from_raw((*self.0).resv) }
+    }
+}
+
+impl Drop for OwnBuffer {
+    fn drop(&mut self) {
+        // SAFETY: The reference was taken in `from_fd`.
+        unsafe { sys::dma_buf_put(self.0) };
+    }
+}
+
+impl ExporterFile {
+    fn job(&self, task: &TaskCtx, arg: usize) -> Result<isize> {
+        let mut a: DlsJob = read_arg(arg, |a: &DlsJob| (a.version, a.size))?;
+        if a.count == 0 || a.count > DLS_MAX_JOB_BUFFERS || a.delay_ms > 10_000 {
+            return Err(EINVAL);
+        }
+        // User memory is read before any reservation is taken (R1).
+        let count = a.count as usize;
+        let mut raw = KVec::<u8>::with_capacity(count * size_of::<i32>(), GFP_KERNEL)?;
+        UserSlice::new(
+            UserPtr::from_addr(a.fds_ptr as usize),
+            count * size_of::<i32>(),
+        )
+        .reader()
+        .read_all(&mut raw, GFP_KERNEL)?;
+        let mut buffers = KVec::with_capacity(count, GFP_KERNEL)?;
+        for fd in raw.chunks_exact(size_of::<i32>()) {
+            let fd = i32::from_ne_bytes([fd[0], fd[1], fd[2], fd[3]]);
+            buffers.push(OwnBuffer::from_fd(fd)?, GFP_KERNEL)?;
+        }
+        let prepared = self.timeline.prepare(task)?;
+        // The locker lives in this block only: its acquire context counts as a reservation lock
+        // for lockdep until it is finalised, so it must be gone before user memory is touched
+        // again below (R1).
+        let fence = {
+            let flags = LockerFlags {
+                interruptible: true,
+                fence_slots: 1,
+                ..Default::default()
+            };
+            stack_pin_init!(let locker = ResvLocker::new(flags));
+            locker
+                .as_mut()
+                .lock_iter(task, buffers.iter().map(OwnBuffer::resv))?;
+            let fence = prepared.arm();
+            for guard in locker.locked() {
+                guard.add_fence(fence.fence(), FenceUsage::Write)?;
+            }
+            fence
+        };
+        a.seqno = fence.fence().seqno();
+        let delay = i64::from(a.delay_ms);
+        spawn_signalling_work(task, workqueue::system_unbound(), move |_section| {
+            fsleep(Delta::from_millis(delay));
+            fence.signal(Ok(()));
+        })?;
+        write_arg(arg, &a)?;
+        Ok(0)
+    }
+}
+
+fn evict(task: &TaskCtx, arg: usize) -> Result<isize> {
+    let a: DlsCreate = read_arg(arg, |a: &DlsCreate| (a.version, a.size))?;
+    let buffer = OwnBuffer::from_fd(a.fd)?;
+    let guard = buffer.resv().lock_interruptible(task)?;
+    // SAFETY: The buffer is live and its reservation is held, as the call requires.
+    unsafe { bindings::dma_buf_invalidate_mappings(buffer.0) };
+    drop(guard);
+    Ok(0)
+}
+
+/// The `Buffer` of the dma-buf behind an attachment or a dma-buf pointer.
+///
+/// # Safety
+///
+/// `dmabuf` is a live dma-buf exported by this module.
+unsafe fn buffer<'a>(dmabuf: *mut bindings::dma_buf) -> &'a Buffer {
+    // SAFETY: The caller guarantees the dma-buf is ours, so `priv` is the `Buffer` made in
+    // `create`, freed only in `release`.
+    unsafe { &*(*dmabuf).priv_.cast::<Buffer>() }
+}
+
+extern "C" fn attach(
+    _dmabuf: *mut bindings::dma_buf,
+    _attach: *mut bindings::dma_buf_attachment,
+) -> i32 {
+    0
+}
+
+extern "C" fn detach(_dmabuf: *mut bindings::dma_buf, _attach: *mut bindings::dma_buf_attachment) {}
+
+/// The pages never move on their own, so pinning has nothing to do; providing it makes the
+/// exporter dynamic, so the core maps with the reservation held (R10).
+extern "C" fn pin(_attach: *mut bindings::dma_buf_attachment) -> i32 {
+    0
+}
+
+extern "C" fn unpin(_attach: *mut bindings::dma_buf_attachment) {}
+
+/// Called with the reservation held: it must not lock it again (R10), and does not.
+extern "C" fn map_dma_buf(
+    attach: *mut bindings::dma_buf_attachment,
+    dir: bindings::dma_data_direction,
+) -> *mut bindings::sg_table {
+    // SAFETY: The core passes a live attachment to one of our dma-bufs.
+    let (buf, dev) = unsafe { (buffer((*attach).dmabuf), (*attach).dev) };
+    let result = (|| -> Result<*mut bindings::sg_table> {
+        // SAFETY: All-zero is the state `sg_alloc_table*` expects to fill.
+        let sgt = KBox::into_raw(KBox::new(
+            unsafe { core::mem::zeroed::<bindings::sg_table>() },
+            GFP_KERNEL,
+        )?);
+        let count = buf.page_ptrs.len() as u32;
+        // SAFETY: `sgt` is a zeroed table; `page_ptrs` holds `count` pages we own.
+        let ret = unsafe {
+            sys::dl_sg_alloc_table_from_pages(sgt, buf.page_ptrs.as_ptr().cast_mut(), count)
+        };
+        let ret = to_result(ret).and_then(|()| {
+            // SAFETY: `sgt` was just filled; `dev` is the importer's device.
+            to_result(unsafe { bindings::dma_map_sgtable(dev, sgt, dir, 0) }).inspect_err(|_| {
+                // SAFETY: Frees the table filled above.
+                unsafe { bindings::sg_free_table(sgt) }
+            })
+        });
+        if let Err(e) = ret {
+            // SAFETY: `sgt` came from `KBox::into_raw` above and holds no entries any more.
+            drop(unsafe { KBox::from_raw(sgt) });
+            return Err(e);
+        }
+        Ok(sgt)
+    })();
+    result.unwrap_or_else(|e| e.to_ptr())
+}
+
+extern "C" fn unmap_dma_buf(
+    attach: *mut bindings::dma_buf_attachment,
+    sgt: *mut bindings::sg_table,
+    dir: bindings::dma_data_direction,
+) {
+    // SAFETY: `sgt` is a table `map_dma_buf` made for this attachment's device.
+    unsafe {
+        sys::dl_dma_unmap_sgtable((*attach).dev, sgt, dir);
+        bindings::sg_free_table(sgt);
+        drop(KBox::from_raw(sgt));
+    }
+}
+
+extern "C" fn release(dmabuf: *mut bindings::dma_buf) {
+    // SAFETY: The last reference is gone; `priv` is the `Buffer` boxed in `create`.
+    drop(unsafe { KBox::from_raw((*dmabuf).priv_.cast::<Buffer>()) });
+}
+
+/// The pages are ordinary cached system memory: CPU access needs no maintenance.
+extern "C" fn cpu_access(
+    _dmabuf: *mut bindings::dma_buf,
+    _dir: bindings::dma_data_direction,
+) -> i32 {
+    0
+}
+
+extern "C" fn mmap(dmabuf: *mut bindings::dma_buf, vma: *mut bindings::vm_area_struct) -> i32 {
+    // SAFETY: The core passes one of our live dma-bufs and a vma being set up for it.
+    let (buf, vma, pgoff) = unsafe {
+        (
+            buffer(dmabuf),
+            VmaNew::from_raw(vma),
+            (*vma).vm_pgoff as usize,
+        )
+    };
+    let pages = (vma.end() - vma.start()) / kernel::page::PAGE_SIZE;
+    if pgoff
+        .checked_add(pages)
+        .is_none_or(|end| end > buf.pages.len())
+    {
+        return EINVAL.to_errno();
+    }
+    let mixed = vma.set_mixedmap();
+    for (i, page) in buf.pages[pgoff..pgoff + pages].iter().enumerate() {
+        if let Err(e) = mixed.vm_insert_page(vma.start() + i * kernel::page::PAGE_SIZE, page) {
+            return e.to_errno();
+        }
+    }
+    0
+}
+
+extern "C" fn vmap(dmabuf: *mut bindings::dma_buf, map: *mut bindings::iosys_map) -> i32 {
+    // SAFETY: The core passes one of our live dma-bufs.
+    let buf = unsafe { buffer(dmabuf) };
+    // SAFETY: `page_ptrs` holds our pages; the mapping is undone in `vunmap`.
+    let vaddr = unsafe {
+        sys::dl_vmap_pages(
+            buf.page_ptrs.as_ptr().cast_mut(),
+            buf.page_ptrs.len() as u32,
+        )
+    };
+    if vaddr.is_null() {
+        return ENOMEM.to_errno();
+    }
+    // SAFETY: `map` is the core's map to fill: a system-memory address.
+    unsafe {
+        (*map).__bindgen_anon_1.vaddr = vaddr;
+        (*map).is_iomem = false;
+    }
+    0
+}
+
+extern "C" fn vunmap(_dmabuf: *mut bindings::dma_buf, map: *mut bindings::iosys_map) {
+    // SAFETY: `map` holds the address `vmap` returned.
+    unsafe { sys::dl_vunmap((*map).__bindgen_anon_1.vaddr) };
+}
+
+static EXPORTER_OPS: bindings::dma_buf_ops = bindings::dma_buf_ops {
+    attach: Some(attach),
+    detach: Some(detach),
+    pin: Some(pin),
+    unpin: Some(unpin),
+    map_dma_buf: Some(map_dma_buf),
+    unmap_dma_buf: Some(unmap_dma_buf),
+    release: Some(release),
+    begin_cpu_access: Some(cpu_access),
+    end_cpu_access: Some(cpu_access),
+    mmap: Some(mmap),
+    vmap: Some(vmap),
+    vunmap: Some(vunmap),
+    // SAFETY: The remaining members are optional callbacks and flags, for which all-zero means
+    // "not provided".
+    ..unsafe { core::mem::zeroed() }
+};

@@ -1,0 +1,372 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `dmabuf_importer.ko`: a sample dynamic dma-buf importer written against dmabuf-lock.
+//!
+//! `/dev/dmabuf_importer` imports any dma-buf fd as a dynamic attachment and returns a handle.
+//! Mapping happens under the buffer's reservation, and so does `invalidate_mappings`, which the
+//! exporter calls with the reservation held when the buffer moves: the mapping is dropped there
+//! and made again on the next map (R10). Waiting for the buffer's implicit write fences uses a
+//! timeout (R3); the checksum reads the buffer through CPU access.
+//!
+//! The mapping lives in a cell that only code holding the reservation touches, which is what
+//! the invalidate callback, called from the exporter's task, relies on.
+
+use core::{cell::UnsafeCell, mem::size_of, ptr};
+use kernel::{
+    bindings,
+    device::Device,
+    error::from_err_ptr,
+    fs::File,
+    miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
+    new_mutex,
+    prelude::*,
+    sync::{aref::ARef, Mutex},
+    transmute::{AsBytes, FromBytes},
+    uaccess::{UserPtr, UserSlice},
+};
+
+#[path = "../rust/dmabuf_lock/mod.rs"]
+pub mod dmabuf_lock;
+pub mod sys;
+pub mod uapi;
+
+use dmabuf_lock::{
+    context::TaskCtx,
+    resv::{FenceUsage, Resv},
+};
+use uapi::{DliImport, DliOp, DLS_UAPI_VERSION};
+
+module! {
+    type: ImporterModule,
+    name: "dmabuf_importer",
+    authors: ["dmabuf-lock developers"],
+    description: "dmabuf-lock sample: a dynamic dma-buf importer",
+    license: "GPL",
+    imports_ns: ["DMA_BUF"],
+}
+
+// SAFETY: `DliImport` is `repr(C)` of integers with no padding: every bit pattern is valid.
+unsafe impl FromBytes for DliImport {}
+// SAFETY: As above: no padding, so every byte is initialised.
+unsafe impl AsBytes for DliImport {}
+// SAFETY: `DliOp` is `repr(C)` of integers with no padding.
+unsafe impl FromBytes for DliOp {}
+// SAFETY: As above.
+unsafe impl AsBytes for DliOp {}
+
+#[pin_data]
+struct ImporterModule {
+    #[pin]
+    _misc: MiscDeviceRegistration<ImporterFile>,
+}
+
+impl kernel::InPlaceModule for ImporterModule {
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            _misc <- MiscDeviceRegistration::register(MiscDeviceOptions {
+                name: c"dmabuf_importer",
+            }),
+        })
+    }
+}
+
+/// Most imports one open file may hold.
+const MAX_IMPORTS: usize = 256;
+
+/// An open `/dev/dmabuf_importer`: its imports, by handle (index + 1).
+#[pin_data]
+struct ImporterFile {
+    dev: ARef<Device>,
+    #[pin]
+    imports: Mutex<KVec<Option<KBox<Import>>>>,
+}
+
+/// One imported dma-buf: a reference, a dynamic attachment, and its mapping.
+///
+/// # Invariants
+///
+/// `buf` is a referenced dma-buf and `attach` a live attachment of it whose `importer_priv`
+/// points to `self`'s `mapping`. `mapping` is only read or written with the buffer's
+/// reservation held.
+struct Import {
+    buf: *mut bindings::dma_buf,
+    attach: *mut bindings::dma_buf_attachment,
+    mapping: KBox<Mapping>,
+}
+
+/// The attachment's current mapping: null when unmapped.
+struct Mapping(UnsafeCell<*mut bindings::sg_table>);
+
+// SAFETY: `Import` owns its references; the mapping is accessed under the reservation lock only.
+unsafe impl Send for Import {}
+
+impl Import {
+    fn resv(&self) -> &Resv {
+        // SAFETY: A dma-buf's reservation lives as long as the dma-buf, which `self` references.
+        unsafe { Resv::from_raw((*self.buf).resv) }
+    }
+
+    /// Unmaps the attachment if it is mapped.
+    ///
+    /// # Safety
+    ///
+    /// The buffer's reservation is held by the caller.
+    unsafe fn unmap_locked(attach: *mut bindings::dma_buf_attachment, mapping: &Mapping) {
+        // SAFETY: The caller holds the reservation, which guards the cell.
+        let sgt = unsafe { &mut *mapping.0.get() };
+        if !sgt.is_null() {
+            // SAFETY: `*sgt` was mapped for `attach`, with the reservation held as now.
+            unsafe {
+                bindings::dma_buf_unmap_attachment(
+                    attach,
+                    *sgt,
+                    bindings::dma_data_direction::DMA_BIDIRECTIONAL,
+                )
+            };
+            *sgt = ptr::null_mut();
+        }
+    }
+}
+
+impl Drop for Import {
+    fn drop(&mut self) {
+        // SAFETY: Imports are dropped from an ioctl or the file's release, in process context
+        // outside any fence-signalling critical section.
+        let task = unsafe { TaskCtx::new() };
+        let guard = self.resv().lock(&task);
+        // SAFETY: The reservation is held.
+        unsafe { Self::unmap_locked(self.attach, &self.mapping) };
+        drop(guard);
+        // SAFETY: The attachment and the reference are ours (type invariant), released once.
+        unsafe {
+            bindings::dma_buf_detach(self.buf, self.attach);
+            sys::dma_buf_put(self.buf);
+        }
+    }
+}
+
+/// Called by the exporter, with the reservation held, when the buffer moves (R10).
+extern "C" fn invalidate_mappings(attach: *mut bindings::dma_buf_attachment) {
+    // SAFETY: `importer_priv` is the `Mapping` of a live import (type invariant of `Import`),
+    // and the core calls this with the reservation held.
+    unsafe {
+        let mapping = &*(*attach).importer_priv.cast::<Mapping>();
+        Import::unmap_locked(attach, mapping);
+    }
+}
+
+/// The `struct device` behind a [`Device`].
+fn raw_device(dev: &Device) -> *mut bindings::device {
+    // `Device` is `repr(transparent)` over `Opaque<bindings::device>`.
+    ptr::from_ref(dev).cast_mut().cast()
+}
+
+static ATTACH_OPS: bindings::dma_buf_attach_ops = bindings::dma_buf_attach_ops {
+    allow_peer2peer: false,
+    invalidate_mappings: Some(invalidate_mappings),
+};
+
+fn read_arg<T: FromBytes + Copy>(arg: usize, version: impl Fn(&T) -> (u32, u32)) -> Result<T> {
+    let value: T = UserSlice::new(UserPtr::from_addr(arg), size_of::<T>())
+        .reader()
+        .read()?;
+    let (v, size) = version(&value);
+    if v != DLS_UAPI_VERSION || size as usize != size_of::<T>() {
+        return Err(EINVAL);
+    }
+    Ok(value)
+}
+
+fn write_arg<T: AsBytes>(arg: usize, value: &T) -> Result {
+    UserSlice::new(UserPtr::from_addr(arg), size_of::<T>())
+        .writer()
+        .write(value)
+}
+
+#[vtable]
+impl MiscDevice for ImporterFile {
+    type Ptr = Pin<KBox<Self>>;
+
+    fn open(_file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
+        let dev = ARef::from(misc.device());
+        // The exporter maps its pages for this device: let it address all of memory.
+        // SAFETY: `dev` is the live misc device.
+        kernel::error::to_result(unsafe { sys::dl_dma_coerce_mask_64(raw_device(&dev)) })?;
+        KBox::try_pin_init(
+            try_pin_init!(ImporterFile {
+                dev,
+                imports <- new_mutex!(KVec::new()),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    fn ioctl(me: Pin<&ImporterFile>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        // SAFETY: An ioctl runs in the calling task's process context, outside any
+        // fence-signalling critical section.
+        let task = unsafe { TaskCtx::new() };
+        match cmd {
+            uapi::DLI_IOCTL_IMPORT => me.import(arg),
+            uapi::DLI_IOCTL_MAP => me.op(arg, |import, _| import.map(&task)),
+            uapi::DLI_IOCTL_WAIT => me.op(arg, |import, op| import.wait(&task, op.timeout_ms)),
+            uapi::DLI_IOCTL_CHECKSUM => me.op(arg, |import, _| import.checksum()),
+            uapi::DLI_IOCTL_RELEASE => me.release(arg),
+            _ => Err(ENOTTY),
+        }
+    }
+}
+
+impl ImporterFile {
+    fn import(&self, arg: usize) -> Result<isize> {
+        let mut a: DliImport = read_arg(arg, |a: &DliImport| (a.version, a.size))?;
+        let buf = sys::dma_buf_get(a.fd)?;
+        let mapping = match KBox::new(Mapping(UnsafeCell::new(ptr::null_mut())), GFP_KERNEL) {
+            Ok(m) => m,
+            Err(e) => {
+                // SAFETY: The reference was just taken.
+                unsafe { sys::dma_buf_put(buf) };
+                return Err(e.into());
+            }
+        };
+        // SAFETY: `buf` is referenced; the mapping box outlives the attachment (both are dropped
+        // together in `Import::drop`, the attachment first).
+        let attach = from_err_ptr(unsafe {
+            bindings::dma_buf_dynamic_attach(
+                buf,
+                raw_device(&self.dev),
+                &ATTACH_OPS,
+                ptr::from_ref(&*mapping).cast_mut().cast(),
+            )
+        });
+        let attach = match attach {
+            Ok(attach) => attach,
+            Err(e) => {
+                // SAFETY: As above.
+                unsafe { sys::dma_buf_put(buf) };
+                return Err(e);
+            }
+        };
+        // INVARIANT: `attach` is a live attachment of `buf` whose private data is `mapping`.
+        let import = KBox::new(
+            Import {
+                buf,
+                attach,
+                mapping,
+            },
+            GFP_KERNEL,
+        )?;
+        let mut imports = self.imports.lock();
+        let slot = match imports.iter().position(Option::is_none) {
+            Some(free) => free,
+            None if imports.len() < MAX_IMPORTS => {
+                imports.push(None, GFP_KERNEL)?;
+                imports.len() - 1
+            }
+            None => return Err(ENOSPC),
+        };
+        imports[slot] = Some(import);
+        a.handle = slot as u32 + 1;
+        drop(imports);
+        if let Err(e) = write_arg(arg, &a) {
+            self.imports.lock()[slot] = None;
+            return Err(e);
+        }
+        Ok(0)
+    }
+
+    /// Runs `f` on the import an op names, and writes its result back.
+    fn op(&self, arg: usize, f: impl FnOnce(&Import, &DliOp) -> Result<u64>) -> Result<isize> {
+        let mut op: DliOp = read_arg(arg, |a: &DliOp| (a.version, a.size))?;
+        let imports = self.imports.lock();
+        let import = (op.handle as usize)
+            .checked_sub(1)
+            .and_then(|i| imports.get(i))
+            .and_then(Option::as_ref)
+            .ok_or(ENOENT)?;
+        op.result = f(import, &op)?;
+        drop(imports);
+        write_arg(arg, &op)?;
+        Ok(0)
+    }
+
+    fn release(&self, arg: usize) -> Result<isize> {
+        let op: DliOp = read_arg(arg, |a: &DliOp| (a.version, a.size))?;
+        let import = {
+            let mut imports = self.imports.lock();
+            (op.handle as usize)
+                .checked_sub(1)
+                .and_then(|i| imports.get_mut(i))
+                .and_then(Option::take)
+                .ok_or(ENOENT)?
+        };
+        drop(import);
+        Ok(0)
+    }
+}
+
+impl Import {
+    /// Maps the attachment under the reservation (R10); returns the number of segments.
+    fn map(&self, task: &TaskCtx) -> Result<u64> {
+        let _guard = self.resv().lock_interruptible(task)?;
+        // SAFETY: The reservation is held, which guards the cell.
+        let sgt = unsafe { &mut *self.mapping.0.get() };
+        if sgt.is_null() {
+            // SAFETY: The attachment is live and the reservation held, as a dynamic map needs.
+            *sgt = from_err_ptr(unsafe {
+                bindings::dma_buf_map_attachment(
+                    self.attach,
+                    bindings::dma_data_direction::DMA_BIDIRECTIONAL,
+                )
+            })?;
+        }
+        // SAFETY: `*sgt` is a live table while the reservation is held.
+        Ok(u64::from(unsafe { (**sgt).nents }))
+    }
+
+    /// Waits up to `timeout_ms` for the buffer's implicit write fences (R3).
+    fn wait(&self, task: &TaskCtx, timeout_ms: u32) -> Result<u64> {
+        if self
+            .resv()
+            .wait(task, FenceUsage::Write, true, timeout_ms)?
+        {
+            Ok(1)
+        } else {
+            Err(ETIMEDOUT)
+        }
+    }
+
+    /// Reads the buffer through CPU access and returns its FNV-1a checksum.
+    fn checksum(&self) -> Result<u64> {
+        let dir = bindings::dma_data_direction::DMA_FROM_DEVICE;
+        // SAFETY: The buffer is referenced; begin and end are paired below.
+        kernel::error::to_result(unsafe { bindings::dma_buf_begin_cpu_access(self.buf, dir) })?;
+        // SAFETY: All-zero is an empty map for the exporter to fill.
+        let mut map: bindings::iosys_map = unsafe { core::mem::zeroed() };
+        // SAFETY: The buffer is referenced; the map is undone below.
+        let ret = kernel::error::to_result(unsafe {
+            bindings::dma_buf_vmap_unlocked(self.buf, &mut map)
+        });
+        let sum = ret.and_then(|()| {
+            if map.is_iomem {
+                // SAFETY: Undoes the vmap above.
+                unsafe { bindings::dma_buf_vunmap_unlocked(self.buf, &mut map) };
+                return Err(EINVAL);
+            }
+            // SAFETY: The exporter mapped the whole buffer, `size` bytes, at `vaddr`, until the
+            // vunmap below.
+            let bytes = unsafe {
+                core::slice::from_raw_parts(
+                    map.__bindgen_anon_1.vaddr.cast::<u8>(),
+                    (*self.buf).size,
+                )
+            };
+            let sum = uapi::checksum(bytes);
+            // SAFETY: Undoes the vmap above.
+            unsafe { bindings::dma_buf_vunmap_unlocked(self.buf, &mut map) };
+            Ok(sum)
+        });
+        // SAFETY: Pairs with the begin above.
+        unsafe { bindings::dma_buf_end_cpu_access(self.buf, dir) };
+        sum
+    }
+}

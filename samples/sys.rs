@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The C helpers the sample drivers call (`rust/helpers.c`, exported by `dmabuf_lock.ko`), and
+//! small conversions both drivers need.
+
+use kernel::{
+    bindings::{device, dma_buf, dma_data_direction, page, sg_table},
+    error::{from_err_ptr, Result},
+    prelude::*,
+};
+
+// The pointee structs come from bindgen, which emits some kernel types empty; see the same
+// allowance in `rust/dmabuf_lock/ffi.rs`.
+#[allow(improper_ctypes)]
+extern "C" {
+    /// `vmap(pages, count, VM_MAP, PAGE_KERNEL)`.
+    pub fn dl_vmap_pages(pages: *mut *mut page, count: u32) -> *mut c_void;
+    /// `vunmap(addr)`.
+    pub fn dl_vunmap(addr: *const c_void);
+    /// `sg_alloc_table_from_pages()` over `count` whole pages, `GFP_KERNEL`.
+    pub fn dl_sg_alloc_table_from_pages(
+        sgt: *mut sg_table,
+        pages: *mut *mut page,
+        count: u32,
+    ) -> i32;
+    /// `dma_unmap_sgtable(dev, sgt, dir, 0)`.
+    pub fn dl_dma_unmap_sgtable(dev: *mut device, sgt: *mut sg_table, dir: dma_data_direction);
+    /// `dma_coerce_mask_and_coherent(dev, DMA_BIT_MASK(64))`.
+    pub fn dl_dma_coerce_mask_64(dev: *mut device) -> i32;
+}
+
+/// Takes a reference on the dma-buf behind `fd` (`dma_buf_get`); `EBADF` or `EINVAL` if it is
+/// not one.
+pub fn dma_buf_get(fd: i32) -> Result<*mut dma_buf> {
+    // SAFETY: `dma_buf_get` accepts any integer and returns a referenced dma-buf or an error.
+    from_err_ptr(unsafe { kernel::bindings::dma_buf_get(fd) })
+}
+
+/// Drops a reference taken with [`dma_buf_get`].
+///
+/// # Safety
+///
+/// `buf` is a dma-buf reference the caller owns.
+pub unsafe fn dma_buf_put(buf: *mut dma_buf) {
+    // SAFETY: The caller gives up its reference.
+    unsafe { kernel::bindings::dma_buf_put(buf) };
+}

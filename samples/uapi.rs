@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The Rust mirror of `samples/uapi/dmabuf_lock_sample.h`, shared by the sample drivers and the
+//! userspace test. It depends on nothing, so both sides include the same file. The structs have
+//! no implicit padding, and their sizes are checked below at compile time.
+
+/// The interface version every argument carries.
+pub const DLS_UAPI_VERSION: u32 = 1;
+/// Largest buffer, in pages.
+pub const DLS_MAX_PAGES: u64 = 1024;
+/// Most buffers in one job.
+pub const DLS_MAX_JOB_BUFFERS: u32 = 64;
+
+/// `struct dls_create`.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct DlsCreate {
+    /// [`DLS_UAPI_VERSION`].
+    pub version: u32,
+    /// `size_of::<DlsCreate>()`.
+    pub size: u32,
+    /// Pages to allocate.
+    pub pages: u64,
+    /// Out: the dma-buf fd.
+    pub fd: i32,
+    /// Zero.
+    pub pad: u32,
+}
+
+/// `struct dls_job`.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct DlsJob {
+    /// [`DLS_UAPI_VERSION`].
+    pub version: u32,
+    /// `size_of::<DlsJob>()`.
+    pub size: u32,
+    /// User pointer to `count` dma-buf fds.
+    pub fds_ptr: u64,
+    /// Number of buffers.
+    pub count: u32,
+    /// Milliseconds until the job's fence signals.
+    pub delay_ms: u32,
+    /// Out: the fence's sequence number.
+    pub seqno: u64,
+}
+
+/// `struct dli_import`.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct DliImport {
+    /// [`DLS_UAPI_VERSION`].
+    pub version: u32,
+    /// `size_of::<DliImport>()`.
+    pub size: u32,
+    /// The dma-buf fd to import.
+    pub fd: i32,
+    /// Out: the handle.
+    pub handle: u32,
+}
+
+/// `struct dli_op`.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct DliOp {
+    /// [`DLS_UAPI_VERSION`].
+    pub version: u32,
+    /// `size_of::<DliOp>()`.
+    pub size: u32,
+    /// The imported handle.
+    pub handle: u32,
+    /// Timeout of a wait, in milliseconds.
+    pub timeout_ms: u32,
+    /// Out: the operation's result.
+    pub result: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<DlsCreate>() == 24);
+const _: () = assert!(core::mem::size_of::<DlsJob>() == 32);
+const _: () = assert!(core::mem::size_of::<DliImport>() == 16);
+const _: () = assert!(core::mem::size_of::<DliOp>() == 24);
+
+/// `_IOWR('D', nr, size)`.
+const fn iowr(nr: u32, size: usize) -> u32 {
+    (3 << 30) | ((size as u32) << 16) | (('D' as u32) << 8) | nr
+}
+
+/// Create a buffer.
+pub const DLS_IOCTL_CREATE: u32 = iowr(0x40, core::mem::size_of::<DlsCreate>());
+/// Submit a job.
+pub const DLS_IOCTL_JOB: u32 = iowr(0x41, core::mem::size_of::<DlsJob>());
+/// Move a buffer: importers' mappings are invalidated.
+pub const DLS_IOCTL_EVICT: u32 = iowr(0x42, core::mem::size_of::<DlsCreate>());
+/// Import a dma-buf.
+pub const DLI_IOCTL_IMPORT: u32 = iowr(0x50, core::mem::size_of::<DliImport>());
+/// Map the attachment under the reservation.
+pub const DLI_IOCTL_MAP: u32 = iowr(0x51, core::mem::size_of::<DliOp>());
+/// Wait for the buffer's implicit write fences.
+pub const DLI_IOCTL_WAIT: u32 = iowr(0x52, core::mem::size_of::<DliOp>());
+/// Checksum the buffer through CPU access.
+pub const DLI_IOCTL_CHECKSUM: u32 = iowr(0x53, core::mem::size_of::<DliOp>());
+/// Release the handle.
+pub const DLI_IOCTL_RELEASE: u32 = iowr(0x54, core::mem::size_of::<DliOp>());
+
+/// FNV-1a, 64 bits: the checksum both sides compute.
+pub fn checksum(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}

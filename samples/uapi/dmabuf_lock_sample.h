@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * The ioctls of the dmabuf-lock sample drivers: /dev/dmabuf_exporter and /dev/dmabuf_importer.
+ *
+ * Every argument starts with `version` (DLS_UAPI_VERSION) and `size` (sizeof the struct as the
+ * caller knows it); the drivers refuse anything else with EINVAL, so the structs can grow.
+ */
+#ifndef _UAPI_DMABUF_LOCK_SAMPLE_H
+#define _UAPI_DMABUF_LOCK_SAMPLE_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+#define DLS_UAPI_VERSION 1
+
+/* Largest buffer the exporter creates, in pages. */
+#define DLS_MAX_PAGES 1024
+/* Most buffers one job may use. */
+#define DLS_MAX_JOB_BUFFERS 64
+
+/* Exporter: create a buffer of `pages` zeroed pages; returns a dma-buf fd. */
+struct dls_create {
+	__u32 version;
+	__u32 size;
+	__u64 pages;
+	__s32 fd;	/* out */
+	__u32 pad;
+};
+
+/*
+ * Exporter: a job writing `count` buffers (dma-buf fds at `fds_ptr`, from this exporter): each
+ * gets a write fence, signalled `delay_ms` after submission.
+ */
+struct dls_job {
+	__u32 version;
+	__u32 size;
+	__u64 fds_ptr;
+	__u32 count;
+	__u32 delay_ms;
+	__u64 seqno;	/* out: the job fence's sequence number */
+};
+
+/* Importer: import a dma-buf fd as a dynamic attachment; returns a handle. */
+struct dli_import {
+	__u32 version;
+	__u32 size;
+	__s32 fd;
+	__u32 handle;	/* out */
+};
+
+/* Importer: an operation on an imported handle. */
+struct dli_op {
+	__u32 version;
+	__u32 size;
+	__u32 handle;
+	__u32 timeout_ms;	/* DLI_IOCTL_WAIT */
+	__u64 result;		/* out: MAP: mapped segments; CHECKSUM: checksum; WAIT: 1 */
+};
+
+#define DLS_IOCTL_CREATE	_IOWR('D', 0x40, struct dls_create)
+#define DLS_IOCTL_JOB		_IOWR('D', 0x41, struct dls_job)
+#define DLS_IOCTL_EVICT		_IOWR('D', 0x42, struct dls_create)	/* `fd`: buffer to move */
+#define DLI_IOCTL_IMPORT	_IOWR('D', 0x50, struct dli_import)
+#define DLI_IOCTL_MAP		_IOWR('D', 0x51, struct dli_op)
+#define DLI_IOCTL_WAIT		_IOWR('D', 0x52, struct dli_op)
+#define DLI_IOCTL_CHECKSUM	_IOWR('D', 0x53, struct dli_op)
+#define DLI_IOCTL_RELEASE	_IOWR('D', 0x54, struct dli_op)
+
+/*
+ * The checksum: FNV-1a over the buffer's bytes, 64 bits.
+ */
+
+#endif

@@ -1,0 +1,353 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Integration test of the dmabuf-lock sample drivers, run inside the test VM by `make test`
+//! (and told as a story by `make run`): two drivers share a buffer under the locking rules
+//! (R1, R3, R4, R6, R8, R10), and bad input gets an errno, never an oops.
+//!
+//! Each step prints one line; bad-input checks expect a specific errno. The last line is
+//! `N passed, N failed`, and the exit status is non-zero if anything failed.
+
+use std::{
+    ffi::CStr,
+    fs::{File, OpenOptions},
+    io,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+    time::Instant,
+};
+
+#[path = "../../uapi.rs"]
+#[allow(dead_code)]
+mod uapi;
+
+use uapi::*;
+
+struct Report {
+    passed: u32,
+    failed: u32,
+}
+
+impl Report {
+    fn check(&mut self, what: &str, ok: bool, detail: impl std::fmt::Display) {
+        if ok {
+            self.passed += 1;
+            println!("ok   {what}: {detail}");
+        } else {
+            self.failed += 1;
+            println!("FAIL {what}: {detail}");
+        }
+    }
+
+    /// Checks that `result` failed with `errno`.
+    fn expect_errno<T>(&mut self, what: &str, result: io::Result<T>, errno: i32) {
+        match result {
+            Ok(_) => self.check(what, false, "succeeded"),
+            Err(e) => self.check(
+                what,
+                e.raw_os_error() == Some(errno),
+                format_args!("{e} (expected {})", io::Error::from_raw_os_error(errno)),
+            ),
+        }
+    }
+}
+
+fn ioctl<T>(fd: RawFd, cmd: u32, arg: &mut T) -> io::Result<()> {
+    // SAFETY: `arg` is a live, exclusively borrowed struct of the size encoded in `cmd`.
+    let ret = unsafe { libc::ioctl(fd, cmd as libc::c_ulong, std::ptr::from_mut(arg)) };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+fn create(exporter: &File, pages: u64) -> io::Result<OwnedFd> {
+    let mut a = DlsCreate {
+        version: DLS_UAPI_VERSION,
+        size: size_of::<DlsCreate>() as u32,
+        pages,
+        ..Default::default()
+    };
+    ioctl(exporter.as_raw_fd(), DLS_IOCTL_CREATE, &mut a)?;
+    // SAFETY: The driver returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(a.fd) })
+}
+
+fn job(exporter: &File, fds: &[RawFd], delay_ms: u32) -> io::Result<u64> {
+    let mut a = DlsJob {
+        version: DLS_UAPI_VERSION,
+        size: size_of::<DlsJob>() as u32,
+        fds_ptr: fds.as_ptr() as u64,
+        count: fds.len() as u32,
+        delay_ms,
+        ..Default::default()
+    };
+    ioctl(exporter.as_raw_fd(), DLS_IOCTL_JOB, &mut a)?;
+    Ok(a.seqno)
+}
+
+fn evict(exporter: &File, fd: RawFd) -> io::Result<()> {
+    let mut a = DlsCreate {
+        version: DLS_UAPI_VERSION,
+        size: size_of::<DlsCreate>() as u32,
+        fd,
+        ..Default::default()
+    };
+    ioctl(exporter.as_raw_fd(), DLS_IOCTL_EVICT, &mut a)
+}
+
+fn import(importer: &File, fd: RawFd) -> io::Result<u32> {
+    let mut a = DliImport {
+        version: DLS_UAPI_VERSION,
+        size: size_of::<DliImport>() as u32,
+        fd,
+        ..Default::default()
+    };
+    ioctl(importer.as_raw_fd(), DLI_IOCTL_IMPORT, &mut a)?;
+    Ok(a.handle)
+}
+
+fn op(importer: &File, cmd: u32, handle: u32, timeout_ms: u32) -> io::Result<u64> {
+    let mut a = DliOp {
+        version: DLS_UAPI_VERSION,
+        size: size_of::<DliOp>() as u32,
+        handle,
+        timeout_ms,
+        result: 0,
+    };
+    ioctl(importer.as_raw_fd(), cmd, &mut a)?;
+    Ok(a.result)
+}
+
+/// Writes `pattern(i)` into every byte of the buffer through `mmap`, and returns its checksum.
+fn fill(fd: RawFd, len: usize, pattern: impl Fn(usize) -> u8) -> io::Result<u64> {
+    // SAFETY: A fresh shared mapping of the dma-buf; unmapped below.
+    let addr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        )
+    };
+    if addr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `addr` maps `len` writable bytes until the munmap below.
+    let bytes = unsafe { std::slice::from_raw_parts_mut(addr.cast::<u8>(), len) };
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = pattern(i);
+    }
+    let sum = checksum(bytes);
+    // SAFETY: Unmaps the mapping made above.
+    unsafe { libc::munmap(addr, len) };
+    Ok(sum)
+}
+
+fn open(path: &CStr) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path.to_str().unwrap_or_default())
+}
+
+fn main() {
+    let mut r = Report {
+        passed: 0,
+        failed: 0,
+    };
+    let (exporter, importer) = match (open(c"/dev/dmabuf_exporter"), open(c"/dev/dmabuf_importer"))
+    {
+        (Ok(e), Ok(i)) => (e, i),
+        (e, i) => {
+            println!("FAIL open the sample devices: {:?} {:?}", e.err(), i.err());
+            println!("0 passed, 1 failed");
+            std::process::exit(1);
+        }
+    };
+
+    // The story: the exporter makes a buffer, userspace fills it, the importer attaches,
+    // a job fences it, the importer waits, checks the contents, and survives a move.
+    const PAGES: u64 = 4;
+    let len = PAGES as usize * 4096;
+    let buf = match create(&exporter, PAGES) {
+        Ok(fd) => fd,
+        Err(e) => {
+            r.check("exporter creates a 4-page buffer", false, e);
+            println!("{} passed, {} failed", r.passed, r.failed + 1);
+            std::process::exit(1);
+        }
+    };
+    r.check(
+        "exporter creates a 4-page buffer",
+        true,
+        format_args!("dma-buf fd {}", buf.as_raw_fd()),
+    );
+    let expected = fill(buf.as_raw_fd(), len, |i| (i * 7 + 3) as u8);
+    r.check(
+        "userspace writes a pattern through mmap",
+        expected.is_ok(),
+        format_args!("{expected:?}"),
+    );
+    let expected = expected.unwrap_or_default();
+
+    let handle = import(&importer, buf.as_raw_fd());
+    r.check(
+        "importer attaches dynamically",
+        handle.is_ok(),
+        format_args!("{handle:?}"),
+    );
+    let handle = handle.unwrap_or_default();
+    let nents = op(&importer, DLI_IOCTL_MAP, handle, 0);
+    r.check(
+        "importer maps under the reservation",
+        matches!(nents, Ok(n) if n >= 1),
+        format_args!("{nents:?} segments"),
+    );
+
+    let seqno = job(&exporter, &[buf.as_raw_fd()], 300);
+    r.check(
+        "exporter submits a job: write fence published",
+        seqno.is_ok(),
+        format_args!("fence seqno {seqno:?}"),
+    );
+    let early = op(&importer, DLI_IOCTL_WAIT, handle, 20);
+    r.check(
+        "importer's wait times out while the fence is pending",
+        matches!(&early, Err(e) if e.raw_os_error() == Some(libc::ETIMEDOUT)),
+        format_args!("{early:?}"),
+    );
+    let start = Instant::now();
+    let waited = op(&importer, DLI_IOCTL_WAIT, handle, 5000);
+    r.check(
+        "importer waits until the job's fence signals",
+        waited.is_ok(),
+        format_args!("{waited:?} after {} ms", start.elapsed().as_millis()),
+    );
+    let sum = op(&importer, DLI_IOCTL_CHECKSUM, handle, 0);
+    r.check(
+        "importer's checksum through CPU access matches",
+        matches!(sum, Ok(s) if s == expected),
+        format_args!("{sum:x?}, expected {expected:x}"),
+    );
+    let moved = evict(&exporter, buf.as_raw_fd());
+    r.check(
+        "exporter moves the buffer: importer invalidated",
+        moved.is_ok(),
+        format_args!("{moved:?}"),
+    );
+    let remapped = op(&importer, DLI_IOCTL_MAP, handle, 0);
+    r.check(
+        "importer maps again after the move",
+        matches!(remapped, Ok(n) if n >= 1),
+        format_args!("{remapped:?}"),
+    );
+
+    // Several buffers in one job, in the multi-object locker.
+    let more: Vec<OwnedFd> = (0..8).filter_map(|_| create(&exporter, 1).ok()).collect();
+    let fds: Vec<RawFd> = more.iter().map(AsRawFd::as_raw_fd).collect();
+    let multi = job(&exporter, &fds, 10);
+    r.check(
+        "a job locks 8 buffers at once",
+        more.len() == 8 && multi.is_ok(),
+        format_args!("{multi:?}"),
+    );
+
+    // Bad input: an errno, no oops.
+    r.expect_errno("zero pages", create(&exporter, 0), libc::EINVAL);
+    r.expect_errno(
+        "too many pages",
+        create(&exporter, DLS_MAX_PAGES + 1),
+        libc::EINVAL,
+    );
+    r.expect_errno(
+        "overflowing page count",
+        create(&exporter, u64::MAX),
+        libc::EINVAL,
+    );
+    r.expect_errno("job on zero buffers", job(&exporter, &[], 0), libc::EINVAL);
+    r.expect_errno(
+        "job on the same buffer twice",
+        job(&exporter, &[buf.as_raw_fd(), buf.as_raw_fd()], 0),
+        libc::EALREADY,
+    );
+    r.expect_errno(
+        "job on a file that is not a dma-buf",
+        job(&exporter, &[exporter.as_raw_fd()], 0),
+        libc::EINVAL,
+    );
+    r.expect_errno(
+        "job on a closed fd",
+        job(&exporter, &[1000], 0),
+        libc::EBADF,
+    );
+    r.expect_errno(
+        "import of a closed fd",
+        import(&importer, 1000),
+        libc::EBADF,
+    );
+    r.expect_errno(
+        "unknown handle",
+        op(&importer, DLI_IOCTL_MAP, 999, 0),
+        libc::ENOENT,
+    );
+    r.expect_errno(
+        "unknown ioctl",
+        ioctl(
+            exporter.as_raw_fd(),
+            DLS_IOCTL_CREATE + 0x10,
+            &mut DlsCreate::default(),
+        ),
+        libc::ENOTTY,
+    );
+    let mut wrong = DlsCreate {
+        version: DLS_UAPI_VERSION + 1,
+        size: size_of::<DlsCreate>() as u32,
+        pages: 1,
+        ..Default::default()
+    };
+    r.expect_errno(
+        "wrong interface version",
+        ioctl(exporter.as_raw_fd(), DLS_IOCTL_CREATE, &mut wrong),
+        libc::EINVAL,
+    );
+    // SAFETY: A null argument pointer: the driver must fail the copy, not crash.
+    let null = unsafe {
+        libc::ioctl(
+            exporter.as_raw_fd(),
+            DLS_IOCTL_CREATE as libc::c_ulong,
+            0usize,
+        )
+    };
+    r.check(
+        "NULL argument pointer",
+        null < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EFAULT),
+        format_args!("{}", io::Error::last_os_error()),
+    );
+
+    // While buffers are alive, each holds a reference on the exporter's module.
+    let busy = std::process::Command::new("rmmod")
+        .arg("dmabuf_exporter")
+        .output();
+    r.check(
+        "unloading the exporter with buffers alive is refused",
+        matches!(&busy, Ok(out) if !out.status.success()),
+        format_args!("{:?}", busy.map(|o| o.status)),
+    );
+
+    let released = op(&importer, DLI_IOCTL_RELEASE, handle, 0);
+    r.check(
+        "importer releases its handle",
+        released.is_ok(),
+        format_args!("{released:?}"),
+    );
+    r.expect_errno(
+        "double release",
+        op(&importer, DLI_IOCTL_RELEASE, handle, 0),
+        libc::ENOENT,
+    );
+
+    println!("{} passed, {} failed", r.passed, r.failed);
+    std::process::exit(if r.failed == 0 { 0 } else { 1 });
+}
