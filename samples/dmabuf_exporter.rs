@@ -356,13 +356,7 @@ extern "C" fn cpu_access(
 
 extern "C" fn mmap(dmabuf: *mut bindings::dma_buf, vma: *mut bindings::vm_area_struct) -> i32 {
     // SAFETY: The core passes one of our live dma-bufs and a vma being set up for it.
-    let (buf, vma, pgoff) = unsafe {
-        (
-            buffer(dmabuf),
-            VmaNew::from_raw(vma),
-            (*vma).vm_pgoff as usize,
-        )
-    };
+    let (buf, vma, pgoff) = unsafe { (buffer(dmabuf), VmaNew::from_raw(vma), (*vma).vm_pgoff) };
     let pages = (vma.end() - vma.start()) / kernel::page::PAGE_SIZE;
     if pgoff
         .checked_add(pages)
@@ -418,7 +412,4 @@ static EXPORTER_OPS: bindings::dma_buf_ops = bindings::dma_buf_ops {
     mmap: Some(mmap),
     vmap: Some(vmap),
     vunmap: Some(vunmap),
-    // SAFETY: The remaining members are optional callbacks and flags, for which all-zero means
-    // "not provided".
-    ..unsafe { core::mem::zeroed() }
 };
