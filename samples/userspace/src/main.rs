@@ -5,7 +5,8 @@
 //! (R1, R3, R4, R6, R8, R10), and bad input gets an errno, never an oops.
 //!
 //! Each step prints one line; bad-input checks expect a specific errno. The last line is
-//! `N passed, N failed`, and the exit status is non-zero if anything failed.
+//! `N passed, N failed`, and the exit status is non-zero if anything failed. `fuzz COUNT SEED`
+//! and `stress SECONDS` run the bounded fuzz loop and the stress run instead.
 
 use std::{
     ffi::CStr,
@@ -30,10 +31,10 @@ impl Report {
     fn check(&mut self, what: &str, ok: bool, detail: impl std::fmt::Display) {
         if ok {
             self.passed += 1;
-            println!("ok   {what}: {detail}");
+            println!("ok   {what} -- {detail}");
         } else {
             self.failed += 1;
-            println!("FAIL {what}: {detail}");
+            println!("FAIL {what} -- {detail}");
         }
     }
 
@@ -152,7 +153,212 @@ fn open(path: &CStr) -> io::Result<File> {
         .open(path.to_str().unwrap_or_default())
 }
 
+/// A small xorshift generator: the fuzz and stress runs are reproducible from their seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// `fuzz COUNT SEED`: COUNT random ioctls on both devices, valid and not. Passes when every one
+/// returns (success or an errno) and the console stays clean, which `scripts/vm-run` judges.
+fn fuzz(count: u64, seed: u64) -> Report {
+    let mut r = Report {
+        passed: 0,
+        failed: 0,
+    };
+    let (Ok(exporter), Ok(importer)) =
+        (open(c"/dev/dmabuf_exporter"), open(c"/dev/dmabuf_importer"))
+    else {
+        r.check("fuzz: open the sample devices", false, "missing");
+        return r;
+    };
+    let mut rng = Rng(seed | 1);
+    let mut buffers: Vec<OwnedFd> = Vec::new();
+    let mut errnos = std::collections::BTreeMap::<i32, u64>::new();
+    let mut ok = 0u64;
+    let start = Instant::now();
+    for _ in 0..count {
+        // Some fds are real buffers, some are anything at all.
+        let fd = |rng: &mut Rng, buffers: &[OwnedFd]| -> RawFd {
+            match rng.below(4) {
+                0 => rng.below(64) as RawFd - 8,
+                _ if !buffers.is_empty() => {
+                    buffers[rng.below(buffers.len() as u64) as usize].as_raw_fd()
+                }
+                _ => exporter.as_raw_fd(),
+            }
+        };
+        let result: io::Result<()> = match rng.below(12) {
+            0 | 1 => {
+                let pages = [0, 1, 2, 17, DLS_MAX_PAGES, DLS_MAX_PAGES + 1, u64::MAX]
+                    [rng.below(7) as usize];
+                create(&exporter, pages).map(|b| {
+                    if buffers.len() < 32 {
+                        buffers.push(b);
+                    }
+                })
+            }
+            2 | 3 => {
+                let n = rng.below(5) as usize;
+                let fds: Vec<RawFd> = (0..n).map(|_| fd(&mut rng, &buffers)).collect();
+                job(&exporter, &fds, rng.below(2) as u32).map(drop)
+            }
+            4 => {
+                let target = fd(&mut rng, &buffers);
+                evict(&exporter, target)
+            }
+            5 => {
+                let target = fd(&mut rng, &buffers);
+                import(&importer, target).map(drop)
+            }
+            6..=9 => {
+                let cmd = [
+                    DLI_IOCTL_MAP,
+                    DLI_IOCTL_WAIT,
+                    DLI_IOCTL_CHECKSUM,
+                    DLI_IOCTL_RELEASE,
+                ][rng.below(4) as usize];
+                op(&importer, cmd, rng.below(12) as u32, rng.below(3) as u32).map(drop)
+            }
+            10 => {
+                let mut junk = DliOp {
+                    version: rng.below(3) as u32,
+                    size: rng.below(40) as u32,
+                    handle: 1,
+                    ..Default::default()
+                };
+                let cmd = [
+                    DLS_IOCTL_CREATE,
+                    DLS_IOCTL_JOB,
+                    DLI_IOCTL_MAP,
+                    DLI_IOCTL_IMPORT ^ 0x10,
+                ][rng.below(4) as usize];
+                let dev = if rng.below(2) == 0 {
+                    &exporter
+                } else {
+                    &importer
+                };
+                ioctl(dev.as_raw_fd(), cmd, &mut junk)
+            }
+            _ => {
+                if !buffers.is_empty() {
+                    let i = rng.below(buffers.len() as u64) as usize;
+                    buffers.swap_remove(i);
+                }
+                Ok(())
+            }
+        };
+        match result {
+            Ok(()) => ok += 1,
+            Err(e) => *errnos.entry(e.raw_os_error().unwrap_or(-1)).or_default() += 1,
+        }
+    }
+    let detail = format!(
+        "{count} ioctls (seed {seed}) in {} ms: {ok} succeeded, errnos {errnos:?}",
+        start.elapsed().as_millis()
+    );
+    r.check(
+        "fuzz: every random ioctl returned",
+        !errnos.contains_key(&-1),
+        detail,
+    );
+    r
+}
+
+/// `stress SECONDS`: threads submit jobs on random subsets of 64 shared buffers for SECONDS,
+/// then the importer waits for every buffer: every fence must have signalled.
+fn stress(seconds: u64) -> Report {
+    let mut r = Report {
+        passed: 0,
+        failed: 0,
+    };
+    let (Ok(exporter), Ok(importer)) =
+        (open(c"/dev/dmabuf_exporter"), open(c"/dev/dmabuf_importer"))
+    else {
+        r.check("stress: open the sample devices", false, "missing");
+        return r;
+    };
+    let buffers: Vec<OwnedFd> = (0..64).filter_map(|_| create(&exporter, 1).ok()).collect();
+    r.check(
+        "stress: 64 shared buffers",
+        buffers.len() == 64,
+        buffers.len(),
+    );
+    let fds: Vec<RawFd> = buffers.iter().map(AsRawFd::as_raw_fd).collect();
+    let deadline = Instant::now() + std::time::Duration::from_secs(seconds);
+    let counts: Vec<(u64, u64)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4u64)
+            .map(|t| {
+                let (fds, exporter) = (&fds, &exporter);
+                scope.spawn(move || {
+                    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (t + 1));
+                    let (mut jobs, mut errors) = (0u64, 0u64);
+                    while Instant::now() < deadline {
+                        let k = 1 + rng.below(8) as usize;
+                        let start = rng.below(64) as usize;
+                        let stride = (rng.below(64) as usize) | 1;
+                        let subset: Vec<RawFd> =
+                            (0..k).map(|i| fds[(start + i * stride) % 64]).collect();
+                        match job(exporter, &subset, rng.below(3) as u32) {
+                            Ok(_) => jobs += 1,
+                            Err(_) => errors += 1,
+                        }
+                    }
+                    (jobs, errors)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or((0, u64::MAX)))
+            .collect()
+    });
+    let jobs: u64 = counts.iter().map(|c| c.0).sum();
+    let errors: u64 = counts.iter().map(|c| c.1).sum();
+    r.check(
+        "stress: 4 threads submit jobs on random subsets",
+        jobs > 0 && errors == 0,
+        format_args!("{jobs} jobs in {seconds} s, {errors} errors"),
+    );
+    let mut unsignalled = 0;
+    for fd in &fds {
+        let signalled = import(&importer, *fd).and_then(|h| {
+            op(&importer, DLI_IOCTL_WAIT, h, 5000).and(op(&importer, DLI_IOCTL_RELEASE, h, 0))
+        });
+        if signalled.is_err() {
+            unsignalled += 1;
+        }
+    }
+    r.check(
+        "stress: every fence signalled",
+        unsignalled == 0,
+        format_args!("{unsignalled} buffers still busy"),
+    );
+    r
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |i: usize, default: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
+    let special = match args.get(1).map(String::as_str) {
+        Some("fuzz") => Some(fuzz(arg(2, 100_000), arg(3, 1))),
+        Some("stress") => Some(stress(arg(2, 30))),
+        _ => None,
+    };
+    if let Some(r) = special {
+        println!("{} passed, {} failed", r.passed, r.failed);
+        std::process::exit(if r.failed == 0 { 0 } else { 1 });
+    }
     let mut r = Report {
         passed: 0,
         failed: 0,
