@@ -134,7 +134,7 @@ impl AcquireCtx {
         if !same {
             // A context holding nothing never has to back off, so a plain lock is correct;
             // only the slow path insists on the context that contended.
-            pr_warn!("dmabuf_lock: contended object passed to another acquire context\n");
+            pr_warn!("contended object passed to another acquire context\n");
         }
         let (resv, ctx) = (c.resv.as_raw(), self.as_raw());
         // SAFETY: Both objects are initialised (type invariants) and the context holds no lock.

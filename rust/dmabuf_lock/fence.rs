@@ -305,7 +305,7 @@ impl Drop for DriverFence {
     fn drop(&mut self) {
         if !self.fence.is_signaled() {
             pr_warn!(
-                "dmabuf_lock: fence {}:{} dropped unsignalled; signalling -ECANCELED\n",
+                "fence {}:{} dropped unsignalled; signalling -ECANCELED\n",
                 self.fence.context(),
                 self.fence.seqno()
             );
