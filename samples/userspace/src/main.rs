@@ -275,6 +275,89 @@ fn fuzz(count: u64, seed: u64) -> Report {
     r
 }
 
+/// `struct sw_sync_create_fence_data` of the kernel's sw_sync debugfs interface.
+#[repr(C)]
+struct SwSyncCreateFence {
+    value: u32,
+    name: [u8; 32],
+    fence: i32,
+}
+
+/// `struct dma_buf_import_sync_file` of `<linux/dma-buf.h>`.
+#[repr(C)]
+struct DmaBufImportSyncFile {
+    flags: u32,
+    fd: i32,
+}
+
+const SW_SYNC_IOC_CREATE_FENCE: u32 = ioc(3, b'W', 0, size_of::<SwSyncCreateFence>());
+const SW_SYNC_IOC_INC: u32 = ioc(1, b'W', 1, size_of::<u32>());
+const DMA_BUF_IOCTL_IMPORT_SYNC_FILE: u32 = ioc(1, b'b', 3, size_of::<DmaBufImportSyncFile>());
+const DMA_BUF_SYNC_WRITE: u32 = 2;
+
+/// `_IOC(dir, ty, nr, size)`.
+const fn ioc(dir: u32, ty: u8, nr: u32, size: usize) -> u32 {
+    (dir << 30) | ((size as u32) << 16) | ((ty as u32) << 8) | nr
+}
+
+/// A userspace-signalled fence (sw_sync, for tests only: R11) made a write fence of `buf`.
+fn sw_sync_dependency(buf: RawFd) -> io::Result<File> {
+    let timeline = open(c"/sys/kernel/debug/sync/sw_sync")?;
+    let mut name = [0u8; 32];
+    name[..15].copy_from_slice(b"itest-userfence");
+    let mut create = SwSyncCreateFence {
+        value: 1,
+        name,
+        fence: -1,
+    };
+    ioctl(timeline.as_raw_fd(), SW_SYNC_IOC_CREATE_FENCE, &mut create)?;
+    // SAFETY: The ioctl returned a new sync_file fd that nothing else owns.
+    let sync_file = unsafe { OwnedFd::from_raw_fd(create.fence) };
+    let mut import = DmaBufImportSyncFile {
+        flags: DMA_BUF_SYNC_WRITE,
+        fd: sync_file.as_raw_fd(),
+    };
+    ioctl(buf, DMA_BUF_IOCTL_IMPORT_SYNC_FILE, &mut import)?;
+    Ok(timeline)
+}
+
+/// Signals the sw_sync timeline's next point.
+fn sw_sync_signal(timeline: &File) -> io::Result<()> {
+    let mut one = 1u32;
+    ioctl(timeline.as_raw_fd(), SW_SYNC_IOC_INC, &mut one)
+}
+
+/// Submits jobs on random subsets of `fds` until `deadline`; returns (jobs, errors).
+fn submit_jobs(exporter: &File, fds: &[RawFd], deadline: Instant, seed: u64) -> (u64, u64) {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ seed);
+    let n = fds.len();
+    let (mut jobs, mut errors) = (0u64, 0u64);
+    while Instant::now() < deadline {
+        let k = 1 + rng.below(8) as usize;
+        let start = rng.below(n as u64) as usize;
+        let stride = (rng.below(n as u64) as usize) | 1;
+        let subset: Vec<RawFd> = (0..k).map(|i| fds[(start + i * stride) % n]).collect();
+        match job(exporter, &subset, rng.below(3) as u32) {
+            Ok(_) => jobs += 1,
+            Err(_) => errors += 1,
+        }
+    }
+    (jobs, errors)
+}
+
+/// `stress-child SECONDS SEED FD...`: one of the stress run's other processes.
+fn stress_child(args: &[String]) -> i32 {
+    let seconds: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(1);
+    let seed: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(0);
+    let fds: Vec<RawFd> = args.iter().skip(2).filter_map(|a| a.parse().ok()).collect();
+    let Ok(exporter) = open(c"/dev/dmabuf_exporter") else {
+        return 1;
+    };
+    let deadline = Instant::now() + std::time::Duration::from_secs(seconds);
+    let (jobs, errors) = submit_jobs(&exporter, &fds, deadline, 100 + seed);
+    i32::from(jobs == 0 || errors != 0)
+}
+
 /// `stress SECONDS`: threads submit jobs on random subsets of 64 shared buffers for SECONDS,
 /// then the importer waits for every buffer: every fence must have signalled.
 fn stress(seconds: u64) -> Report {
@@ -295,27 +378,32 @@ fn stress(seconds: u64) -> Report {
         buffers.len(),
     );
     let fds: Vec<RawFd> = buffers.iter().map(AsRawFd::as_raw_fd).collect();
+    // Two more processes share the same buffers: the fds are inherited by number.
+    for fd in &fds {
+        // SAFETY: Clears close-on-exec on an fd this process owns.
+        unsafe { libc::fcntl(*fd, libc::F_SETFD, 0) };
+    }
+    let list: Vec<String> = fds.iter().map(ToString::to_string).collect();
+    let children: Vec<_> = (0..2)
+        .filter_map(|i| {
+            std::process::Command::new("/proc/self/exe")
+                .args(["stress-child", &seconds.to_string(), &i.to_string()])
+                .args(&list)
+                .spawn()
+                .ok()
+        })
+        .collect();
+    r.check(
+        "stress: 2 more processes on the same buffers",
+        children.len() == 2,
+        children.len(),
+    );
     let deadline = Instant::now() + std::time::Duration::from_secs(seconds);
     let counts: Vec<(u64, u64)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..4u64)
             .map(|t| {
                 let (fds, exporter) = (&fds, &exporter);
-                scope.spawn(move || {
-                    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (t + 1));
-                    let (mut jobs, mut errors) = (0u64, 0u64);
-                    while Instant::now() < deadline {
-                        let k = 1 + rng.below(8) as usize;
-                        let start = rng.below(64) as usize;
-                        let stride = (rng.below(64) as usize) | 1;
-                        let subset: Vec<RawFd> =
-                            (0..k).map(|i| fds[(start + i * stride) % 64]).collect();
-                        match job(exporter, &subset, rng.below(3) as u32) {
-                            Ok(_) => jobs += 1,
-                            Err(_) => errors += 1,
-                        }
-                    }
-                    (jobs, errors)
-                })
+                scope.spawn(move || submit_jobs(exporter, fds, deadline, t + 1))
             })
             .collect();
         workers
@@ -325,6 +413,14 @@ fn stress(seconds: u64) -> Report {
     });
     let jobs: u64 = counts.iter().map(|c| c.0).sum();
     let errors: u64 = counts.iter().map(|c| c.1).sum();
+    let children_ok = children
+        .into_iter()
+        .all(|mut c| c.wait().is_ok_and(|s| s.success()));
+    r.check(
+        "stress: the other processes finished cleanly",
+        children_ok,
+        children_ok,
+    );
     r.check(
         "stress: 4 threads submit jobs on random subsets",
         jobs > 0 && errors == 0,
@@ -353,6 +449,7 @@ fn main() {
     let special = match args.get(1).map(String::as_str) {
         Some("fuzz") => Some(fuzz(arg(2, 100_000), arg(3, 1))),
         Some("stress") => Some(stress(arg(2, 30))),
+        Some("stress-child") => std::process::exit(stress_child(&args[2..])),
         _ => None,
     };
     if let Some(r) = special {
@@ -448,6 +545,57 @@ fn main() {
         "importer maps again after the move",
         matches!(remapped, Ok(n) if n >= 1),
         format_args!("{remapped:?}"),
+    );
+
+    // A userspace fence as an extra dependency: the importer's wait must block until userspace
+    // signals it.
+    let dependency = sw_sync_dependency(buf.as_raw_fd());
+    r.check(
+        "userspace adds a sw_sync fence to the buffer",
+        dependency.is_ok(),
+        format_args!(
+            "{:?}",
+            dependency.as_ref().map(|_| "write fence from a sync_file")
+        ),
+    );
+    let blocked = op(&importer, DLI_IOCTL_WAIT, handle, 50);
+    r.check(
+        "importer's wait blocks on the userspace fence",
+        matches!(&blocked, Err(e) if e.raw_os_error() == Some(libc::ETIMEDOUT)),
+        format_args!("{blocked:?}"),
+    );
+    let signalled = dependency.and_then(|timeline| sw_sync_signal(&timeline));
+    let released = op(&importer, DLI_IOCTL_WAIT, handle, 5000);
+    r.check(
+        "userspace signals it and the wait returns",
+        signalled.is_ok() && released.is_ok(),
+        format_args!("{signalled:?} {released:?}"),
+    );
+
+    // Close in every order: the dma-buf fd before the import, the import before the fd, and
+    // the importer's file with imports still open.
+    let orders: io::Result<()> = (|| {
+        let a = create(&exporter, 1)?;
+        let h = import(&importer, a.as_raw_fd())?;
+        drop(a);
+        op(&importer, DLI_IOCTL_MAP, h, 0)?;
+        op(&importer, DLI_IOCTL_RELEASE, h, 0)?;
+        let b = create(&exporter, 1)?;
+        let h = import(&importer, b.as_raw_fd())?;
+        op(&importer, DLI_IOCTL_RELEASE, h, 0)?;
+        drop(b);
+        let extra = open(c"/dev/dmabuf_importer")?;
+        let c = create(&exporter, 1)?;
+        let h = import(&extra, c.as_raw_fd())?;
+        op(&extra, DLI_IOCTL_MAP, h, 0)?;
+        drop(extra);
+        drop(c);
+        Ok(())
+    })();
+    r.check(
+        "fds and imports close in every order",
+        orders.is_ok(),
+        format_args!("{orders:?}"),
     );
 
     // Several buffers in one job, in the multi-object locker.
