@@ -6,7 +6,8 @@
 //!
 //! Each step prints one line; bad-input checks expect a specific errno. The last line is
 //! `N passed, N failed`, and the exit status is non-zero if anything failed. `fuzz COUNT SEED`
-//! and `stress SECONDS` run the bounded fuzz loop and the stress run instead.
+//! and `stress SECONDS` run the bounded fuzz loop and the stress run instead, and `faults` the
+//! fault-injection pass (on the fault kernel).
 
 use std::{
     ffi::CStr,
@@ -358,6 +359,95 @@ fn stress_child(args: &[String]) -> i32 {
     i32::from(jobs == 0 || errors != 0)
 }
 
+/// Writes `value` to a debugfs or procfs file.
+fn write_file(path: &str, value: &str) -> io::Result<()> {
+    std::fs::write(path, value)
+}
+
+/// Runs `step` with its `n`-th fault-injection point failing (`/proc/thread-self/fail-nth`),
+/// for n = 1, 2, ... until a run no longer reaches the n-th point. Every run must end in success
+/// or a clean errno. Returns the number of allocation sites failed, or the first run that
+/// misbehaved.
+fn fail_every_site(mut step: impl FnMut() -> io::Result<()>) -> Result<u32, String> {
+    for n in 1..=500u32 {
+        write_file("/proc/thread-self/fail-nth", &n.to_string()).map_err(|e| e.to_string())?;
+        let result = step();
+        let left = std::fs::read_to_string("/proc/thread-self/fail-nth").unwrap_or_default();
+        write_file("/proc/thread-self/fail-nth", "0").map_err(|e| e.to_string())?;
+        if left.trim() != "0" {
+            // The n-th point was never reached: every site before it has failed once.
+            return Ok(n - 1);
+        }
+        if let Err(e) = result {
+            if e.raw_os_error().is_none() {
+                return Err(format!("site {n}: {e}"));
+            }
+        }
+    }
+    Err("more than 500 fault sites".into())
+}
+
+/// `faults`: buffer creation, import and job submission fail at every allocation site in turn,
+/// each with an errno. Needs the fault kernel (`config/fault.config`).
+fn faults() -> Report {
+    let mut r = Report {
+        passed: 0,
+        failed: 0,
+    };
+    let setup = [
+        ("/sys/kernel/debug/failslab/ignore-gfp-wait", "N"),
+        ("/sys/kernel/debug/fail_page_alloc/ignore-gfp-wait", "N"),
+        ("/sys/kernel/debug/failslab/verbose", "0"),
+        ("/sys/kernel/debug/fail_page_alloc/verbose", "0"),
+    ];
+    for (path, value) in setup {
+        if let Err(e) = write_file(path, value) {
+            r.check(
+                "faults: configure fault injection",
+                false,
+                format_args!("{path}: {e}"),
+            );
+            return r;
+        }
+    }
+    let (Ok(exporter), Ok(importer)) =
+        (open(c"/dev/dmabuf_exporter"), open(c"/dev/dmabuf_importer"))
+    else {
+        r.check("faults: open the sample devices", false, "missing");
+        return r;
+    };
+    let create_sites = fail_every_site(|| create(&exporter, 3).map(drop));
+    r.check(
+        "faults: buffer creation fails cleanly at every site",
+        create_sites.is_ok(),
+        format_args!("{create_sites:?} sites"),
+    );
+    let Ok(buf) = create(&exporter, 2) else {
+        r.check("faults: a buffer to import", false, "create failed");
+        return r;
+    };
+    let import_sites = fail_every_site(|| {
+        let h = import(&importer, buf.as_raw_fd())?;
+        op(&importer, DLI_IOCTL_MAP, h, 0)?;
+        op(&importer, DLI_IOCTL_RELEASE, h, 0).map(drop)
+    });
+    r.check(
+        "faults: import and map fail cleanly at every site",
+        import_sites.is_ok(),
+        format_args!("{import_sites:?} sites"),
+    );
+    let others: Vec<OwnedFd> = (0..3).filter_map(|_| create(&exporter, 1).ok()).collect();
+    let mut fds: Vec<RawFd> = others.iter().map(AsRawFd::as_raw_fd).collect();
+    fds.push(buf.as_raw_fd());
+    let job_sites = fail_every_site(|| job(&exporter, &fds, 0).map(drop));
+    r.check(
+        "faults: job submission fails cleanly at every site",
+        job_sites.is_ok(),
+        format_args!("{job_sites:?} sites"),
+    );
+    r
+}
+
 /// `stress SECONDS`: threads submit jobs on random subsets of 64 shared buffers for SECONDS,
 /// then the importer waits for every buffer: every fence must have signalled.
 fn stress(seconds: u64) -> Report {
@@ -450,6 +540,7 @@ fn main() {
         Some("fuzz") => Some(fuzz(arg(2, 100_000), arg(3, 1))),
         Some("stress") => Some(stress(arg(2, 30))),
         Some("stress-child") => std::process::exit(stress_child(&args[2..])),
+        Some("faults") => Some(faults()),
         _ => None,
     };
     if let Some(r) = special {
