@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Static inline functions and macros of <linux/ww_mutex.h>, <linux/dma-resv.h>,
- * <linux/dma-fence.h>, <linux/lockdep.h>, <linux/vmalloc.h>, <linux/scatterlist.h> and
- * <linux/dma-mapping.h> as exported symbols, so
+ * <linux/dma-fence.h>, <linux/lockdep.h>, <linux/vmalloc.h>, <linux/scatterlist.h>,
+ * <linux/dma-mapping.h> and <linux/sched/signal.h> as exported symbols, so
  * that Rust code in this project's modules can call them. Each helper only forwards its call.
  */
 
@@ -143,3 +143,15 @@ int dl_dma_coerce_mask_64(struct device *dev)
 	return dma_coerce_mask_and_coherent(dev, DMA_BIT_MASK(64));
 }
 EXPORT_SYMBOL_GPL(dl_dma_coerce_mask_64);
+
+void dl_allow_signal(int sig)
+{
+	allow_signal(sig);
+}
+EXPORT_SYMBOL_GPL(dl_allow_signal);
+
+void dl_disallow_signal(int sig)
+{
+	disallow_signal(sig);
+}
+EXPORT_SYMBOL_GPL(dl_disallow_signal);

@@ -11,6 +11,7 @@
 #include <linux/lockdep.h>
 #include <linux/mutex.h>
 #include <linux/scatterlist.h>
+#include <linux/sched/signal.h>
 #include <linux/spinlock.h>
 #include <linux/vmalloc.h>
 #include <linux/dma-mapping.h>
@@ -33,6 +34,10 @@ void dl_lock_map_acquire(struct lockdep_map *map);
 void dl_lock_map_acquire_read(struct lockdep_map *map);
 void dl_lock_map_release(struct lockdep_map *map);
 
+
+/* For the KUnit suites: letting a test's kthread take a signal. */
+void dl_allow_signal(int sig);
+void dl_disallow_signal(int sig);
 
 /* For the sample drivers (samples/): page-array buffers shared as dma-bufs. */
 void *dl_vmap_pages(struct page **pages, unsigned int count);

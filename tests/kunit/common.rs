@@ -23,3 +23,38 @@ pub(crate) fn task() -> TaskCtx {
     // critical section; cases enter sections only through the returned value.
     unsafe { TaskCtx::new() }
 }
+
+extern "C" {
+    /// `allow_signal(sig)`, exported by `dmabuf_lock.ko`.
+    fn dl_allow_signal(sig: i32);
+    /// `disallow_signal(sig)`, exported by `dmabuf_lock.ko`.
+    fn dl_disallow_signal(sig: i32);
+}
+
+/// Makes a signal pending on the current KUnit kthread until the returned value is dropped, so
+/// that interruptible waits return `EINTR`.
+pub(crate) struct PendingSignal;
+
+impl PendingSignal {
+    /// Allows `SIGUSR1` on the current kthread and sends it to itself.
+    pub(crate) fn raise() -> Self {
+        let sig = kernel::bindings::SIGUSR1 as i32;
+        // SAFETY: Allowing a signal and sending it to the current task have no preconditions;
+        // both are undone in `drop`.
+        unsafe {
+            dl_allow_signal(sig);
+            kernel::bindings::send_sig(sig, kernel::current!().as_ptr(), 1);
+        }
+        PendingSignal
+    }
+}
+
+impl Drop for PendingSignal {
+    fn drop(&mut self) {
+        // SAFETY: Forgets the signal sent in `raise` and ignores the signal again.
+        unsafe {
+            kernel::bindings::flush_signals(kernel::current!().as_ptr());
+            dl_disallow_signal(kernel::bindings::SIGUSR1 as i32);
+        }
+    }
+}

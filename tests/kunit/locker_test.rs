@@ -7,11 +7,11 @@ use kernel::prelude::*;
 #[kunit_tests(dmabuf_lock_locker)]
 mod tests {
     use crate::{
-        common::{new_resvs, task, Objects},
+        common::{new_resvs, task, Objects, PendingSignal},
         dmabuf_lock::{
             context::TaskCtx,
             locker::{LockerFlags, ResvLocker},
-            resv::Resv,
+            resv::{OwnedResv, Resv},
         },
     };
     use kernel::{
@@ -159,6 +159,59 @@ mod tests {
         assert_eq!(locker.stats().allocations, after_first);
         locker.as_mut().reset();
         assert!(objs.iter().all(|o| !o.is_locked()));
+        Ok(())
+    }
+
+    #[pin_data]
+    struct Holder {
+        #[pin]
+        resv: OwnedResv,
+        #[pin]
+        locked: Completion,
+        #[pin]
+        release: Completion,
+    }
+
+    /// A work item holds the reservation; a pending signal makes every interruptible way to
+    /// lock it return `EINTR`, and the non-blocking ones simply fail.
+    #[test]
+    fn interruptible_with_pending_signal() -> Result {
+        let task = task();
+        let holder = Arc::pin_init(
+            pin_init!(Holder {
+                resv <- OwnedResv::new(),
+                locked <- Completion::new(),
+                release <- Completion::new(),
+            }),
+            GFP_KERNEL,
+        )?;
+        let h = holder.clone();
+        workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
+            // SAFETY: Work items of the system unbound queue run outside any signalling section.
+            let task = unsafe { TaskCtx::new() };
+            let guard = h.resv.lock(&task);
+            h.locked.complete_all();
+            h.release.wait_for_completion();
+            drop(guard);
+        })?;
+        holder.locked.wait_for_completion();
+        let single;
+        let multi;
+        {
+            let _signal = PendingSignal::raise();
+            single = holder.resv.lock_interruptible(&task).err();
+            let flags = LockerFlags {
+                interruptible: true,
+                ..Default::default()
+            };
+            stack_pin_init!(let locker = ResvLocker::new(flags));
+            multi = locker.as_mut().lock_slice(&task, &[&*holder.resv]).err();
+        }
+        holder.release.complete_all();
+        assert_eq!(single, Some(EINTR));
+        assert_eq!(multi, Some(EINTR));
+        // Once the holder is done, the same calls succeed.
+        drop(holder.resv.lock_interruptible(&task)?);
         Ok(())
     }
 
