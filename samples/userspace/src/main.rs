@@ -732,6 +732,18 @@ fn main() {
         import(&importer, 1000),
         libc::EBADF,
     );
+    let mut unmapped = DlsJob {
+        version: DLS_UAPI_VERSION,
+        size: size_of::<DlsJob>() as u32,
+        fds_ptr: 0x1000,
+        count: 1,
+        ..Default::default()
+    };
+    r.expect_errno(
+        "job with an unmapped fd array",
+        ioctl(exporter.as_raw_fd(), DLS_IOCTL_JOB, &mut unmapped),
+        libc::EFAULT,
+    );
     r.expect_errno(
         "unknown handle",
         op(&importer, DLI_IOCTL_MAP, 999, 0),
