@@ -42,7 +42,7 @@ use dmabuf_lock::{
     resv::{FenceUsage, Resv},
     signalling::spawn_signalling_work,
 };
-use uapi::{DlsCreate, DlsJob, DLS_MAX_JOB_BUFFERS, DLS_MAX_PAGES, DLS_UAPI_VERSION};
+use uapi::{DlsCreate, DlsJob, DLS_MAX_JOB_BUFFERS, DLS_MAX_PAGES};
 
 module! {
     type: ExporterModule,
@@ -83,24 +83,6 @@ struct ExporterFile {
     timeline: FenceTimeline,
 }
 
-/// Reads an ioctl argument and checks its version and size.
-fn read_arg<T: FromBytes + Copy>(arg: usize, version: impl Fn(&T) -> (u32, u32)) -> Result<T> {
-    let value: T = UserSlice::new(UserPtr::from_addr(arg), size_of::<T>())
-        .reader()
-        .read()?;
-    let (v, size) = version(&value);
-    if v != DLS_UAPI_VERSION || size as usize != size_of::<T>() {
-        return Err(EINVAL);
-    }
-    Ok(value)
-}
-
-fn write_arg<T: AsBytes>(arg: usize, value: &T) -> Result {
-    UserSlice::new(UserPtr::from_addr(arg), size_of::<T>())
-        .writer()
-        .write(value)
-}
-
 #[vtable]
 impl MiscDevice for ExporterFile {
     type Ptr = KBox<Self>;
@@ -134,7 +116,7 @@ struct Buffer {
 }
 
 fn create(arg: usize) -> Result<isize> {
-    let mut a: DlsCreate = read_arg(arg, |a: &DlsCreate| (a.version, a.size))?;
+    let mut a: DlsCreate = sys::read_arg(arg, |a: &DlsCreate| (a.version, a.size))?;
     if a.pages == 0 || a.pages > DLS_MAX_PAGES {
         return Err(EINVAL);
     }
@@ -173,7 +155,7 @@ fn create(arg: usize) -> Result<isize> {
         return Err(Error::from_errno(fd));
     }
     a.fd = fd;
-    write_arg(arg, &a)?;
+    sys::write_arg(arg, &a)?;
     Ok(0)
 }
 
@@ -206,7 +188,7 @@ impl Drop for OwnBuffer {
 
 impl ExporterFile {
     fn job(&self, task: &TaskCtx, arg: usize) -> Result<isize> {
-        let mut a: DlsJob = read_arg(arg, |a: &DlsJob| (a.version, a.size))?;
+        let mut a: DlsJob = sys::read_arg(arg, |a: &DlsJob| (a.version, a.size))?;
         if a.count == 0 || a.count > DLS_MAX_JOB_BUFFERS || a.delay_ms > 10_000 {
             return Err(EINVAL);
         }
@@ -250,13 +232,13 @@ impl ExporterFile {
             fsleep(Delta::from_millis(delay));
             fence.signal(Ok(()));
         })?;
-        write_arg(arg, &a)?;
+        sys::write_arg(arg, &a)?;
         Ok(0)
     }
 }
 
 fn evict(task: &TaskCtx, arg: usize) -> Result<isize> {
-    let a: DlsCreate = read_arg(arg, |a: &DlsCreate| (a.version, a.size))?;
+    let a: DlsCreate = sys::read_arg(arg, |a: &DlsCreate| (a.version, a.size))?;
     let buffer = OwnBuffer::from_fd(a.fd)?;
     let guard = buffer.resv().lock_interruptible(task)?;
     // SAFETY: The buffer is live and its reservation is held, as the call requires.
@@ -302,10 +284,8 @@ extern "C" fn map_dma_buf(
     let (buf, dev) = unsafe { (buffer((*attach).dmabuf), (*attach).dev) };
     let result = (|| -> Result<*mut bindings::sg_table> {
         // SAFETY: All-zero is the state `sg_alloc_table*` expects to fill.
-        let sgt = KBox::into_raw(KBox::new(
-            unsafe { core::mem::zeroed::<bindings::sg_table>() },
-            GFP_KERNEL,
-        )?);
+        let empty = unsafe { core::mem::zeroed::<bindings::sg_table>() };
+        let sgt = KBox::into_raw(KBox::new(empty, GFP_KERNEL)?);
         let count = buf.page_ptrs.len() as u32;
         // SAFETY: `sgt` is a zeroed table; `page_ptrs` holds `count` pages we own.
         let ret = unsafe {

@@ -11,7 +11,7 @@
 //! The mapping lives in a cell that only code holding the reservation touches, which is what
 //! the invalidate callback, called from the exporter's task, relies on.
 
-use core::{cell::UnsafeCell, mem::size_of, ptr};
+use core::{cell::UnsafeCell, ptr};
 use kernel::{
     bindings,
     device::Device,
@@ -22,7 +22,6 @@ use kernel::{
     prelude::*,
     sync::{aref::ARef, Mutex},
     transmute::{AsBytes, FromBytes},
-    uaccess::{UserPtr, UserSlice},
 };
 
 #[path = "../rust/dmabuf_lock/mod.rs"]
@@ -34,7 +33,7 @@ use dmabuf_lock::{
     context::TaskCtx,
     resv::{FenceUsage, Resv},
 };
-use uapi::{DliImport, DliOp, DLS_UAPI_VERSION};
+use uapi::{DliImport, DliOp};
 
 module! {
     type: ImporterModule,
@@ -166,23 +165,6 @@ static ATTACH_OPS: bindings::dma_buf_attach_ops = bindings::dma_buf_attach_ops {
     invalidate_mappings: Some(invalidate_mappings),
 };
 
-fn read_arg<T: FromBytes + Copy>(arg: usize, version: impl Fn(&T) -> (u32, u32)) -> Result<T> {
-    let value: T = UserSlice::new(UserPtr::from_addr(arg), size_of::<T>())
-        .reader()
-        .read()?;
-    let (v, size) = version(&value);
-    if v != DLS_UAPI_VERSION || size as usize != size_of::<T>() {
-        return Err(EINVAL);
-    }
-    Ok(value)
-}
-
-fn write_arg<T: AsBytes>(arg: usize, value: &T) -> Result {
-    UserSlice::new(UserPtr::from_addr(arg), size_of::<T>())
-        .writer()
-        .write(value)
-}
-
 #[vtable]
 impl MiscDevice for ImporterFile {
     type Ptr = Pin<KBox<Self>>;
@@ -218,7 +200,7 @@ impl MiscDevice for ImporterFile {
 
 impl ImporterFile {
     fn import(&self, arg: usize) -> Result<isize> {
-        let mut a: DliImport = read_arg(arg, |a: &DliImport| (a.version, a.size))?;
+        let mut a: DliImport = sys::read_arg(arg, |a: &DliImport| (a.version, a.size))?;
         let buf = sys::dma_buf_get(a.fd)?;
         let mapping = match KBox::new(Mapping(UnsafeCell::new(ptr::null_mut())), GFP_KERNEL) {
             Ok(m) => m,
@@ -267,7 +249,7 @@ impl ImporterFile {
         imports[slot] = Some(import);
         a.handle = slot as u32 + 1;
         drop(imports);
-        if let Err(e) = write_arg(arg, &a) {
+        if let Err(e) = sys::write_arg(arg, &a) {
             self.imports.lock()[slot] = None;
             return Err(e);
         }
@@ -276,7 +258,7 @@ impl ImporterFile {
 
     /// Runs `f` on the import an op names, and writes its result back.
     fn op(&self, arg: usize, f: impl FnOnce(&Import, &DliOp) -> Result<u64>) -> Result<isize> {
-        let mut op: DliOp = read_arg(arg, |a: &DliOp| (a.version, a.size))?;
+        let mut op: DliOp = sys::read_arg(arg, |a: &DliOp| (a.version, a.size))?;
         let imports = self.imports.lock();
         let import = (op.handle as usize)
             .checked_sub(1)
@@ -285,12 +267,12 @@ impl ImporterFile {
             .ok_or(ENOENT)?;
         op.result = f(import, &op)?;
         drop(imports);
-        write_arg(arg, &op)?;
+        sys::write_arg(arg, &op)?;
         Ok(0)
     }
 
     fn release(&self, arg: usize) -> Result<isize> {
-        let op: DliOp = read_arg(arg, |a: &DliOp| (a.version, a.size))?;
+        let op: DliOp = sys::read_arg(arg, |a: &DliOp| (a.version, a.size))?;
         let import = {
             let mut imports = self.imports.lock();
             (op.handle as usize)

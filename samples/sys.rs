@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The C helpers the sample drivers call (`rust/helpers.c`, exported by `dmabuf_lock.ko`), and
-//! small conversions both drivers need.
+//! What both sample drivers need: the C helpers they call (`rust/helpers.c`, exported by
+//! `dmabuf_lock.ko`), dma-buf references, and reading and writing ioctl arguments.
 
+use super::uapi::DLS_UAPI_VERSION;
+use core::mem::size_of;
 use kernel::{
     bindings::{device, dma_buf, dma_data_direction, page, sg_table},
     error::{from_err_ptr, Result},
     prelude::*,
+    transmute::{AsBytes, FromBytes},
+    uaccess::{UserPtr, UserSlice},
 };
 
 // The pointee structs come from bindgen, which emits some kernel types empty; see the same
@@ -44,4 +48,24 @@ pub fn dma_buf_get(fd: i32) -> Result<*mut dma_buf> {
 pub unsafe fn dma_buf_put(buf: *mut dma_buf) {
     // SAFETY: The caller gives up its reference.
     unsafe { kernel::bindings::dma_buf_put(buf) };
+}
+
+/// Reads an ioctl argument from `arg` and checks its version and size (`EINVAL` otherwise);
+/// `header` returns the argument's `(version, size)`.
+pub fn read_arg<T: FromBytes + Copy>(arg: usize, header: impl Fn(&T) -> (u32, u32)) -> Result<T> {
+    let value: T = UserSlice::new(UserPtr::from_addr(arg), size_of::<T>())
+        .reader()
+        .read()?;
+    let (version, size) = header(&value);
+    if version != DLS_UAPI_VERSION || size as usize != size_of::<T>() {
+        return Err(EINVAL);
+    }
+    Ok(value)
+}
+
+/// Writes an ioctl argument back to `arg`.
+pub fn write_arg<T: AsBytes>(arg: usize, value: &T) -> Result {
+    UserSlice::new(UserPtr::from_addr(arg), size_of::<T>())
+        .writer()
+        .write(value)
 }

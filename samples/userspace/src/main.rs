@@ -23,6 +23,7 @@ mod uapi;
 
 use uapi::*;
 
+#[derive(Default)]
 struct Report {
     passed: u32,
     failed: u32,
@@ -147,6 +148,21 @@ fn fill(fd: RawFd, len: usize, pattern: impl Fn(usize) -> u8) -> io::Result<u64>
     Ok(sum)
 }
 
+/// Opens both sample devices, or records why not.
+fn open_devices(r: &mut Report, what: &str) -> Option<(File, File)> {
+    match (open(c"/dev/dmabuf_exporter"), open(c"/dev/dmabuf_importer")) {
+        (Ok(exporter), Ok(importer)) => Some((exporter, importer)),
+        (e, i) => {
+            r.check(
+                &format!("{what}: open the sample devices"),
+                false,
+                format_args!("{:?} {:?}", e.err(), i.err()),
+            );
+            None
+        }
+    }
+}
+
 fn open(path: &CStr) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
@@ -173,14 +189,8 @@ impl Rng {
 /// `fuzz COUNT SEED`: COUNT random ioctls on both devices, valid and not. Passes when every one
 /// returns (success or an errno) and the console stays clean, which `scripts/vm-run` judges.
 fn fuzz(count: u64, seed: u64) -> Report {
-    let mut r = Report {
-        passed: 0,
-        failed: 0,
-    };
-    let (Ok(exporter), Ok(importer)) =
-        (open(c"/dev/dmabuf_exporter"), open(c"/dev/dmabuf_importer"))
-    else {
-        r.check("fuzz: open the sample devices", false, "missing");
+    let mut r = Report::default();
+    let Some((exporter, importer)) = open_devices(&mut r, "fuzz") else {
         return r;
     };
     let mut rng = Rng(seed | 1);
@@ -390,10 +400,7 @@ fn fail_every_site(mut step: impl FnMut() -> io::Result<()>) -> Result<u32, Stri
 /// `faults`: buffer creation, import and job submission fail at every allocation site in turn,
 /// each with an errno. Needs the fault kernel (`config/fault.config`).
 fn faults() -> Report {
-    let mut r = Report {
-        passed: 0,
-        failed: 0,
-    };
+    let mut r = Report::default();
     let setup = [
         ("/sys/kernel/debug/failslab/ignore-gfp-wait", "N"),
         ("/sys/kernel/debug/fail_page_alloc/ignore-gfp-wait", "N"),
@@ -410,10 +417,7 @@ fn faults() -> Report {
             return r;
         }
     }
-    let (Ok(exporter), Ok(importer)) =
-        (open(c"/dev/dmabuf_exporter"), open(c"/dev/dmabuf_importer"))
-    else {
-        r.check("faults: open the sample devices", false, "missing");
+    let Some((exporter, importer)) = open_devices(&mut r, "faults") else {
         return r;
     };
     let create_sites = fail_every_site(|| create(&exporter, 3).map(drop));
@@ -451,14 +455,8 @@ fn faults() -> Report {
 /// `stress SECONDS`: threads submit jobs on random subsets of 64 shared buffers for SECONDS,
 /// then the importer waits for every buffer: every fence must have signalled.
 fn stress(seconds: u64) -> Report {
-    let mut r = Report {
-        passed: 0,
-        failed: 0,
-    };
-    let (Ok(exporter), Ok(importer)) =
-        (open(c"/dev/dmabuf_exporter"), open(c"/dev/dmabuf_importer"))
-    else {
-        r.check("stress: open the sample devices", false, "missing");
+    let mut r = Report::default();
+    let Some((exporter, importer)) = open_devices(&mut r, "stress") else {
         return r;
     };
     let buffers: Vec<OwnedFd> = (0..64).filter_map(|_| create(&exporter, 1).ok()).collect();
@@ -547,18 +545,10 @@ fn main() {
         println!("{} passed, {} failed", r.passed, r.failed);
         std::process::exit(if r.failed == 0 { 0 } else { 1 });
     }
-    let mut r = Report {
-        passed: 0,
-        failed: 0,
-    };
-    let (exporter, importer) = match (open(c"/dev/dmabuf_exporter"), open(c"/dev/dmabuf_importer"))
-    {
-        (Ok(e), Ok(i)) => (e, i),
-        (e, i) => {
-            println!("FAIL open the sample devices: {:?} {:?}", e.err(), i.err());
-            println!("0 passed, 1 failed");
-            std::process::exit(1);
-        }
+    let mut r = Report::default();
+    let Some((exporter, importer)) = open_devices(&mut r, "story") else {
+        println!("0 passed, 1 failed");
+        std::process::exit(1);
     };
 
     // The story: the exporter makes a buffer, userspace fills it, the importer attaches,
