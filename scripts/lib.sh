@@ -7,6 +7,12 @@ DL_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # CI may run with a reduced environment: find the home directory without relying on $HOME.
 : "${HOME:=$(getent passwd "$(id -u)" | cut -d: -f6)}"
 export HOME
+# rustup's cargo (for bindgen-cli, rustfilt and the userspace test) may be missing from a
+# reduced PATH.
+case ":$PATH:" in
+*":$HOME/.cargo/bin:"*) ;;
+*) [ -d "$HOME/.cargo/bin" ] && PATH=$PATH:$HOME/.cargo/bin ;;
+esac
 
 # The toolchain the kernel and every module of this project are built with.
 DL_LLVM_SUFFIX=-19
