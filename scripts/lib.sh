@@ -39,18 +39,8 @@ note() {
 }
 
 # Kernel configuration: config/$DL_CONFIG.config is the fragment applied on top of allnoconfig.
-# A fragment may start from another with a line '# include: NAME.config'.
 DL_CONFIG=${DL_CONFIG:-test}
 DL_FRAGMENT=$DL_TOP/config/$DL_CONFIG.config
-
-# Print the effective fragment: included fragments first, then the fragment's own lines.
-dl_fragment() {
-	local file=${1:-$DL_FRAGMENT} inc
-	for inc in $(sed -n 's/^# include: //p' "$file"); do
-		dl_fragment "$DL_TOP/config/$inc"
-	done
-	grep -v '^# include: ' "$file"
-}
 
 # Which Debian source package was chosen, once resolved: "<package> <version> <deb file>".
 DL_RESOLVED=$DL_CACHE/apt/resolved-$DL_KERNEL_SERIES
@@ -69,7 +59,7 @@ dl_kernel_build_dir() {
 	[ -r "$DL_RESOLVED" ] || return 1
 	local pkg ver deb hash
 	read -r pkg ver deb <"$DL_RESOLVED"
-	hash=$( { dl_fragment; dl_toolchain_id; } | sha256sum | cut -c1-12)
+	hash=$( { cat "$DL_FRAGMENT"; dl_toolchain_id; } | sha256sum | cut -c1-12)
 	echo "$DL_CACHE/kernel/${ver//[~+:]/_}-$DL_CONFIG-$hash"
 }
 

@@ -23,6 +23,14 @@ mod tests {
         Ok(Arc::new(Atomic::new(0), GFP_KERNEL)?)
     }
 
+    /// A callback that counts its runs in `calls`.
+    fn counting_callback(
+        calls: &Arc<Atomic<u32>>,
+    ) -> Result<Pin<KBox<FenceCallback<impl FnOnce() + Send>>>> {
+        let c = calls.clone();
+        KBox::pin_init(FenceCallback::new(move || c.add(1, Relaxed)), GFP_KERNEL)
+    }
+
     #[test]
     fn driver_fence_signals_once() -> Result {
         let task = task();
@@ -79,10 +87,9 @@ mod tests {
     #[test]
     fn callback_runs_once() -> Result {
         let task = task();
-        let calls = counter()?;
         let fence = FenceTimeline::new().prepare(&task)?.arm();
-        let c = calls.clone();
-        let mut cb = KBox::pin_init(FenceCallback::new(move || c.add(1, Relaxed)), GFP_KERNEL)?;
+        let calls = counter()?;
+        let mut cb = counting_callback(&calls)?;
         assert_eq!(
             cb.as_mut().add(fence.fence()),
             Ok(CallbackStatus::Registered)
@@ -98,12 +105,11 @@ mod tests {
     #[test]
     fn callback_on_signalled_fence_says_so() -> Result {
         let task = task();
-        let calls = counter()?;
         let fence = FenceTimeline::new().prepare(&task)?.arm();
         let published: ARef<Fence> = fence.fence().into();
         fence.signal(Ok(()));
-        let c = calls.clone();
-        let mut cb = KBox::pin_init(FenceCallback::new(move || c.add(1, Relaxed)), GFP_KERNEL)?;
+        let calls = counter()?;
+        let mut cb = counting_callback(&calls)?;
         assert_eq!(
             cb.as_mut().add(&published),
             Ok(CallbackStatus::AlreadySignaled)
@@ -115,10 +121,9 @@ mod tests {
     #[test]
     fn callback_removed_before_signal_never_runs() -> Result {
         let task = task();
-        let calls = counter()?;
         let fence = FenceTimeline::new().prepare(&task)?.arm();
-        let c = calls.clone();
-        let mut cb = KBox::pin_init(FenceCallback::new(move || c.add(1, Relaxed)), GFP_KERNEL)?;
+        let calls = counter()?;
+        let mut cb = counting_callback(&calls)?;
         assert_eq!(
             cb.as_mut().add(fence.fence()),
             Ok(CallbackStatus::Registered)

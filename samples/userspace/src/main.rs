@@ -7,7 +7,7 @@
 //! Each step prints one line; bad-input checks expect a specific errno. The last line is
 //! `N passed, N failed`, and the exit status is non-zero if anything failed. `fuzz COUNT SEED`
 //! and `stress SECONDS` run the bounded fuzz loop and the stress run instead, and `faults` the
-//! fault-injection pass (on the fault kernel).
+//! fault-injection pass.
 
 use std::{
     ffi::CStr,
@@ -398,7 +398,7 @@ fn fail_every_site(mut step: impl FnMut() -> io::Result<()>) -> Result<u32, Stri
 }
 
 /// `faults`: buffer creation, import and job submission fail at every allocation site in turn,
-/// each with an errno. Needs the fault kernel (`config/fault.config`).
+/// each with an errno. Needs the test kernel's fault injection (`config/test.config`).
 fn faults() -> Report {
     let mut r = Report::default();
     let setup = [
