@@ -338,6 +338,31 @@ fn sw_sync_signal(timeline: &File) -> io::Result<()> {
     ioctl(timeline.as_raw_fd(), SW_SYNC_IOC_INC, &mut one)
 }
 
+/// `struct dma_heap_allocation_data` of `<linux/dma-heap.h>`.
+#[repr(C)]
+#[derive(Default)]
+struct DmaHeapAllocation {
+    len: u64,
+    fd: u32,
+    fd_flags: u32,
+    heap_flags: u64,
+}
+
+const DMA_HEAP_IOCTL_ALLOC: u32 = ioc(3, b'H', 0, size_of::<DmaHeapAllocation>());
+
+/// A dma-buf of `len` bytes from another exporter: the kernel's system heap.
+fn heap_buffer(len: u64) -> io::Result<OwnedFd> {
+    let heap = open(c"/dev/dma_heap/system")?;
+    let mut alloc = DmaHeapAllocation {
+        len,
+        fd_flags: (libc::O_RDWR | libc::O_CLOEXEC) as u32,
+        ..Default::default()
+    };
+    ioctl(heap.as_raw_fd(), DMA_HEAP_IOCTL_ALLOC, &mut alloc)?;
+    // SAFETY: The heap returned a new dma-buf fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(alloc.fd as RawFd) })
+}
+
 /// Submits jobs on random subsets of `fds` until `deadline`; returns (jobs, errors).
 fn submit_jobs(exporter: &File, fds: &[RawFd], deadline: Instant, seed: u64) -> (u64, u64) {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ seed);
@@ -678,6 +703,31 @@ fn main() {
         orders.is_ok(),
         format_args!("{orders:?}"),
     );
+
+    // Another exporter's dma-buf: the importer works with it, the exporter's jobs refuse it.
+    let foreign = heap_buffer(4096).and_then(|heap| {
+        let h = import(&importer, heap.as_raw_fd())?;
+        op(&importer, DLI_IOCTL_MAP, h, 0)?;
+        let sum = op(&importer, DLI_IOCTL_CHECKSUM, h, 0)?;
+        op(&importer, DLI_IOCTL_RELEASE, h, 0)?;
+        Ok((heap, sum))
+    });
+    let zeroes = checksum(&[0u8; 4096]);
+    r.check(
+        "importer maps and reads a system-heap dma-buf",
+        matches!(&foreign, Ok((_, sum)) if *sum == zeroes),
+        format_args!(
+            "{:?}",
+            foreign.as_ref().map(|(_, sum)| format!("checksum {sum:x}"))
+        ),
+    );
+    if let Ok((heap, _)) = &foreign {
+        r.expect_errno(
+            "job on a dma-buf from another exporter",
+            job(&exporter, &[heap.as_raw_fd()], 0),
+            libc::EINVAL,
+        );
+    }
 
     // Several buffers in one job, in the multi-object locker.
     let more: Vec<OwnedFd> = (0..8).filter_map(|_| create(&exporter, 1).ok()).collect();
