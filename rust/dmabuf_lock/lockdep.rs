@@ -92,24 +92,24 @@ impl LockdepMap {
 
     /// Tells lockdep the current task holds the map exclusively until the guard drops.
     pub fn acquire(&self) -> MapGuard<'_> {
-        #[cfg(CONFIG_LOCKDEP)]
-        // SAFETY: The map was initialised in `new`; the guard releases it on this task.
-        unsafe {
-            ffi::dl_lock_map_acquire(self.map.get())
-        };
-        MapGuard {
-            map: self,
-            _not_send: NotThreadSafe,
-        }
+        self.hold(false)
     }
 
     /// Tells lockdep the current task holds the map shared (recursive read) until the guard
     /// drops.
     pub fn acquire_read(&self) -> MapGuard<'_> {
+        self.hold(true)
+    }
+
+    fn hold(&self, _shared: bool) -> MapGuard<'_> {
         #[cfg(CONFIG_LOCKDEP)]
-        // SAFETY: As in `acquire`.
+        // SAFETY: The map was initialised in `new`; the guard releases it on this task.
         unsafe {
-            ffi::dl_lock_map_acquire_read(self.map.get())
+            if _shared {
+                ffi::dl_lock_map_acquire_read(self.map.get())
+            } else {
+                ffi::dl_lock_map_acquire(self.map.get())
+            }
         };
         MapGuard {
             map: self,
