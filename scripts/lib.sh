@@ -15,7 +15,7 @@ case ":$PATH:" in
 esac
 
 # The toolchain the kernel and every module of this project are built with.
-DL_LLVM_SUFFIX=-19
+DL_LLVM_SUFFIX=-22
 DL_RUSTC=${RUSTC:-/usr/bin/rustc}
 DL_BINDGEN_VERSION=0.72.1
 DL_RUSTFILT_VERSION=0.2.1
