@@ -3,7 +3,7 @@
 //! section, and wait again once the section has ended.
 
 use crate::dmabuf_lock::{
-    context::TaskCtx,
+    context::MayBlock,
     fence::FenceTimeline,
     resv::{FenceUsage, Resv},
     signalling::SectionGfp,
@@ -11,9 +11,9 @@ use crate::dmabuf_lock::{
 use kernel::prelude::*;
 
 /// Exercises the case described at the top of this file.
-pub fn snippet(task: &mut TaskCtx, resv: &Resv, timeline: &FenceTimeline) -> Result {
+pub fn snippet(task: &mut MayBlock, resv: &Resv, timeline: &FenceTimeline) -> Result {
     let prepared = timeline.prepare(task)?;
-    let guard = resv.lock(task);
+    let mut guard = resv.lock(task);
     guard.reserve_fences(1)?;
     let mut section = task.signalling_section();
     let fence = prepared.arm();

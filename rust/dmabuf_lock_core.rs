@@ -17,7 +17,7 @@ use kernel::{debugfs, fmt, prelude::*};
 pub mod dmabuf_lock;
 
 use dmabuf_lock::{
-    context::TaskCtx,
+    context::MayBlock,
     lockdep::{Level, LockOrder},
 };
 
@@ -63,8 +63,7 @@ struct DmabufLock {
 
 impl kernel::Module for DmabufLock {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        // SAFETY: Module init runs outside any fence-signalling critical section.
-        let task = unsafe { TaskCtx::new() };
+        let task = MayBlock::new()?;
         for order in CORE_ORDERS.iter() {
             order.prime(&task)?;
         }

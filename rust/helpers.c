@@ -28,18 +28,6 @@ void dl_ww_acquire_fini(struct ww_acquire_ctx *ctx)
 }
 EXPORT_SYMBOL_GPL(dl_ww_acquire_fini);
 
-void dl_dma_resv_lock_slow(struct dma_resv *obj, struct ww_acquire_ctx *ctx)
-{
-	dma_resv_lock_slow(obj, ctx);
-}
-EXPORT_SYMBOL_GPL(dl_dma_resv_lock_slow);
-
-int dl_dma_resv_lock_slow_interruptible(struct dma_resv *obj, struct ww_acquire_ctx *ctx)
-{
-	return dma_resv_lock_slow_interruptible(obj, ctx);
-}
-EXPORT_SYMBOL_GPL(dl_dma_resv_lock_slow_interruptible);
-
 bool dl_dma_resv_is_locked(struct dma_resv *obj)
 {
 	return dma_resv_is_locked(obj);
@@ -112,6 +100,18 @@ void dl_lock_map_release(struct lockdep_map *map)
 	lock_release(map, _RET_IP_);
 }
 EXPORT_SYMBOL_GPL(dl_lock_map_release);
+
+void dl_might_sleep(void)
+{
+	might_sleep();
+}
+EXPORT_SYMBOL_GPL(dl_might_sleep);
+
+bool dl_in_atomic_context(void)
+{
+	return in_atomic() || irqs_disabled();
+}
+EXPORT_SYMBOL_GPL(dl_in_atomic_context);
 
 void *dl_vmap_pages(struct page **pages, unsigned int count)
 {

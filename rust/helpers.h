@@ -20,8 +20,6 @@
 void dl_ww_acquire_init(struct ww_acquire_ctx *ctx);
 void dl_ww_acquire_done(struct ww_acquire_ctx *ctx);
 void dl_ww_acquire_fini(struct ww_acquire_ctx *ctx);
-void dl_dma_resv_lock_slow(struct dma_resv *obj, struct ww_acquire_ctx *ctx);
-int dl_dma_resv_lock_slow_interruptible(struct dma_resv *obj, struct ww_acquire_ctx *ctx);
 bool dl_dma_resv_is_locked(struct dma_resv *obj);
 struct dma_fence *dl_dma_fence_get(struct dma_fence *fence);
 void dl_dma_fence_put(struct dma_fence *fence);
@@ -33,6 +31,8 @@ void dl_dma_resv_might_lock(struct dma_resv *obj);
 void dl_lock_map_acquire(struct lockdep_map *map);
 void dl_lock_map_acquire_read(struct lockdep_map *map);
 void dl_lock_map_release(struct lockdep_map *map);
+void dl_might_sleep(void);
+bool dl_in_atomic_context(void);
 
 
 /* For the KUnit suites: letting a test's kthread take a signal. */

@@ -36,7 +36,7 @@ pub mod sys;
 pub mod uapi;
 
 use dmabuf_lock::{
-    context::TaskCtx,
+    context::MayBlock,
     fence::FenceTimeline,
     locker::{LockerFlags, ResvLocker},
     resv::{FenceUsage, Resv},
@@ -97,9 +97,7 @@ impl MiscDevice for ExporterFile {
     }
 
     fn ioctl(me: &ExporterFile, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
-        // SAFETY: An ioctl runs in the calling task's process context, outside any
-        // fence-signalling critical section.
-        let task = unsafe { TaskCtx::new() };
+        let task = MayBlock::new()?;
         match cmd {
             uapi::DLS_IOCTL_CREATE => create(arg),
             uapi::DLS_IOCTL_JOB => me.job(&task, arg),
@@ -187,7 +185,7 @@ impl Drop for OwnBuffer {
 }
 
 impl ExporterFile {
-    fn job(&self, task: &TaskCtx, arg: usize) -> Result<isize> {
+    fn job(&self, task: &MayBlock, arg: usize) -> Result<isize> {
         let mut a: DlsJob = sys::read_arg(arg, |a: &DlsJob| (a.version, a.size))?;
         if a.count == 0 || a.count > DLS_MAX_JOB_BUFFERS || a.delay_ms > 10_000 {
             return Err(EINVAL);
@@ -221,8 +219,8 @@ impl ExporterFile {
                 .as_mut()
                 .lock_iter(task, buffers.iter().map(OwnBuffer::resv))?;
             let fence = prepared.arm();
-            for guard in locker.locked() {
-                guard.add_fence(fence.fence(), FenceUsage::Write)?;
+            for mut held in locker.as_mut().locked_mut() {
+                held.add_fence(fence.fence(), FenceUsage::Write)?;
             }
             fence
         };
@@ -237,7 +235,7 @@ impl ExporterFile {
     }
 }
 
-fn evict(task: &TaskCtx, arg: usize) -> Result<isize> {
+fn evict(task: &MayBlock, arg: usize) -> Result<isize> {
     let a: DlsCreate = sys::read_arg(arg, |a: &DlsCreate| (a.version, a.size))?;
     let buffer = OwnBuffer::from_fd(a.fd)?;
     let guard = buffer.resv().lock_interruptible(task)?;

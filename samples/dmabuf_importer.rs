@@ -30,7 +30,7 @@ pub mod sys;
 pub mod uapi;
 
 use dmabuf_lock::{
-    context::TaskCtx,
+    context::MayBlock,
     resv::{FenceUsage, Resv},
 };
 use uapi::{DliImport, DliOp};
@@ -129,9 +129,11 @@ impl Import {
 
 impl Drop for Import {
     fn drop(&mut self) {
-        // SAFETY: Imports are dropped from an ioctl or the file's release, in process context
-        // outside any fence-signalling critical section.
-        let task = unsafe { TaskCtx::new() };
+        // Imports are dropped from an ioctl or the file's release, in process context; were it
+        // ever otherwise, leaking the import is the safe way out.
+        let Ok(task) = MayBlock::new() else {
+            return;
+        };
         let guard = self.resv().lock(&task);
         // SAFETY: The reservation is held.
         unsafe { Self::unmap_locked(self.attach, &self.mapping) };
@@ -184,9 +186,7 @@ impl MiscDevice for ImporterFile {
     }
 
     fn ioctl(me: Pin<&ImporterFile>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
-        // SAFETY: An ioctl runs in the calling task's process context, outside any
-        // fence-signalling critical section.
-        let task = unsafe { TaskCtx::new() };
+        let task = MayBlock::new()?;
         match cmd {
             uapi::DLI_IOCTL_IMPORT => me.import(arg),
             uapi::DLI_IOCTL_MAP => me.op(arg, |import, _| import.map(&task)),
@@ -288,7 +288,7 @@ impl ImporterFile {
 
 impl Import {
     /// Maps the attachment under the reservation (R10); returns the number of segments.
-    fn map(&self, task: &TaskCtx) -> Result<u64> {
+    fn map(&self, task: &MayBlock) -> Result<u64> {
         let _guard = self.resv().lock_interruptible(task)?;
         // SAFETY: The reservation is held, which guards the cell.
         let sgt = unsafe { &mut *self.mapping.0.get() };
@@ -306,7 +306,7 @@ impl Import {
     }
 
     /// Waits up to `timeout_ms` for the buffer's implicit write fences (R3).
-    fn wait(&self, task: &TaskCtx, timeout_ms: u32) -> Result<u64> {
+    fn wait(&self, task: &MayBlock, timeout_ms: u32) -> Result<u64> {
         if self
             .resv()
             .wait(task, FenceUsage::Write, true, timeout_ms)?

@@ -4,8 +4,8 @@
 //!
 //! A fence-signalling critical section must not sleep on a reservation lock, allocate memory
 //! that may enter reclaim, or wait for fences. In C only lockdep sees such mistakes, and only
-//! when the path runs. Here the operations that block take a [`TaskCtx`], the proof that the
-//! task is outside any section, and [`TaskCtx::signalling_section`] borrows that proof mutably
+//! when the path runs. Here the operations that block take a [`MayBlock`], the proof that the
+//! task is outside any section, and [`MayBlock::signalling_section`] borrows that proof mutably
 //! for the whole section. Inside, the borrow checker rejects every blocking call of this library
 //! as a compile error; what the section may do is offered by the
 //! [`super::signalling::SectionCtx`] it hands out instead.
@@ -13,50 +13,98 @@
 //! This follows the lock-level tokens of Fuchsia's `lock_order` crate, reduced to the two levels
 //! dma-buf needs: "may block" and "on the signalling path".
 //!
+//! Making the proof is safe and checked at run time: [`MayBlock::new`] refuses in atomic context
+//! and, with lockdep, inside a signalling section that was entered without the proof (a C
+//! section, or a leaked [`super::signalling::SignallingSection`]). A deadlock is not undefined
+//! behaviour, so nothing here is `unsafe`: the types catch the mistakes they can see, lockdep
+//! the rest.
+//!
 //! # Examples
 //!
 //! (KUnit case `dmabuf_lock_signalling::section_nests`.)
 //!
 //! ```ignore
-//! // SAFETY: Module init runs outside any fence-signalling critical section.
-//! let mut task = unsafe { TaskCtx::new() };
+//! let mut task = MayBlock::new()?;
 //! let guard = resv.lock(&task);
 //! drop(guard);
 //! let section = task.signalling_section();
 //! // `resv.lock(&task)` here is a compile error: `task` is borrowed by the section.
 //! ```
 
-use kernel::types::NotThreadSafe;
+use super::ffi;
+use kernel::{error::code::EDEADLK, error::Result, types::NotThreadSafe};
 
-/// Proof that the current task runs outside any fence-signalling critical section, so it may
-/// sleep on reservation locks, allocate with `GFP_KERNEL` and wait for fences.
+/// Proof that the current task may block: it runs outside atomic context and outside any
+/// fence-signalling critical section, so it may sleep on reservation locks, allocate with
+/// `GFP_KERNEL` and wait for fences (R4).
 ///
-/// `TaskCtx` is `!Send`: it speaks for the task that created it. It is not `Clone`, so the only
+/// `MayBlock` is `!Send`: it speaks for the task that created it. It is not `Clone`, so the only
 /// way to use it during a signalling section is through that section, which holds it mutably.
+///
+/// A second `MayBlock` made on the same task is allowed (for example in a helper function) and
+/// inherits the check: made inside a section it is refused. What it cannot see is a section
+/// entered *after* it was made through [`MayBlock::signalling_section`] on another proof of the
+/// same task; that is a rule violation, not undefined behaviour, and lockdep reports it.
 ///
 /// # Invariants
 ///
-/// The task that owns the value is not inside a fence-signalling critical section, except one
-/// entered through [`TaskCtx::signalling_section`] on this value (which borrows it).
-pub struct TaskCtx {
+/// When the value was made, the task was not in atomic context and (with lockdep) not inside a
+/// fence-signalling critical section.
+#[must_use = "a proof is only useful when passed to the calls that may block"]
+pub struct MayBlock {
     _not_send: NotThreadSafe,
 }
 
-impl TaskCtx {
-    /// Creates the proof for the current task.
+impl MayBlock {
+    /// Checks that the current task may block and returns the proof of it.
     ///
     /// Entry points call this once: module init, file operations, work items that are not on a
-    /// signalling path.
+    /// signalling path. In atomic context, or inside a fence-signalling critical section (seen
+    /// with lockdep), it warns once and returns `EDEADLK`; otherwise it is a `might_sleep()`
+    /// point.
     ///
-    /// # Safety
-    ///
-    /// The current task is not inside a fence-signalling critical section, and does not enter
-    /// one while the returned value exists, other than through
-    /// [`TaskCtx::signalling_section`] on it.
-    pub unsafe fn new() -> Self {
-        // INVARIANT: The caller guarantees the task is outside any section.
-        Self {
+    /// ```ignore
+    /// fn ioctl(me: &Self, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+    ///     let task = MayBlock::new()?;
+    ///     // ...
+    /// }
+    /// ```
+    pub fn new() -> Result<Self> {
+        if !may_block_here() {
+            static WARNED: kernel::sync::atomic::Atomic<bool> =
+                kernel::sync::atomic::Atomic::new(false);
+            if !WARNED.xchg(true, kernel::sync::atomic::Relaxed) {
+                kernel::warn_on!(true);
+            }
+            return Err(EDEADLK);
+        }
+        // SAFETY: `might_sleep()` only annotates; the task was just found not to be atomic.
+        unsafe { ffi::dl_might_sleep() };
+        // INVARIANT: Checked just above.
+        Ok(Self {
             _not_send: NotThreadSafe,
+        })
+    }
+}
+
+/// Whether the current task is outside atomic context and outside any signalling section.
+fn may_block_here() -> bool {
+    // SAFETY: Reads the current task's preempt count and interrupt state; no preconditions.
+    if unsafe { ffi::dl_in_atomic_context() } {
+        return false;
+    }
+    #[cfg(CONFIG_LOCKDEP)]
+    {
+        // `dma_fence_begin_signalling()` returns true inside a section (or in atomic context);
+        // otherwise it takes the signalling map as a read *trylock*, which records no lock
+        // dependency, and the end releases it at once.
+        // SAFETY: Begin and end are paired right here, on this task.
+        let inside = unsafe { kernel::bindings::dma_fence_begin_signalling() };
+        // SAFETY: Ends the section just begun (a no-op when `inside`).
+        unsafe { kernel::bindings::dma_fence_end_signalling(inside) };
+        if inside {
+            return false;
         }
     }
+    true
 }

@@ -10,12 +10,15 @@
 //! Rules: R3 (waiting for a fence is allowed under reservations), R8 (a driver fence signals
 //! exactly once, with its error set first; one dropped unsignalled is signalled with
 //! `-ECANCELED` and a warning).
+//!
+//! Code of the module that made them: an unsignalled driver fence points at its `ops` and
+//! a registered callback at its trampoline, both in the module that armed or registered them
+//! (the library is compiled into every module). Each holds a reference on that module until
+//! the fence has signalled or the callback is removed, so the module cannot be unloaded under
+//! them. (Linux 7.3 detaches `ops` from a fence when it signals.)
 
-use super::{context::TaskCtx, ffi};
-use core::{
-    cell::UnsafeCell,
-    ptr::{self, NonNull},
-};
+use super::{context::MayBlock, ffi};
+use core::ptr::{self, NonNull};
 use kernel::{
     bindings,
     error::{code::*, to_result, Error, Result},
@@ -127,12 +130,12 @@ impl Fence {
 
     /// Waits up to `timeout_ms` for the fence to signal: `Ok(true)` if it did, `Ok(false)` on
     /// time-out, `EINTR` if `interruptible` and a signal arrived. Allowed under a reservation
-    /// (R3); the [`TaskCtx`] keeps it out of signalling sections (R4).
+    /// (R3); the [`MayBlock`] keeps it out of signalling sections (R4).
     ///
     /// ```ignore
     /// if !fence.wait(&task, true, 100)? { return Err(ETIMEDOUT); }
     /// ```
-    pub fn wait(&self, _task: &TaskCtx, interruptible: bool, timeout_ms: Msecs) -> Result<bool> {
+    pub fn wait(&self, _task: &MayBlock, interruptible: bool, timeout_ms: Msecs) -> Result<bool> {
         let (fence, timeout) = (self.as_raw(), jiffies_timeout(timeout_ms));
         // SAFETY: The fence is initialised by the type invariant.
         let ret = unsafe { bindings::dma_fence_wait_timeout(fence, interruptible, timeout) };
@@ -141,12 +144,12 @@ impl Fence {
 }
 
 /// Converts milliseconds to the signed jiffies timeout of the fence wait functions.
-pub(crate) fn jiffies_timeout(timeout_ms: Msecs) -> kernel::ffi::c_long {
+pub(super) fn jiffies_timeout(timeout_ms: Msecs) -> kernel::ffi::c_long {
     kernel::ffi::c_long::try_from(msecs_to_jiffies(timeout_ms)).unwrap_or(kernel::ffi::c_long::MAX)
 }
 
 /// Interprets the return value of a fence wait: remaining jiffies, 0 on time-out, or an errno.
-pub(crate) fn wait_result(ret: kernel::ffi::c_long) -> Result<bool> {
+pub(super) fn wait_result(ret: kernel::ffi::c_long) -> Result<bool> {
     match ret {
         0 => Ok(false),
         r if r > 0 => Ok(true),
@@ -156,14 +159,45 @@ pub(crate) fn wait_result(ret: kernel::ffi::c_long) -> Result<bool> {
     }
 }
 
-/// A timeline of driver fences: one fence context and increasing sequence numbers.
+/// The module this code is compiled into: the library is built into every module that uses it.
+fn this_module() -> *mut bindings::module {
+    // `struct module` holds types that bindgen emits as empty structs; the `module!` macro
+    // declares the same symbol the same way.
+    #[allow(improper_ctypes)]
+    extern "C" {
+        static __this_module: Opaque<bindings::module>;
+    }
+    // SAFETY: Every module has `__this_module`, made by modpost, alive while its code runs.
+    unsafe { __this_module.get() }
+}
+
+/// Takes a reference on the module this code belongs to, which is running, so it is live.
+fn module_get() {
+    // SAFETY: The module is live (its code is running); `__module_get` only counts.
+    unsafe { bindings::__module_get(this_module()) };
+}
+
+/// Drops a reference taken with [`module_get`].
+///
+/// The caller is module code that the module's exit waits for (an ioctl, a work item of a queue
+/// the module drains), so the module's text outlives the return from here.
+fn module_put() {
+    // SAFETY: Pairs with a `module_get` of this module.
+    unsafe { bindings::module_put(this_module()) };
+}
+
+/// The source of a driver's fences.
+///
+/// Each fence gets a fence context of its own: fences of one context must signal in seqno order
+/// (`dma_resv_add_fence()` and every waiter take a later fence of a context as proof that the
+/// earlier ones are done), and jobs of a driver may finish in any order. The sequence numbers
+/// still count up per timeline, for logs.
 ///
 /// ```ignore
 /// let timeline = FenceTimeline::new();
 /// let fence = timeline.prepare(&task)?.arm();
 /// ```
 pub struct FenceTimeline {
-    context: u64,
     next_seqno: Atomic<u64>,
 }
 
@@ -174,32 +208,20 @@ impl Default for FenceTimeline {
 }
 
 impl FenceTimeline {
-    /// Allocates a new fence context.
+    /// Returns a timeline whose first fence has sequence number 1.
     pub fn new() -> Self {
-        // SAFETY: `dma_fence_context_alloc` has no preconditions.
-        let context = unsafe { bindings::dma_fence_context_alloc(1) };
         Self {
-            context,
             next_seqno: Atomic::new(1),
         }
     }
 
-    /// Returns the fence context number.
-    ///
-    /// ```ignore
-    /// assert_eq!(fence.fence().context(), timeline.context());
-    /// ```
-    pub fn context(&self) -> u64 {
-        self.context
-    }
-
     /// Allocates the storage of this timeline's next fence (`GFP_KERNEL`, hence the
-    /// [`TaskCtx`]). Arming it later, inside a signalling section, cannot fail or allocate (R4).
+    /// [`MayBlock`]). Arming it later, inside a signalling section, cannot fail or allocate (R4).
     ///
     /// ```ignore
     /// let prepared = timeline.prepare(&task)?;
     /// ```
-    pub fn prepare(&self, _task: &TaskCtx) -> Result<PreparedFence<'_>> {
+    pub fn prepare(&self, _task: &MayBlock) -> Result<PreparedFence<'_>> {
         Ok(PreparedFence {
             storage: KBox::new(Opaque::uninit(), GFP_KERNEL)?,
             timeline: self,
@@ -214,8 +236,9 @@ pub struct PreparedFence<'t> {
 }
 
 impl PreparedFence<'_> {
-    /// Initialises the fence with the timeline's next sequence number; from here on it must be
-    /// signalled (R8). Allocates nothing and cannot fail, so it may run inside a section.
+    /// Initialises the fence in a fence context of its own, with the timeline's next sequence
+    /// number; from here on it must be signalled (R8). Allocates nothing and cannot fail, so it
+    /// may run inside a section. Until it signals, the fence holds a reference on this module.
     ///
     /// ```ignore
     /// let fence = prepared.arm();
@@ -223,18 +246,16 @@ impl PreparedFence<'_> {
     pub fn arm(self) -> DriverFence {
         let raw = KBox::into_raw(self.storage).cast::<bindings::dma_fence>();
         let seqno = self.timeline.next_seqno.fetch_add(1, Relaxed);
+        // SAFETY: `dma_fence_context_alloc` has no preconditions (an atomic increment).
+        let context = unsafe { bindings::dma_fence_context_alloc(1) };
+        // The fence's `ops` point into this module until it signals.
+        module_get();
         // SAFETY: `raw` is an allocation of the right size that nothing else uses; a NULL lock
         // selects the fence's inline lock. The memory came from kmalloc, which `dma_fence_free`
         // (the default release, as `DRIVER_FENCE_OPS.release` is unset) hands back with
         // kfree_rcu.
         unsafe {
-            bindings::dma_fence_init(
-                raw,
-                &DRIVER_FENCE_OPS,
-                ptr::null_mut(),
-                self.timeline.context,
-                seqno,
-            )
+            bindings::dma_fence_init(raw, &DRIVER_FENCE_OPS, ptr::null_mut(), context, seqno)
         };
         // SAFETY: `dma_fence_init` set the refcount to 1, which the new `ARef` owns.
         let fence = unsafe { ARef::from_raw(NonNull::new_unchecked(raw.cast::<Fence>())) };
@@ -285,8 +306,21 @@ impl DriverFence {
     }
 
     /// Signals the fence, setting `result`'s error on it first.
+    ///
+    /// ```ignore
+    /// job_fence.signal(Err(ETIMEDOUT));
+    /// ```
     pub fn signal(self, result: Result) {
         self.signal_with(result);
+    }
+
+    /// Signals the fence with `-ECANCELED`: the work it stands for will not be done.
+    ///
+    /// ```ignore
+    /// job_fence.cancel();
+    /// ```
+    pub fn cancel(self) {
+        self.signal_with(Err(ECANCELED));
     }
 
     fn signal_with(&self, result: Result) {
@@ -303,14 +337,20 @@ impl DriverFence {
 
 impl Drop for DriverFence {
     fn drop(&mut self) {
+        // `signal` and `cancel` signal and then drop `self`; an unsignalled fence here was
+        // dropped without either, which is a driver bug (R8): signal it anyway, so that no
+        // waiter hangs.
         if !self.fence.is_signaled() {
-            pr_warn!(
+            pr_err!(
                 "fence {}:{} dropped unsignalled; signalling -ECANCELED\n",
                 self.fence.context(),
                 self.fence.seqno()
             );
+            kernel::warn_on!(true);
             self.signal_with(Err(ECANCELED));
         }
+        // The fence has signalled, so its `ops` no longer point into this module.
+        module_put();
     }
 }
 
@@ -328,11 +368,17 @@ pub enum CallbackStatus {
 /// It runs in the signaller's context, under the fence's lock, possibly in an interrupt, so it
 /// must not sleep. Dropping the callback removes it if it has not run.
 ///
+/// The function is `'static`: a callback that is leaked (its box forgotten) stays registered
+/// and may run at any later time, so it must not borrow anything. While registered, it holds a
+/// reference on this module (its trampoline is code of the module); a leaked one keeps the
+/// module loaded.
+///
 /// # Invariants
 ///
-/// When `fence` is set, `cb` is registered on that fence, or was and has run; `func` is only
-/// accessed by the trampoline (under the fence lock) or by the owner when `fence` is unset or
-/// after `dma_fence_remove_callback` returned.
+/// When `fence` is set, `cb` is registered on that fence (or was, and has run) and this module's
+/// refcount was raised for it. `func` is only accessed through raw pointers: by the trampoline
+/// under the fence lock, or by the owner when `fence` is unset; `Opaque` keeps `&mut Self` from
+/// asserting exclusive access to it while the trampoline may run.
 ///
 /// # Examples
 ///
@@ -346,56 +392,75 @@ pub enum CallbackStatus {
 /// }
 /// ```
 #[pin_data(PinnedDrop)]
-pub struct FenceCallback<F: FnOnce() + Send> {
+pub struct FenceCallback<F: FnOnce() + Send + 'static> {
     #[pin]
     cb: Opaque<bindings::dma_fence_cb>,
-    func: UnsafeCell<Option<F>>,
+    #[pin]
+    func: Opaque<Option<F>>,
     fence: Option<ARef<Fence>>,
 }
 
-impl<F: FnOnce() + Send> FenceCallback<F> {
+impl<F: FnOnce() + Send + 'static> FenceCallback<F> {
     /// Returns an initialiser for an unregistered callback.
     pub fn new(func: F) -> impl PinInit<Self> {
         pin_init!(Self {
             cb: Opaque::uninit(),
-            func: UnsafeCell::new(Some(func)),
+            func: Opaque::new(Some(func)),
             fence: None,
         })
     }
 
     /// Registers the callback on `fence`; `EBUSY` if it is already registered.
+    ///
+    /// ```ignore
+    /// let status = cb.as_mut().add(&fence)?;
+    /// ```
     pub fn add(self: Pin<&mut Self>, fence: &Fence) -> Result<CallbackStatus> {
-        // SAFETY: Only `fence`, which is not structurally pinned, is changed below.
+        // SAFETY: Only `fence`, which is not structurally pinned, is written through `this`.
         let this = unsafe { self.get_unchecked_mut() };
         if this.fence.is_some() {
             return Err(EBUSY);
         }
+        // Everything the registration needs is written before the callback can run: the
+        // fence, and the module reference it holds.
+        // INVARIANT: `cb` is registered below, or `fence` is unset again.
+        this.fence = Some(fence.into());
+        module_get();
+        let cb = this.cb.get();
         // SAFETY: `cb` is pinned inside `this` and stays registered at most until `drop`, which
-        // removes it; `fence` is initialised (type invariant of `Fence`).
-        let ret = unsafe {
-            bindings::dma_fence_add_callback(fence.as_raw(), this.cb.get(), Some(Self::trampoline))
-        };
+        // removes it; `fence` is initialised (type invariant of `Fence`). `this` is not used
+        // while the callback is registered, except to undo a registration that did not happen.
+        let ret =
+            unsafe { bindings::dma_fence_add_callback(fence.as_raw(), cb, Some(Self::trampoline)) };
+        if ret == 0 {
+            return Ok(CallbackStatus::Registered);
+        }
+        // Not registered: the trampoline will never run.
+        this.fence = None;
+        module_put();
         if ret == ENOENT.to_errno() {
             return Ok(CallbackStatus::AlreadySignaled);
         }
-        to_result(ret)?;
-        // INVARIANT: `cb` is now registered on `fence`.
-        this.fence = Some(fence.into());
-        Ok(CallbackStatus::Registered)
+        to_result(ret).map(|()| CallbackStatus::Registered)
     }
 
     /// Removes the callback; returns true if it was registered and had not run.
+    ///
+    /// ```ignore
+    /// if cb.as_mut().remove() { /* it will never run */ }
+    /// ```
     pub fn remove(self: Pin<&mut Self>) -> bool {
         // SAFETY: Only `fence`, which is not structurally pinned, is changed below.
         let this = unsafe { self.get_unchecked_mut() };
-        match this.fence.take() {
-            // SAFETY: `cb` was registered on `fence` (type invariant); removing takes the fence
-            // lock, so the trampoline is not running afterwards.
-            Some(fence) => unsafe {
-                bindings::dma_fence_remove_callback(fence.as_raw(), this.cb.get())
-            },
-            None => false,
-        }
+        let Some(fence) = this.fence.take() else {
+            return false;
+        };
+        // SAFETY: `cb` was registered on `fence` (type invariant); removing takes the fence
+        // lock, under which the trampoline runs, so it is not running afterwards.
+        let removed = unsafe { bindings::dma_fence_remove_callback(fence.as_raw(), this.cb.get()) };
+        // The trampoline will not run again: the module reference taken in `add` goes.
+        module_put();
+        removed
     }
 
     /// Runs the callback's function; called by `dma_fence_signal`.
@@ -408,21 +473,26 @@ impl<F: FnOnce() + Send> FenceCallback<F> {
         _fence: *mut bindings::dma_fence,
         cb: *mut bindings::dma_fence_cb,
     ) {
-        let offset = core::mem::offset_of!(Self, cb);
-        // SAFETY: `cb` is the `cb` field of a pinned `FenceCallback<F>` registered by `add`, which
-        // stays alive until `drop` removes it.
-        let this = unsafe { &*cb.cast::<u8>().sub(offset).cast::<Self>() };
+        // SAFETY: `cb` is the `cb` field of a pinned `FenceCallback<F>` registered by `add`,
+        // which stays alive until `drop` removes it. Only raw pointers are formed: the owner may
+        // hold `&mut Self` (spinning in `remove` for the fence lock) while this runs.
+        let this = unsafe { cb.byte_sub(core::mem::offset_of!(Self, cb)).cast::<Self>() };
+        // SAFETY: `func` is a field of the live value `this` points to.
+        let func = unsafe { Opaque::cast_into(&raw const (*this).func) };
         // SAFETY: The fence lock is held while callbacks run, and the owner touches `func` only
-        // after removing the callback under the same lock (type invariant).
-        if let Some(func) = unsafe { (*this.func.get()).take() } {
+        // through this pointer or after removing the callback under the same lock.
+        if let Some(func) = unsafe { (*func).take() } {
             func();
         }
     }
 }
 
 #[pinned_drop]
-impl<F: FnOnce() + Send> PinnedDrop for FenceCallback<F> {
-    fn drop(self: Pin<&mut Self>) {
-        self.remove();
+impl<F: FnOnce() + Send + 'static> PinnedDrop for FenceCallback<F> {
+    fn drop(mut self: Pin<&mut Self>) {
+        self.as_mut().remove();
+        // SAFETY: The callback is not registered any more, so nothing else reaches `func`; it
+        // was initialised in `new` and is dropped once, here (`Opaque` does not drop it).
+        unsafe { core::ptr::drop_in_place(self.func.get()) };
     }
 }

@@ -15,28 +15,25 @@ use kernel::bindings::{lockdep_map, mutex, spinlock_t};
 #[allow(improper_ctypes)]
 extern "C" {
     /// `ww_acquire_init(ctx, &reservation_ww_class)`.
-    pub(crate) fn dl_ww_acquire_init(ctx: *mut ww_acquire_ctx);
+    pub(super) fn dl_ww_acquire_init(ctx: *mut ww_acquire_ctx);
     /// `ww_acquire_done(ctx)`.
-    pub(crate) fn dl_ww_acquire_done(ctx: *mut ww_acquire_ctx);
+    pub(super) fn dl_ww_acquire_done(ctx: *mut ww_acquire_ctx);
     /// `ww_acquire_fini(ctx)`.
-    pub(crate) fn dl_ww_acquire_fini(ctx: *mut ww_acquire_ctx);
-    /// `dma_resv_lock_slow(obj, ctx)`.
-    pub(crate) fn dl_dma_resv_lock_slow(obj: *mut dma_resv, ctx: *mut ww_acquire_ctx);
-    /// `dma_resv_lock_slow_interruptible(obj, ctx)`.
-    pub(crate) fn dl_dma_resv_lock_slow_interruptible(
-        obj: *mut dma_resv,
-        ctx: *mut ww_acquire_ctx,
-    ) -> i32;
+    pub(super) fn dl_ww_acquire_fini(ctx: *mut ww_acquire_ctx);
     /// `dma_resv_is_locked(obj)`.
-    pub(crate) fn dl_dma_resv_is_locked(obj: *mut dma_resv) -> bool;
+    pub(super) fn dl_dma_resv_is_locked(obj: *mut dma_resv) -> bool;
     /// `dma_fence_get(fence)`.
-    pub(crate) fn dl_dma_fence_get(fence: *mut dma_fence) -> *mut dma_fence;
+    pub(super) fn dl_dma_fence_get(fence: *mut dma_fence) -> *mut dma_fence;
     /// `dma_fence_put(fence)`.
-    pub(crate) fn dl_dma_fence_put(fence: *mut dma_fence);
+    pub(super) fn dl_dma_fence_put(fence: *mut dma_fence);
     /// `dma_fence_is_signaled(fence)`.
-    pub(crate) fn dl_dma_fence_is_signaled(fence: *mut dma_fence) -> bool;
+    pub(super) fn dl_dma_fence_is_signaled(fence: *mut dma_fence) -> bool;
     /// `dma_fence_set_error(fence, error)`.
-    pub(crate) fn dl_dma_fence_set_error(fence: *mut dma_fence, error: i32);
+    pub(super) fn dl_dma_fence_set_error(fence: *mut dma_fence, error: i32);
+    /// `might_sleep()`.
+    pub(super) fn dl_might_sleep();
+    /// `in_atomic() || irqs_disabled()`.
+    pub(super) fn dl_in_atomic_context() -> bool;
 }
 
 // Lockdep annotations: only called with `CONFIG_LOCKDEP`, where they do something.
@@ -44,15 +41,15 @@ extern "C" {
 #[allow(improper_ctypes)]
 extern "C" {
     /// `might_lock(lock)` for a `struct mutex`.
-    pub(crate) fn dl_might_lock_mutex(lock: *mut mutex);
+    pub(super) fn dl_might_lock_mutex(lock: *mut mutex);
     /// `might_lock(lock)` for a `spinlock_t`.
-    pub(crate) fn dl_might_lock_spinlock(lock: *mut spinlock_t);
+    pub(super) fn dl_might_lock_spinlock(lock: *mut spinlock_t);
     /// `might_lock()` on a reservation's ww_mutex.
-    pub(crate) fn dl_dma_resv_might_lock(obj: *mut dma_resv);
+    pub(super) fn dl_dma_resv_might_lock(obj: *mut dma_resv);
     /// `lock_map_acquire(map)`, recording the caller.
-    pub(crate) fn dl_lock_map_acquire(map: *mut lockdep_map);
+    pub(super) fn dl_lock_map_acquire(map: *mut lockdep_map);
     /// `lock_map_acquire_read(map)`, recording the caller.
-    pub(crate) fn dl_lock_map_acquire_read(map: *mut lockdep_map);
+    pub(super) fn dl_lock_map_acquire_read(map: *mut lockdep_map);
     /// `lock_map_release(map)`, recording the caller.
-    pub(crate) fn dl_lock_map_release(map: *mut lockdep_map);
+    pub(super) fn dl_lock_map_release(map: *mut lockdep_map);
 }

@@ -31,7 +31,7 @@
 #[cfg(CONFIG_LOCKDEP)]
 use super::ffi;
 use super::{
-    context::TaskCtx,
+    context::MayBlock,
     resv::{Resv, ResvGuard},
 };
 use core::{fmt, marker::PhantomData};
@@ -54,10 +54,17 @@ use kernel::{
 /// let ring = KBox::pin_init(LockdepMap::new(c"ring", static_lock_class!()), GFP_KERNEL)?;
 /// let held = ring.acquire();
 /// ```
-#[pin_data]
+///
+/// # Invariants
+///
+/// With `CONFIG_LOCKDEP`, `holders` counts the [`MapGuard`]s made and not dropped (leaked ones
+/// included): lockdep's table of held locks of those tasks points at `map`.
+#[pin_data(PinnedDrop)]
 pub struct LockdepMap {
     #[pin]
     map: Opaque<bindings::lockdep_map>,
+    #[cfg(CONFIG_LOCKDEP)]
+    holders: kernel::sync::atomic::Atomic<i64>,
 }
 
 // SAFETY: A lockdep map is only passed to lockdep, which serialises its own state.
@@ -87,6 +94,8 @@ impl LockdepMap {
                 #[cfg(not(CONFIG_LOCKDEP))]
                 let _ = (name, key);
             }),
+            #[cfg(CONFIG_LOCKDEP)]
+            holders: kernel::sync::atomic::Atomic::new(0),
         })
     }
 
@@ -103,14 +112,18 @@ impl LockdepMap {
 
     fn hold(&self, _shared: bool) -> MapGuard<'_> {
         #[cfg(CONFIG_LOCKDEP)]
-        // SAFETY: The map was initialised in `new`; the guard releases it on this task.
-        unsafe {
-            if _shared {
-                ffi::dl_lock_map_acquire_read(self.map.get())
-            } else {
-                ffi::dl_lock_map_acquire(self.map.get())
-            }
-        };
+        {
+            // INVARIANT: Counted before lockdep records the acquisition.
+            self.holders.add(1, kernel::sync::atomic::Relaxed);
+            // SAFETY: The map was initialised in `new`; the guard releases it on this task.
+            unsafe {
+                if _shared {
+                    ffi::dl_lock_map_acquire_read(self.map.get())
+                } else {
+                    ffi::dl_lock_map_acquire(self.map.get())
+                }
+            };
+        }
         MapGuard {
             map: self,
             _not_send: NotThreadSafe,
@@ -118,7 +131,34 @@ impl LockdepMap {
     }
 }
 
+#[pinned_drop]
+impl PinnedDrop for LockdepMap {
+    fn drop(self: Pin<&mut Self>) {
+        // Every guard borrows the map, so a holder left now is a leaked guard, and lockdep's
+        // held-lock table points at memory that is about to go.
+        #[cfg(CONFIG_LOCKDEP)]
+        if self.holders.load(kernel::sync::atomic::Relaxed) != 0 {
+            held_lock_freed(c"lockdep map");
+        }
+    }
+}
+
+/// Called when memory that a leaked guard still holds as a lock is about to be freed: the task
+/// that leaked the guard has a lockdep entry pointing into it, which lockdep would read again
+/// (when that task releases a lock taken before it). Warn, and switch lockdep off so that it
+/// never does: a leak is a bug, but must not become a use-after-free.
+pub(super) fn held_lock_freed(what: &CStr) {
+    pr_err!(
+        "{} freed while a leaked guard holds it; lockdep switched off\n",
+        what.to_str().unwrap_or("lock")
+    );
+    kernel::warn_on!(true);
+    // SAFETY: `debug_locks_off()` has no preconditions.
+    unsafe { bindings::debug_locks_off() };
+}
+
 /// A lockdep map held by the current task; see [`LockdepMap::acquire`].
+#[must_use = "the map is released when the guard is dropped"]
 pub struct MapGuard<'a> {
     map: &'a LockdepMap,
     _not_send: NotThreadSafe,
@@ -127,10 +167,12 @@ pub struct MapGuard<'a> {
 impl Drop for MapGuard<'_> {
     fn drop(&mut self) {
         #[cfg(CONFIG_LOCKDEP)]
-        // SAFETY: The map was acquired by this task when the guard was made.
-        unsafe {
-            ffi::dl_lock_map_release(self.map.map.get())
-        };
+        {
+            // SAFETY: The map was acquired by this task when the guard was made.
+            unsafe { ffi::dl_lock_map_release(self.map.map.get()) };
+            // INVARIANT: Lockdep no longer records this holder.
+            self.map.holders.add(-1, kernel::sync::atomic::Relaxed);
+        }
         #[cfg(not(CONFIG_LOCKDEP))]
         let _ = self.map;
     }
@@ -180,7 +222,7 @@ impl MightLock for Resv {
 /// Marks code that runs in memory reclaim (a shrinker, an eviction path): `fs_reclaim` is held
 /// for lockdep until the scope ends (R2).
 ///
-/// It borrows the [`TaskCtx`], so inside it nothing of this library may block on a reservation
+/// It borrows the [`MayBlock`], so inside it nothing of this library may block on a reservation
 /// or allocate with `GFP_KERNEL`; [`ReclaimScope::try_lock`] is the way to a reservation.
 ///
 /// # Examples
@@ -193,12 +235,13 @@ impl MightLock for Resv {
 ///     // evict
 /// }
 /// ```
+#[must_use = "reclaim ends when the scope is dropped"]
 pub struct ReclaimScope<'t> {
-    _task: PhantomData<&'t mut TaskCtx>,
+    _task: PhantomData<&'t mut MayBlock>,
     _not_send: NotThreadSafe,
 }
 
-impl TaskCtx {
+impl MayBlock {
     /// Enters a reclaim scope; see [`ReclaimScope`].
     pub fn reclaim_scope(&mut self) -> ReclaimScope<'_> {
         reclaim_acquire();
@@ -401,7 +444,7 @@ impl<'a> LockOrder<'a> {
     /// level once, nested in the declared order, so lockdep knows the order before any real path
     /// runs (R9). Without it, does nothing at all (the call compiles away).
     #[cfg(CONFIG_LOCKDEP)]
-    pub fn prime(&self, task: &TaskCtx) -> Result {
+    pub fn prime(&self, task: &MayBlock) -> Result {
         self.validate()?;
         let scratch = KBox::pin_init(super::resv::OwnedResv::new(), GFP_KERNEL)?;
         // `mmap_lock` is primed on the current task's mm (`mm_alloc()`, which the kernel's own
@@ -431,7 +474,7 @@ impl<'a> LockOrder<'a> {
     /// See the `CONFIG_LOCKDEP` version: without lockdep there is nothing to teach.
     #[cfg(not(CONFIG_LOCKDEP))]
     #[inline(always)]
-    pub fn prime(&self, _task: &TaskCtx) -> Result {
+    pub fn prime(&self, _task: &MayBlock) -> Result {
         Ok(())
     }
 }
@@ -453,7 +496,7 @@ impl fmt::Debug for LockOrder<'_> {
 #[cfg(CONFIG_LOCKDEP)]
 fn take_nested(
     levels: &[Level<'_>],
-    task: &TaskCtx,
+    task: &MayBlock,
     scratch: &super::resv::OwnedResv,
     mm: Option<&kernel::mm::MmWithUser>,
 ) -> Result {

@@ -28,7 +28,7 @@
 //! Rules: R6 (one context, full backoff on `-EDEADLK`, slow path for the contended object,
 //! `-EALREADY` for duplicates, `ww_acquire_done` once all are held), R7 (`!Send`), R2 (fence
 //! slots are reserved with `GFP_KERNEL` under the locks, which is allowed), R4 (locking needs the
-//! [`TaskCtx`]).
+//! [`MayBlock`]).
 //!
 //! # Examples
 //!
@@ -48,9 +48,10 @@
 //! ```
 
 use super::{
-    acquire::{AcquireCtx, Acquired, Contended, LockError},
-    context::TaskCtx,
-    resv::{Resv, ResvGuard},
+    acquire::{AcquireCtx, Acquired, LockError},
+    context::MayBlock,
+    fence::Fence,
+    resv::{FenceUsage, Resv, ResvGuard},
 };
 use kernel::{
     error::{code::*, Error, Result},
@@ -105,16 +106,22 @@ impl From<Error> for PassError {
 /// Create it pinned on the stack with `stack_pin_init!`; see the module documentation for an
 /// example and the mapping from `drm_exec`.
 ///
+/// The locker owns its acquire context and every lock taken in it; no guard ever leaves it
+/// (drivers reach the locks through [`ResvLocker::locked`] and [`ResvLocker::locked_mut`]), so
+/// no lock of the context can outlive the context, even when the locker is leaked.
+///
 /// # Invariants
 ///
-/// Every guard in `held` was taken in `ctx`; `prelocked`, when set, is held in `ctx` too (it is
-/// the first entry of `held`).
+/// Every guard in `held` was taken in `ctx`, and every lock held in `ctx` has its guard in
+/// `held`; `prelocked`, when set, is held in `ctx` too (it is the first entry of `held`).
+/// `contended`, when set, is not held.
 #[pin_data(PinnedDrop)]
+#[must_use = "a locker unlocks everything when dropped"]
 pub struct ResvLocker<'o> {
     #[pin]
     ctx: AcquireCtx,
     held: KVec<ResvGuard<'o>>,
-    contended: Option<Contended<'o>>,
+    contended: Option<&'o Resv>,
     prelocked: Option<&'o Resv>,
     flags: LockerFlags,
     stats: LockerStats,
@@ -149,7 +156,7 @@ impl<'o> ResvLocker<'o> {
     /// ```
     pub fn lock_all(
         self: Pin<&mut Self>,
-        task: &TaskCtx,
+        task: &MayBlock,
         mut pass_fn: impl FnMut(&mut Pass<'_, 'o>) -> core::result::Result<(), PassError>,
     ) -> Result {
         // SAFETY: `ctx` is the only structurally pinned field and it is not moved out of here.
@@ -189,7 +196,7 @@ impl<'o> ResvLocker<'o> {
     /// ```ignore
     /// locker.as_mut().lock_slice(&task, &[&a, &b, &c])?;
     /// ```
-    pub fn lock_slice(self: Pin<&mut Self>, task: &TaskCtx, objs: &[&'o Resv]) -> Result {
+    pub fn lock_slice(self: Pin<&mut Self>, task: &MayBlock, objs: &[&'o Resv]) -> Result {
         self.lock_iter(task, objs.iter().copied())
     }
 
@@ -199,7 +206,7 @@ impl<'o> ResvLocker<'o> {
     /// ```ignore
     /// locker.as_mut().lock_iter(&task, job.bos().iter().map(|bo| bo.resv()))?;
     /// ```
-    pub fn lock_iter<I>(self: Pin<&mut Self>, task: &TaskCtx, objs: I) -> Result
+    pub fn lock_iter<I>(self: Pin<&mut Self>, task: &MayBlock, objs: I) -> Result
     where
         I: IntoIterator<Item = &'o Resv> + Clone,
     {
@@ -211,15 +218,32 @@ impl<'o> ResvLocker<'o> {
         })
     }
 
-    /// Returns the reservations held, in the order they were locked.
+    /// Returns the reservations held, in the order they were locked, for reading (their fences,
+    /// [`ResvGuard::resv`]).
     ///
     /// ```ignore
     /// for guard in locker.locked() {
-    ///     guard.reserve_fences(1)?;
+    ///     let busy = guard.fences(FenceUsage::Write).count();
     /// }
     /// ```
     pub fn locked(&self) -> &[ResvGuard<'o>] {
         &self.held
+    }
+
+    /// Returns the reservations held, in the order they were locked, for adding fences.
+    ///
+    /// Each item borrows one lock of the locker mutably; it cannot be moved out or swapped with
+    /// another guard, so the locks stay with the locker that took them in its context (R6).
+    ///
+    /// ```ignore
+    /// for mut held in locker.as_mut().locked_mut() {
+    ///     held.add_fence(job_fence.fence(), FenceUsage::Write)?;
+    /// }
+    /// ```
+    pub fn locked_mut(self: Pin<&mut Self>) -> impl Iterator<Item = HeldResv<'_, 'o>> {
+        // SAFETY: `held` is not structurally pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        this.held.iter_mut().map(|guard| HeldResv { guard })
     }
 
     /// Unlocks everything now, keeping the locker (and its context) for nothing further: the
@@ -264,10 +288,12 @@ impl<'o> ResvLocker<'o> {
         self.stats
     }
 
-    fn lock_contended(&mut self, c: Contended<'o>) -> Result {
-        let resv = c.resv();
-        // The context holds nothing here: `held` was emptied before.
-        let guard = self.ctx.lock_contended(c, self.flags.interruptible)?;
+    fn lock_contended(&mut self, resv: &'o Resv) -> Result {
+        // SAFETY: The guard goes into `held`, which is emptied before the context is finalised
+        // or restarted. The context holds nothing here: `held` was emptied before.
+        let guard = unsafe { self.ctx.lock_contended(resv, self.flags.interruptible) }?;
+        // INVARIANT: `resv` is held and its guard goes into `held` first (or is dropped with the
+        // error of `hold`).
         self.prelocked = Some(resv);
         self.hold(guard)
     }
@@ -276,7 +302,7 @@ impl<'o> ResvLocker<'o> {
     /// locks grows (with `GFP_KERNEL`, allowed under reservations by R2) only when it is full;
     /// if that fails, the guard is dropped and the lock released.
     #[inline(always)]
-    fn hold(&mut self, guard: ResvGuard<'o>) -> Result {
+    fn hold(&mut self, mut guard: ResvGuard<'o>) -> Result {
         if self.held.len() == self.held.capacity() {
             self.stats.allocations += 1;
         }
@@ -300,7 +326,7 @@ impl PinnedDrop for ResvLocker<'_> {
 /// One run of the closure given to [`ResvLocker::lock_all`].
 pub struct Pass<'l, 'o> {
     locker: &'l mut ResvLocker<'o>,
-    _task: &'l TaskCtx,
+    _task: &'l MayBlock,
 }
 
 impl<'o> Pass<'_, 'o> {
@@ -316,9 +342,9 @@ impl<'o> Pass<'_, 'o> {
     #[inline(always)]
     pub fn lock(&mut self, resv: &'o Resv) -> core::result::Result<(), PassError> {
         let l = &mut *self.locker;
-        // SAFETY: The guard is stored in `held`, which is emptied before the context is
-        // finalised (`ResvLocker`'s drop, and before every new pass).
-        match unsafe { l.ctx.lock_raw(resv, l.flags.interruptible) } {
+        // SAFETY: The guard is stored in `held` (or dropped), which is emptied before the
+        // context is finalised (`ResvLocker`'s drop) or restarted (`reset`).
+        match unsafe { l.ctx.lock(resv, l.flags.interruptible) } {
             Ok(Acquired::Locked(guard)) => Ok(l.hold(guard)?),
             Ok(Acquired::AlreadyHeld) => {
                 if l.prelocked.is_some_and(|p| core::ptr::eq(p, resv)) {
@@ -330,12 +356,52 @@ impl<'o> Pass<'_, 'o> {
                     Err(PassError::Failed(EALREADY))
                 }
             }
-            Err(LockError::Deadlock(c)) => {
+            Err(LockError::Deadlock(contended)) => {
                 l.held.clear();
-                l.contended = Some(c);
+                l.contended = Some(contended);
                 Err(PassError::Contended)
             }
             Err(e) => Err(PassError::Failed(e.into())),
         }
+    }
+}
+
+/// One lock of a [`ResvLocker`], borrowed mutably to add fences; see
+/// [`ResvLocker::locked_mut`]. Dereferences to the [`ResvGuard`] for reading.
+///
+/// ```ignore
+/// for mut held in locker.as_mut().locked_mut() {
+///     held.add_fence(fence.fence(), FenceUsage::Write)?;
+/// }
+/// ```
+pub struct HeldResv<'l, 'o> {
+    guard: &'l mut ResvGuard<'o>,
+}
+
+impl<'o> HeldResv<'_, 'o> {
+    /// Makes room for `count` more fences; see [`ResvGuard::reserve_fences`].
+    ///
+    /// ```ignore
+    /// held.reserve_fences(2)?;
+    /// ```
+    pub fn reserve_fences(&mut self, count: u32) -> Result {
+        self.guard.reserve_fences(count)
+    }
+
+    /// Adds `fence` with `usage`; see [`ResvGuard::add_fence`].
+    ///
+    /// ```ignore
+    /// held.add_fence(fence.fence(), FenceUsage::Write)?;
+    /// ```
+    pub fn add_fence(&mut self, fence: &Fence, usage: FenceUsage) -> Result {
+        self.guard.add_fence(fence, usage)
+    }
+}
+
+impl<'o> core::ops::Deref for HeldResv<'_, 'o> {
+    type Target = ResvGuard<'o>;
+
+    fn deref(&self) -> &ResvGuard<'o> {
+        self.guard
     }
 }

@@ -8,7 +8,7 @@
 //!
 //! | module | what it is | rules |
 //! |--------|------------|-------|
-//! | [`context`] | `TaskCtx`: the proof that code may block, which signalling sections hold | R4 |
+//! | [`context`] | `MayBlock`: the proof that code may block, which signalling sections hold | R4 |
 //! | [`signalling`] | fence-signalling critical sections, signalling work, might-wait | R3, R4, R5, R7 |
 //! | [`resv`] | reservation objects, their single-object lock and fence slots | R2, R3, R7, R10 |
 //! | [`fence`] | fence handle and a minimal driver fence | R3, R8 |

@@ -7,24 +7,30 @@
 //! [`OwnedResv`] owns one. Locking a single reservation needs no acquire context and returns a
 //! [`ResvGuard`]; the guard is the only way to reach what needs the lock.
 //!
-//! Rules: R4 (locking and waiting need a [`TaskCtx`], which signalling sections hold),
+//! Rules: R4 (locking and waiting need a [`MayBlock`], which signalling sections hold),
 //! R3 (waiting for fences is allowed with or without the lock), R2 (a guard may be held across `GFP_KERNEL` allocations; reclaim paths must use
 //! [`Resv::try_lock`]), R7 (guards are `!Send`: the task that locks unlocks), R10 (any dma-buf's
 //! reservation can be locked through [`Resv::from_raw`]).
 
 use super::{
-    context::TaskCtx,
+    context::MayBlock,
     fence::{jiffies_timeout, wait_result, Fence},
     ffi,
 };
-use core::{cell::Cell, marker::PhantomData, ptr};
+use core::{marker::PhantomData, ptr};
 use kernel::{
     bindings,
-    error::{code::ENOSPC, to_result, Result},
+    error::{
+        code::{EINVAL, ENOSPC},
+        to_result, Result,
+    },
     prelude::*,
     time::Msecs,
     types::{NotThreadSafe, Opaque},
 };
+
+/// The most fence slots one [`ResvGuard::reserve_fences`] call may ask for.
+pub const MAX_FENCE_RESERVE: u32 = 1 << 16;
 
 /// How a fence in a reservation is used; each usage includes the ones before it when queried.
 ///
@@ -109,7 +115,7 @@ impl Resv {
     /// Returns the reservation's `ww_mutex` (`&obj->lock`). The lock paths call the exported
     /// `ww_mutex_*` functions on it directly, as the `dma_resv_lock*()` inlines do, so a Rust
     /// lock costs what a C one does.
-    pub(crate) fn ww_mutex(&self) -> *mut bindings::ww_mutex {
+    pub(super) fn ww_mutex(&self) -> *mut bindings::ww_mutex {
         // SAFETY: `as_raw` points to an initialised `dma_resv` (type invariant); this only
         // computes a field address.
         unsafe { &raw mut (*self.as_raw()).lock }
@@ -120,7 +126,7 @@ impl Resv {
     /// # Safety
     ///
     /// The current task holds the lock, and nothing else will unlock it.
-    pub(crate) unsafe fn unlock_raw(&self) {
+    pub(super) unsafe fn unlock_raw(&self) {
         #[cfg(CONFIG_DEBUG_MUTEXES)]
         // SAFETY: The caller holds the lock, as `dma_resv_reset_max_fences` requires.
         unsafe {
@@ -130,7 +136,7 @@ impl Resv {
         unsafe { bindings::ww_mutex_unlock(self.ww_mutex()) };
     }
 
-    /// Locks the reservation, sleeping until it is free. The [`TaskCtx`] proves the caller is
+    /// Locks the reservation, sleeping until it is free. The [`MayBlock`] proves the caller is
     /// outside any fence-signalling critical section (R4).
     ///
     /// Without an acquire context a single lock cannot be asked to back off, so this cannot
@@ -141,7 +147,7 @@ impl Resv {
     /// assert!(resv.is_locked());
     /// drop(guard);
     /// ```
-    pub fn lock(&self, _task: &TaskCtx) -> ResvGuard<'_> {
+    pub fn lock(&self, _task: &MayBlock) -> ResvGuard<'_> {
         // SAFETY: The mutex is initialised (type invariant). With a NULL context,
         // `ww_mutex_lock` sleeps until it owns the lock and returns 0.
         let ret = unsafe { bindings::ww_mutex_lock(self.ww_mutex(), ptr::null_mut()) };
@@ -155,7 +161,7 @@ impl Resv {
     /// ```ignore
     /// let guard = resv.lock_interruptible(&task)?;
     /// ```
-    pub fn lock_interruptible(&self, _task: &TaskCtx) -> Result<ResvGuard<'_>> {
+    pub fn lock_interruptible(&self, _task: &MayBlock) -> Result<ResvGuard<'_>> {
         // SAFETY: The mutex is initialised (type invariant); with a NULL context the call
         // returns 0 once locked or `-EINTR`.
         to_result(unsafe {
@@ -168,20 +174,20 @@ impl Resv {
     /// Locks the reservation if it is free, without sleeping.
     ///
     /// This is the only way reclaim paths (shrinkers, R2) may lock a reservation. Signalling
-    /// sections may not take reservations at all (R4), so it needs a [`TaskCtx`] too.
+    /// sections may not take reservations at all (R4), so it needs a [`MayBlock`] too.
     ///
     /// ```ignore
     /// if let Some(guard) = resv.try_lock(&task) {
     ///     // evict the buffer
     /// }
     /// ```
-    pub fn try_lock(&self, _task: &TaskCtx) -> Option<ResvGuard<'_>> {
+    pub fn try_lock(&self, _task: &MayBlock) -> Option<ResvGuard<'_>> {
         self.try_lock_nosleep()
     }
 
     /// The trylock itself, for callers that prove otherwise that they may take a reservation
     /// (a reclaim scope).
-    pub(crate) fn try_lock_nosleep(&self) -> Option<ResvGuard<'_>> {
+    pub(super) fn try_lock_nosleep(&self) -> Option<ResvGuard<'_>> {
         // SAFETY: The mutex is initialised (type invariant); no context, as `dma_resv_trylock`.
         if unsafe { bindings::ww_mutex_trylock(self.ww_mutex(), ptr::null_mut()) } != 0 {
             // SAFETY: The trylock succeeded, so the current task holds the lock.
@@ -223,7 +229,7 @@ impl Resv {
     /// ```
     pub fn wait(
         &self,
-        _task: &TaskCtx,
+        _task: &MayBlock,
         usage: FenceUsage,
         interruptible: bool,
         timeout_ms: Msecs,
@@ -275,8 +281,15 @@ impl OwnedResv {
 #[pinned_drop]
 impl PinnedDrop for OwnedResv {
     fn drop(self: Pin<&mut Self>) {
+        // Every guard borrows `self`, so none is alive here. If the reservation is still locked,
+        // a guard (or a locker holding it) was leaked, and lockdep's table of held locks of the
+        // task that leaked it points into this memory, which is about to be freed or to go out
+        // of scope: warn and switch lockdep off, so that it never reads that entry again.
+        if self.is_locked() {
+            super::lockdep::held_lock_freed(c"dma_resv");
+        }
         // SAFETY: The reservation was initialised in `new`, and every reference to it borrows
-        // `self`, so no guard is alive and nothing else uses it any more.
+        // `self`, so nothing else uses it any more.
         unsafe { bindings::dma_resv_fini(self.raw.get()) };
     }
 }
@@ -293,12 +306,21 @@ impl core::ops::Deref for OwnedResv {
 
 /// Proof that the current task holds a reservation's lock; unlocks it on drop.
 ///
-/// A guard is `!Send` (R7): the task that locked is the task that unlocks. Guards taken through
-/// an acquire context borrow that context's round, so none can outlive it (R6).
+/// A guard is `!Send` (R7): the task that locked is the task that unlocks. Guards taken in an
+/// acquire context never leave the [`super::locker::ResvLocker`] that owns the context (R6).
+///
+/// Reading the fences ([`ResvGuard::fences`]) borrows the guard, and changing them
+/// ([`ResvGuard::reserve_fences`], [`ResvGuard::add_fence`]) needs it mutably, because both free
+/// fences and fence lists that a reader could still hold: the borrow checker keeps them apart.
+///
+/// Leaking a guard (`mem::forget`) leaves the reservation locked (a deadlock, not undefined
+/// behaviour); an [`OwnedResv`] dropped while locked warns and switches lockdep off (see
+/// `Documentation/soundness.md`).
 ///
 /// # Invariants
 ///
-/// The current task holds the lock of `resv` for the lifetime of the guard.
+/// The current task holds the lock of `resv` for the lifetime of the guard. `free_slots` fence
+/// slots were reserved under this lock and not yet used.
 ///
 /// # Examples
 ///
@@ -308,9 +330,10 @@ impl core::ops::Deref for OwnedResv {
 /// let guard = resv.lock(&task);
 /// guard.reserve_fences(2)?;
 /// ```
+#[must_use = "the reservation is unlocked when the guard is dropped"]
 pub struct ResvGuard<'a> {
     resv: &'a Resv,
-    free_slots: Cell<u32>,
+    free_slots: u32,
     _not_send: NotThreadSafe,
 }
 
@@ -321,11 +344,11 @@ impl<'a> ResvGuard<'a> {
     ///
     /// The current task holds the lock of `resv`, and the new guard becomes responsible for
     /// unlocking it.
-    pub(crate) unsafe fn new(resv: &'a Resv) -> Self {
+    pub(super) unsafe fn new(resv: &'a Resv) -> Self {
         // INVARIANT: The caller guarantees the current task holds the lock.
         Self {
             resv,
-            free_slots: Cell::new(0),
+            free_slots: 0,
             _not_send: NotThreadSafe,
         }
     }
@@ -342,14 +365,23 @@ impl<'a> ResvGuard<'a> {
     /// Makes room for `count` more fences, allocating with `GFP_KERNEL` (allowed under the lock,
     /// R2). Must precede adding fences.
     ///
+    /// `count` is 1 to [`MAX_FENCE_RESERVE`]; anything else is `EINVAL` before the C function
+    /// sees it (it warns on 0, and its slot arithmetic is 32-bit).
+    ///
     /// ```ignore
     /// guard.reserve_fences(1)?;
     /// ```
-    pub fn reserve_fences(&self, count: u32) -> Result {
+    pub fn reserve_fences(&mut self, count: u32) -> Result {
+        if count == 0 || count > MAX_FENCE_RESERVE {
+            return Err(EINVAL);
+        }
         // SAFETY: The reservation is initialised and locked by the current task (type
-        // invariant), which is what `dma_resv_reserve_fences` requires.
+        // invariant), which is what `dma_resv_reserve_fences` requires; `count` is in range.
+        // The `&mut self` keeps every borrow of the fence list (`fences`) out of this call, which
+        // may free the old list and put signalled fences.
         to_result(unsafe { bindings::dma_resv_reserve_fences(self.resv.as_raw(), count) })?;
-        self.free_slots.set(self.free_slots.get().max(count));
+        // INVARIANT: At least `count` slots are free now.
+        self.free_slots = self.free_slots.max(count);
         Ok(())
     }
 
@@ -360,15 +392,16 @@ impl<'a> ResvGuard<'a> {
     /// guard.reserve_fences(1)?;
     /// guard.add_fence(job_fence.fence(), FenceUsage::Write)?;
     /// ```
-    pub fn add_fence(&self, fence: &Fence, usage: FenceUsage) -> Result {
-        let free = self.free_slots.get();
-        if free == 0 {
+    pub fn add_fence(&mut self, fence: &Fence, usage: FenceUsage) -> Result {
+        if self.free_slots == 0 {
             return Err(ENOSPC);
         }
         // SAFETY: The reservation is locked by the current task and has a free slot reserved
-        // under this lock; `dma_resv_add_fence` takes its own reference on `fence`.
+        // under this lock; `dma_resv_add_fence` takes its own reference on `fence`. The fence it
+        // may replace and put is not borrowed from this guard (`&mut self`).
         unsafe { bindings::dma_resv_add_fence(self.resv.as_raw(), fence.as_raw(), usage.as_raw()) };
-        self.free_slots.set(free - 1);
+        // INVARIANT: One reserved slot was used.
+        self.free_slots -= 1;
         Ok(())
     }
 

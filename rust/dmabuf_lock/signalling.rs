@@ -4,8 +4,8 @@
 //!
 //! A section covers the path from publishing a fence to signalling it. [`SignallingSection`]
 //! brackets it with `dma_fence_begin_signalling()` / `dma_fence_end_signalling()`, so lockdep
-//! checks it (R5), and it can only be entered through [`TaskCtx::signalling_section`], which
-//! borrows the task's [`TaskCtx`] for the section's lifetime: inside, reservation locks, fence
+//! checks it (R5), and it can only be entered through [`MayBlock::signalling_section`], which
+//! borrows the task's [`MayBlock`] for the section's lifetime: inside, reservation locks, fence
 //! waits and this library's `GFP_KERNEL` allocations do not compile (R4). What a section may do
 //! is offered by [`SectionCtx`]: allocate with `GFP_ATOMIC` or `GFP_NOWAIT`, signal fences, nest.
 //! Spinlocks are fine too.
@@ -30,8 +30,11 @@
 //! fence.signal(Ok(()));
 //! ```
 
-use super::context::TaskCtx;
-use core::ops::{Deref, DerefMut};
+use super::context::MayBlock;
+use core::{
+    ops::{Deref, DerefMut},
+    ptr::NonNull,
+};
 use kernel::{alloc::Flags, error::Result, prelude::*, types::NotThreadSafe, workqueue::Queue};
 
 /// The allocation flags a signalling section may use (R4): neither may enter reclaim.
@@ -85,10 +88,14 @@ impl SectionCtx {
 
 /// A fence-signalling critical section, ended on drop; dereferences to its [`SectionCtx`].
 ///
+/// Leaking it (`mem::forget`) leaves lockdep believing the task is inside a section: every
+/// later blocking call is reported, and [`MayBlock::new`] refuses. Nothing unsound follows.
+///
 /// # Invariants
 ///
 /// `cookie` is the value `dma_fence_begin_signalling()` returned on the current task, and is
 /// passed to `dma_fence_end_signalling()` exactly once, on drop.
+#[must_use = "the section ends when it is dropped"]
 pub struct SignallingSection<'t> {
     cookie: bool,
     ctx: SectionCtx,
@@ -129,7 +136,7 @@ impl Drop for SignallingSection<'_> {
     }
 }
 
-impl TaskCtx {
+impl MayBlock {
     /// Enters a fence-signalling critical section. The section borrows `self` until it ends, so
     /// none of the blocking operations of this library can be called inside it (R4).
     ///
@@ -141,16 +148,86 @@ impl TaskCtx {
     }
 }
 
+/// A workqueue of the driver's own for signalling work (`WQ_MEM_RECLAIM`, as `drm_sched` uses:
+/// work that signals fences may be what memory reclaim waits for, so it must make progress
+/// without allocating a worker). Dropping it drains every queued item and destroys it, so a
+/// driver that keeps it in its module (or device) data knows that no work item of its own runs
+/// after the module's exit (no code of the module is left to run).
+///
+/// Dereferences to [`Queue`].
+///
+/// # Invariants
+///
+/// `raw` is a workqueue made by `alloc_workqueue()`, destroyed only in `drop`.
+///
+/// # Examples
+///
+/// (The sample exporter keeps one in its module.)
+///
+/// ```ignore
+/// let queue = SignallingQueue::new(c"my_gpu_signal", &task)?;
+/// spawn_signalling_work(&task, &queue, move |_section| fence.signal(Ok(())))?;
+/// drop(queue); // waits for the work item
+/// ```
+pub struct SignallingQueue {
+    raw: NonNull<kernel::bindings::workqueue_struct>,
+}
+
+// SAFETY: A workqueue is made to be used from any task; the pointer is owned.
+unsafe impl Send for SignallingQueue {}
+
+// SAFETY: Every operation on a `Queue` is safe to call concurrently.
+unsafe impl Sync for SignallingQueue {}
+
+impl SignallingQueue {
+    /// Allocates an unbound `WQ_MEM_RECLAIM` workqueue called `name` (allocates, hence the
+    /// [`MayBlock`]).
+    pub fn new(name: &'static CStr, _task: &MayBlock) -> Result<Self> {
+        let flags =
+            kernel::bindings::wq_flags_WQ_MEM_RECLAIM | kernel::bindings::wq_flags_WQ_UNBOUND;
+        // SAFETY: The format is `"%s"` with one string argument, which is static.
+        let raw = unsafe {
+            kernel::bindings::alloc_workqueue_noprof(
+                c"%s".as_char_ptr(),
+                flags,
+                0,
+                name.as_char_ptr(),
+            )
+        };
+        // INVARIANT: A non-NULL result is a new workqueue that this value owns.
+        Ok(Self {
+            raw: NonNull::new(raw).ok_or(ENOMEM)?,
+        })
+    }
+}
+
+impl Deref for SignallingQueue {
+    type Target = Queue;
+
+    fn deref(&self) -> &Queue {
+        // SAFETY: The workqueue lives until `drop` (type invariant), which needs `self`.
+        unsafe { Queue::from_raw(self.raw.as_ptr()) }
+    }
+}
+
+impl Drop for SignallingQueue {
+    fn drop(&mut self) {
+        // SAFETY: The queue is ours (type invariant); `destroy_workqueue` drains it first, and
+        // nothing can queue on it any more: every `&Queue` borrowed `self`.
+        unsafe { kernel::bindings::destroy_workqueue(self.raw.as_ptr()) };
+    }
+}
+
 /// Runs `work` on `queue` inside a fence-signalling critical section (R4, R5): the section is
 /// entered before `work` runs and ended after it returns. Spawning allocates with `GFP_KERNEL`,
-/// hence the [`TaskCtx`].
+/// hence the [`MayBlock`].
 ///
 /// ```ignore
 /// spawn_signalling_work(&task, workqueue::system_unbound(), move |_section| {
 ///     fence.signal(Ok(()));
 /// })?;
 /// ```
-pub fn spawn_signalling_work<F>(_task: &TaskCtx, queue: &Queue, work: F) -> Result
+pub fn spawn_signalling_work<F>(_task: &MayBlock, queue: &Queue, work: F) -> Result
 where
     F: FnOnce(&mut SectionCtx) + Send + 'static,
 {
@@ -171,20 +248,20 @@ where
 /// ```ignore
 /// might_wait_for_fence(&task);
 /// ```
-pub fn might_wait_for_fence(_task: &TaskCtx) {
+pub fn might_wait_for_fence(_task: &MayBlock) {
     #[cfg(CONFIG_LOCKDEP)]
     {
         // SAFETY: `dma_fence_get_stub` returns a new reference to the signalled stub fence.
         let stub = unsafe { kernel::bindings::dma_fence_get_stub() };
         // SAFETY: `stub` is a valid fence; a zero timeout returns at once, and the caller may
-        // sleep (`TaskCtx`), as the wait's annotation requires.
+        // sleep (`MayBlock`), as the wait's annotation requires.
         unsafe { kernel::bindings::dma_fence_wait_timeout(stub, false, 0) };
         // SAFETY: Drops the reference taken above.
         unsafe { super::ffi::dl_dma_fence_put(stub) };
     }
 }
 
-pub(crate) fn begin_signalling() -> bool {
+pub(super) fn begin_signalling() -> bool {
     #[cfg(CONFIG_LOCKDEP)]
     {
         // SAFETY: Beginning a section has no preconditions; the cookie is ended by the caller.
@@ -196,7 +273,7 @@ pub(crate) fn begin_signalling() -> bool {
     }
 }
 
-pub(crate) fn end_signalling(cookie: bool) {
+pub(super) fn end_signalling(cookie: bool) {
     #[cfg(CONFIG_LOCKDEP)]
     // SAFETY: `cookie` came from `begin_signalling` on this task and is ended once (the
     // invariant of `SignallingSection`).

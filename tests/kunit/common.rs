@@ -2,8 +2,14 @@
 
 //! Fixtures shared by the KUnit suites.
 
-use crate::dmabuf_lock::{context::TaskCtx, resv::OwnedResv};
-use kernel::prelude::*;
+use crate::dmabuf_lock::{context::MayBlock, fence::FenceCallback, resv::OwnedResv};
+use kernel::{
+    prelude::*,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc,
+    },
+};
 
 /// A set of reservation objects owned by a test.
 pub(crate) type Objects = KVec<Pin<KBox<OwnedResv>>>;
@@ -17,11 +23,23 @@ pub(crate) fn new_resvs(n: usize) -> Result<Objects> {
     Ok(v)
 }
 
-/// The task context of a KUnit case.
-pub(crate) fn task() -> TaskCtx {
-    // SAFETY: KUnit runs each case in a kthread of its own, outside any fence-signalling
-    // critical section; cases enter sections only through the returned value.
-    unsafe { TaskCtx::new() }
+/// The proof that a KUnit case may block: each case runs in a kthread of its own, outside any
+/// fence-signalling critical section.
+pub(crate) fn task() -> Result<MayBlock> {
+    MayBlock::new()
+}
+
+/// A shared counter of callback runs.
+pub(crate) fn counter() -> Result<Arc<Atomic<u32>>> {
+    Ok(Arc::new(Atomic::new(0), GFP_KERNEL)?)
+}
+
+/// A fence callback that counts its runs in `calls`.
+pub(crate) fn counting_callback(
+    calls: &Arc<Atomic<u32>>,
+) -> Result<Pin<KBox<FenceCallback<impl FnOnce() + Send + 'static>>>> {
+    let c = calls.clone();
+    KBox::pin_init(FenceCallback::new(move || c.add(1, Relaxed)), GFP_KERNEL)
 }
 
 extern "C" {

@@ -8,13 +8,13 @@ use kernel::prelude::*;
 #[path = "../../rust/dmabuf_lock/mod.rs"]
 pub mod dmabuf_lock;
 
-mod acquire_test;
 mod common;
 mod fence_test;
 mod lockdep_test;
 mod locker_test;
 mod resv_test;
 mod signalling_test;
+mod soundness_test;
 
 module! {
     type: DmabufLockTest,

@@ -19,7 +19,7 @@ mod tests {
 
     #[test]
     fn map_nests_under_reservation() -> Result {
-        let task = task();
+        let task = task()?;
         let ring = KBox::pin_init(
             LockdepMap::new(c"test_ring", static_lock_class!()),
             GFP_KERNEL,
@@ -49,7 +49,7 @@ mod tests {
 
     #[test]
     fn reclaim_scope_trylocks() -> Result {
-        let mut task = task();
+        let mut task = task()?;
         let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
         let held = resv.lock(&task);
         {
@@ -65,7 +65,7 @@ mod tests {
 
     #[test]
     fn orders_that_break_rules_are_refused() -> Result {
-        let task = task();
+        let task = task()?;
         let refused = [
             LockOrder::new(c"r1")
                 .then(Level::Resv)
@@ -95,7 +95,7 @@ mod tests {
 
     #[test]
     fn driver_orders_prime() -> Result {
-        let task = task();
+        let task = task()?;
         let vm = KBox::pin_init(new_mutex!(0u32, "test_vm_lock"), GFP_KERNEL)?;
         let jobs = KBox::pin_init(new_spinlock!(0u32, "test_job_lock"), GFP_KERNEL)?;
         LockOrder::new(c"vm")

@@ -9,7 +9,7 @@ mod tests {
     use crate::{
         common::{new_resvs, task, Objects, PendingSignal},
         dmabuf_lock::{
-            context::TaskCtx,
+            context::MayBlock,
             locker::{LockerFlags, ResvLocker},
             resv::{OwnedResv, Resv},
         },
@@ -34,7 +34,7 @@ mod tests {
 
     #[test]
     fn lock_slice_and_closure() -> Result {
-        let task = task();
+        let task = task()?;
         let objs = new_resvs(3)?;
         let all = refs(&objs)?;
         {
@@ -67,7 +67,7 @@ mod tests {
 
     #[test]
     fn duplicates_rejected_or_ignored() -> Result {
-        let task = task();
+        let task = task()?;
         let objs = new_resvs(2)?;
         let all = refs(&objs)?;
         let twice = [all[0], all[1], all[0]];
@@ -89,7 +89,7 @@ mod tests {
 
     #[test]
     fn fence_slots_reserved_on_each() -> Result {
-        let task = task();
+        let task = task()?;
         let objs = new_resvs(4)?;
         let all = refs(&objs)?;
         let flags = LockerFlags {
@@ -106,7 +106,7 @@ mod tests {
     /// array of held locks must grow only as often as one clean pass over 16 objects needs.
     #[test]
     fn backoff_does_not_allocate() -> Result {
-        let task = task();
+        let task = task()?;
         let objs = new_resvs(16)?;
         let all = refs(&objs)?;
         let baseline = {
@@ -143,7 +143,7 @@ mod tests {
     /// A locker reused job after job with `reset` keeps its array: only the first job allocates.
     #[test]
     fn reset_reuses_the_locker() -> Result {
-        let task = task();
+        let task = task()?;
         let objs = new_resvs(8)?;
         let all = refs(&objs)?;
         stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
@@ -176,7 +176,7 @@ mod tests {
     /// lock it return `EINTR`, and the non-blocking ones simply fail.
     #[test]
     fn interruptible_with_pending_signal() -> Result {
-        let task = task();
+        let task = task()?;
         let holder = Arc::pin_init(
             pin_init!(Holder {
                 resv <- OwnedResv::new(),
@@ -187,8 +187,9 @@ mod tests {
         )?;
         let h = holder.clone();
         workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
-            // SAFETY: Work items of the system unbound queue run outside any signalling section.
-            let task = unsafe { TaskCtx::new() };
+            let Ok(task) = MayBlock::new() else {
+                return;
+            };
             let guard = h.resv.lock(&task);
             h.locked.complete_all();
             h.release.wait_for_completion();
@@ -217,7 +218,7 @@ mod tests {
 
     #[test]
     fn interruptible_without_signal() -> Result {
-        let task = task();
+        let task = task()?;
         let objs = new_resvs(2)?;
         let all = refs(&objs)?;
         let flags = LockerFlags {
@@ -243,8 +244,7 @@ mod tests {
     const ROUNDS: u32 = 300;
 
     fn lock_rounds(shared: &Contention, backward: bool) -> Result {
-        // SAFETY: Work items of the system unbound queue run outside any signalling section.
-        let task = unsafe { TaskCtx::new() };
+        let task = MayBlock::new()?;
         let mut order = refs(&shared.objs)?;
         if backward {
             order.reverse();

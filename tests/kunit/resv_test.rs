@@ -21,7 +21,7 @@ mod tests {
 
     #[test]
     fn owned_resv_lifecycle() -> Result {
-        let task = task();
+        let task = task()?;
         let resv = new_resv()?;
         assert!(!resv.is_locked());
         let guard = resv.lock(&task);
@@ -34,7 +34,7 @@ mod tests {
 
     #[test]
     fn try_lock_against_held() -> Result {
-        let task = task();
+        let task = task()?;
         let resv = new_resv()?;
         let held = resv.lock(&task);
         assert!(resv.try_lock(&task).is_none());
@@ -47,7 +47,7 @@ mod tests {
 
     #[test]
     fn lock_interruptible_without_signal() -> Result {
-        let task = task();
+        let task = task()?;
         let resv = new_resv()?;
         let guard = resv.lock_interruptible(&task)?;
         assert!(guard.resv().is_locked());
@@ -56,9 +56,9 @@ mod tests {
 
     #[test]
     fn guard_reserves_fences() -> Result {
-        let task = task();
+        let task = task()?;
         let resv = new_resv()?;
-        let guard = resv.lock(&task);
+        let mut guard = resv.lock(&task);
         guard.reserve_fences(2)?;
         // Allocation under a reservation is allowed (R2): lockdep must stay quiet here.
         let v: KVec<u64> = KVec::with_capacity(512, GFP_KERNEL)?;
@@ -68,7 +68,7 @@ mod tests {
 
     #[test]
     fn resv_from_raw() -> Result {
-        let task = task();
+        let task = task()?;
         let owned = new_resv()?;
         // SAFETY: `owned` is initialised and outlives `view`.
         let view = unsafe { Resv::from_raw(owned.as_raw()) };
@@ -81,11 +81,11 @@ mod tests {
 
     #[test]
     fn add_fence_needs_a_reserved_slot() -> Result {
-        let task = task();
+        let task = task()?;
         let resv = new_resv()?;
         let timeline = FenceTimeline::new();
         let fence = timeline.prepare(&task)?.arm();
-        let guard = resv.lock(&task);
+        let mut guard = resv.lock(&task);
         assert_eq!(
             guard.add_fence(fence.fence(), FenceUsage::Write),
             Err(ENOSPC)
@@ -102,14 +102,14 @@ mod tests {
 
     #[test]
     fn fences_by_usage() -> Result {
-        let task = task();
+        let task = task()?;
         let resv = new_resv()?;
         let usages = [FenceUsage::Write, FenceUsage::Read, FenceUsage::Bookkeep];
         let mut fences = KVec::with_capacity(usages.len(), GFP_KERNEL)?;
         for _ in usages {
             fences.push(FenceTimeline::new().prepare(&task)?.arm(), GFP_KERNEL)?;
         }
-        let guard = resv.lock(&task);
+        let mut guard = resv.lock(&task);
         guard.reserve_fences(3)?;
         for (fence, usage) in fences.iter().zip(usages) {
             guard.add_fence(fence.fence(), usage)?;
@@ -128,11 +128,11 @@ mod tests {
 
     #[test]
     fn wait_for_write_fences() -> Result {
-        let task = task();
+        let task = task()?;
         let resv = new_resv()?;
         let fence = FenceTimeline::new().prepare(&task)?.arm();
         {
-            let guard = resv.lock(&task);
+            let mut guard = resv.lock(&task);
             guard.reserve_fences(1)?;
             guard.add_fence(fence.fence(), FenceUsage::Write)?;
         }

@@ -18,7 +18,7 @@ mod tests {
 
     #[test]
     fn section_nests() -> Result {
-        let mut task = task();
+        let mut task = task()?;
         let timeline = FenceTimeline::new();
         let prepared = timeline.prepare(&task)?;
         let mut section = task.signalling_section();
@@ -41,12 +41,12 @@ mod tests {
     /// runs inside a signalling section; the waiter sees it signalled.
     #[test]
     fn work_item_signals_inside_a_section() -> Result {
-        let task = task();
+        let task = task()?;
         let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
         let timeline = FenceTimeline::new();
         let fence = timeline.prepare(&task)?.arm();
         {
-            let guard = resv.lock(&task);
+            let mut guard = resv.lock(&task);
             guard.reserve_fences(1)?;
             guard.add_fence(fence.fence(), FenceUsage::Write)?;
         }
@@ -66,7 +66,7 @@ mod tests {
     /// would report it inside one that holds a lock the signaller needs.
     #[test]
     fn might_wait_outside_sections() -> Result {
-        let task = task();
+        let task = task()?;
         might_wait_for_fence(&task);
         Ok(())
     }

@@ -3,7 +3,7 @@
 //! What the lockdep case modules share, so that each twin shows only where it differs.
 
 use crate::dmabuf_lock::{
-    context::TaskCtx,
+    context::MayBlock,
     lockdep::{Level, LockOrder},
     resv::OwnedResv,
 };
@@ -12,11 +12,9 @@ use kernel::{
     sync::{Arc, Completion, Mutex},
 };
 
-/// The task context of module init.
-pub fn init_task() -> TaskCtx {
-    // SAFETY: Module init runs outside any fence-signalling critical section, and the cases
-    // enter sections only through the returned value.
-    unsafe { TaskCtx::new() }
+/// The proof that module init may block.
+pub fn init_task() -> Result<MayBlock> {
+    MayBlock::new()
 }
 
 /// A reservation shared with a work item, and the completion the work item signals.
@@ -44,7 +42,7 @@ impl SharedResv {
 }
 
 /// Declares `job_queue` as taken inside fence-signalling sections, and primes that order (R9).
-pub fn prime_job_queue<T: Send>(task: &TaskCtx, job_queue: &Mutex<T>) -> Result {
+pub fn prime_job_queue<T: Send>(task: &MayBlock, job_queue: &Mutex<T>) -> Result {
     LockOrder::new(c"jobs")
         .then(Level::Signalling)
         .then(Level::Driver(job_queue, c"job_queue"))

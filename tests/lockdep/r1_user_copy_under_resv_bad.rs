@@ -32,7 +32,7 @@ struct R1UserCopyUnderResvBad;
 
 impl kernel::Module for R1UserCopyUnderResvBad {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let task = init_task();
+        let task = init_task()?;
         let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
         let mut relocs = [0u8; 64];
         let guard = resv.lock(&task);

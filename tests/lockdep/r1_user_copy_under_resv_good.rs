@@ -26,7 +26,7 @@ struct R1UserCopyUnderResvGood;
 
 impl kernel::Module for R1UserCopyUnderResvGood {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let task = init_task();
+        let task = init_task()?;
         let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
         let mut relocs = [0u8; 64];
         let copied = UserSlice::new(UserPtr::from_addr(0), relocs.len())

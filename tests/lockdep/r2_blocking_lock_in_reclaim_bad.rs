@@ -30,7 +30,7 @@ struct R2BlockingLockInReclaimBad;
 
 impl kernel::Module for R2BlockingLockInReclaimBad {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let task = init_task();
+        let task = init_task()?;
         let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
         // SAFETY: Only tells lockdep that reclaim runs; released below on this task.
         unsafe { bindings::fs_reclaim_acquire(bindings::GFP_KERNEL) };

@@ -23,7 +23,7 @@ struct R2BlockingLockInReclaimGood;
 
 impl kernel::Module for R2BlockingLockInReclaimGood {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let mut task = init_task();
+        let mut task = init_task()?;
         let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
         let reclaim = task.reclaim_scope();
         let evicted = reclaim.try_lock(&resv).is_some();

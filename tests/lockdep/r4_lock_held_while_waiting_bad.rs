@@ -30,7 +30,7 @@ struct R4LockHeldWhileWaitingBad;
 
 impl kernel::Module for R4LockHeldWhileWaitingBad {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let mut task = init_task();
+        let mut task = init_task()?;
         let job_queue = KBox::pin_init(new_mutex!(0u32, "job_queue"), GFP_KERNEL)?;
         // The signalling path: a job completes and is taken off the queue.
         {

@@ -23,7 +23,7 @@ struct R4LockHeldWhileWaitingGood;
 
 impl kernel::Module for R4LockHeldWhileWaitingGood {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let mut task = init_task();
+        let mut task = init_task()?;
         let job_queue = KBox::pin_init(new_mutex!(0u32, "job_queue"), GFP_KERNEL)?;
         {
             let _section = task.signalling_section();

@@ -27,12 +27,12 @@ struct R4ResvInSectionGood;
 
 impl kernel::Module for R4ResvInSectionGood {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let mut task = init_task();
+        let mut task = init_task()?;
         let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
         let timeline = FenceTimeline::new();
         let fence = timeline.prepare(&task)?.arm();
         {
-            let guard = resv.lock(&task);
+            let mut guard = resv.lock(&task);
             guard.reserve_fences(1)?;
             guard.add_fence(fence.fence(), FenceUsage::Write)?;
         }

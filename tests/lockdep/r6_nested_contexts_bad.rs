@@ -33,7 +33,7 @@ struct R6NestedContextsBad;
 
 impl kernel::Module for R6NestedContextsBad {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let task = init_task();
+        let task = init_task()?;
         let a = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
         let b = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
         stack_pin_init!(let first = ResvLocker::new(LockerFlags::default()));

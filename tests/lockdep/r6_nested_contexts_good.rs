@@ -27,7 +27,7 @@ struct R6NestedContextsGood;
 
 impl kernel::Module for R6NestedContextsGood {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let task = init_task();
+        let task = init_task()?;
         let a = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
         let b = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
         stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));

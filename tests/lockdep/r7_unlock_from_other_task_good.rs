@@ -9,7 +9,7 @@ pub mod dmabuf_lock;
 pub mod common;
 
 use common::SharedResv;
-use dmabuf_lock::context::TaskCtx;
+use dmabuf_lock::context::MayBlock;
 use kernel::{prelude::*, workqueue};
 
 module! {
@@ -27,9 +27,9 @@ impl kernel::Module for R7UnlockFromOtherTaskGood {
         let shared = SharedResv::new()?;
         let other = shared.clone();
         workqueue::system().try_spawn(GFP_KERNEL, move || {
-            // SAFETY: Work items of the system queue run outside any signalling section.
-            let task = unsafe { TaskCtx::new() };
-            drop(other.resv.lock(&task));
+            if let Ok(task) = MayBlock::new() {
+                drop(other.resv.lock(&task));
+            }
             other.done.complete_all();
         })?;
         shared.done.wait_for_completion();

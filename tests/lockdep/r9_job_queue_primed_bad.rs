@@ -31,7 +31,7 @@ struct R9JobQueuePrimedBad;
 impl kernel::Module for R9JobQueuePrimedBad {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let job_queue = KBox::pin_init(new_mutex!(KVec::<u64>::new(), "job_queue"), GFP_KERNEL)?;
-        prime_job_queue(&init_task(), &job_queue)?;
+        prime_job_queue(&init_task()?, &job_queue)?;
         let mut queue = job_queue.lock();
         queue.push(1, GFP_KERNEL)?;
         Ok(Self)

@@ -25,7 +25,7 @@ struct R9JobQueuePrimedGood;
 impl kernel::Module for R9JobQueuePrimedGood {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let job_queue = KBox::pin_init(new_mutex!(KVec::<u64>::new(), "job_queue"), GFP_KERNEL)?;
-        prime_job_queue(&init_task(), &job_queue)?;
+        prime_job_queue(&init_task()?, &job_queue)?;
         let mut queue = job_queue.lock();
         queue.push(1, GFP_ATOMIC)?;
         Ok(Self)
