@@ -1,4 +1,4 @@
-//! expect-error: E0597
+//! expect-error: E0716
 //!
 //! R6: a context is finalised when its locker goes out of scope and is never used again; the
 //! pinned handle cannot escape that scope.

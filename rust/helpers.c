@@ -101,6 +101,46 @@ void dl_lock_map_release(struct lockdep_map *map)
 }
 EXPORT_SYMBOL_GPL(dl_lock_map_release);
 
+/*
+ * The ops of the library's driver fences. They live here, in dmabuf_lock.ko, rather than in
+ * each module that arms a fence: an armed fence pins this module until it signals (when 7.3
+ * detaches the ops), so a fence that outlives the module that armed it points at no code of
+ * that module. Data and two constant strings; no release, so the default kfree_rcu applies.
+ */
+static const char *dl_driver_fence_name(struct dma_fence *fence)
+{
+	return "dmabuf_lock";
+}
+
+static const char *dl_driver_fence_timeline_name(struct dma_fence *fence)
+{
+	return "dmabuf_lock-timeline";
+}
+
+const struct dma_fence_ops dl_driver_fence_ops = {
+	.get_driver_name = dl_driver_fence_name,
+	.get_timeline_name = dl_driver_fence_timeline_name,
+};
+EXPORT_SYMBOL_GPL(dl_driver_fence_ops);
+
+struct module *dl_core_module(void)
+{
+	return THIS_MODULE;
+}
+EXPORT_SYMBOL_GPL(dl_core_module);
+
+void dl_warn(const char *msg)
+{
+	WARN(1, "%s\n", msg);
+}
+EXPORT_SYMBOL_GPL(dl_warn);
+
+void dl_warn_once(const char *msg)
+{
+	WARN_ONCE(1, "%s\n", msg);
+}
+EXPORT_SYMBOL_GPL(dl_warn_once);
+
 void dl_might_sleep(void)
 {
 	might_sleep();

@@ -15,6 +15,7 @@
 #include <linux/spinlock.h>
 #include <linux/vmalloc.h>
 #include <linux/dma-mapping.h>
+#include <linux/module.h>
 #include <linux/ww_mutex.h>
 
 void dl_ww_acquire_init(struct ww_acquire_ctx *ctx);
@@ -31,6 +32,10 @@ void dl_dma_resv_might_lock(struct dma_resv *obj);
 void dl_lock_map_acquire(struct lockdep_map *map);
 void dl_lock_map_acquire_read(struct lockdep_map *map);
 void dl_lock_map_release(struct lockdep_map *map);
+extern const struct dma_fence_ops dl_driver_fence_ops;
+struct module *dl_core_module(void);
+void dl_warn(const char *msg);
+void dl_warn_once(const char *msg);
 void dl_might_sleep(void);
 bool dl_in_atomic_context(void);
 

@@ -26,7 +26,6 @@ use kernel::{
     time::{delay::fsleep, Delta},
     transmute::{AsBytes, FromBytes},
     uaccess::{UserPtr, UserSlice},
-    workqueue,
 };
 use pin_init::stack_pin_init;
 
@@ -40,7 +39,7 @@ use dmabuf_lock::{
     fence::FenceTimeline,
     locker::{LockerFlags, ResvLocker},
     resv::{FenceUsage, Resv},
-    signalling::spawn_signalling_work,
+    signalling::{spawn_signalling_work, SignallingQueue},
 };
 use uapi::{DlsCreate, DlsJob, DLS_MAX_JOB_BUFFERS, DLS_MAX_PAGES};
 
@@ -81,6 +80,7 @@ impl kernel::InPlaceModule for ExporterModule {
 /// An open `/dev/dmabuf_exporter`: the timeline of its jobs' fences.
 struct ExporterFile {
     timeline: FenceTimeline,
+    signal_queue: SignallingQueue,
 }
 
 #[vtable]
@@ -88,9 +88,11 @@ impl MiscDevice for ExporterFile {
     type Ptr = KBox<Self>;
 
     fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<KBox<Self>> {
+        let task = MayBlock::new()?;
         Ok(KBox::new(
             Self {
                 timeline: FenceTimeline::new(),
+                signal_queue: SignallingQueue::new(c"dmabuf_exporter", &task)?,
             },
             GFP_KERNEL,
         )?)
@@ -226,7 +228,7 @@ impl ExporterFile {
         };
         a.seqno = fence.fence().seqno();
         let delay = i64::from(a.delay_ms);
-        spawn_signalling_work(task, workqueue::system_unbound(), move |_section| {
+        spawn_signalling_work(task, &self.signal_queue, move |_section| {
             fsleep(Delta::from_millis(delay));
             fence.signal(Ok(()));
         })?;

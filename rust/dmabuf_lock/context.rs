@@ -32,7 +32,7 @@
 //! ```
 
 use super::ffi;
-use kernel::{error::code::EDEADLK, error::Result, types::NotThreadSafe};
+use kernel::{error::code::EDEADLK, error::Result, prelude::*, types::NotThreadSafe};
 
 /// Proof that the current task may block: it runs outside atomic context and outside any
 /// fence-signalling critical section, so it may sleep on reservation locks, allocate with
@@ -71,11 +71,9 @@ impl MayBlock {
     /// ```
     pub fn new() -> Result<Self> {
         if !may_block_here() {
-            static WARNED: kernel::sync::atomic::Atomic<bool> =
-                kernel::sync::atomic::Atomic::new(false);
-            if !WARNED.xchg(true, kernel::sync::atomic::Relaxed) {
-                kernel::warn_on!(true);
-            }
+            let msg = c"dmabuf_lock: MayBlock refused: atomic context or fence-signalling section";
+            // SAFETY: `msg` is a NUL-terminated static string.
+            unsafe { ffi::dl_warn_once(msg.as_char_ptr()) };
             return Err(EDEADLK);
         }
         // SAFETY: `might_sleep()` only annotates; the task was just found not to be atomic.
@@ -93,8 +91,20 @@ fn may_block_here() -> bool {
     if unsafe { ffi::dl_in_atomic_context() } {
         return false;
     }
+    // What follows asks lockdep, which answers "held" about everything once it has switched
+    // itself off (after its first report, or a taint): then only the check above applies.
     #[cfg(CONFIG_LOCKDEP)]
     {
+        // SAFETY: `debug_locks` is a plain global that lockdep only ever clears.
+        if unsafe { core::ptr::read_volatile(&raw const kernel::bindings::debug_locks) } == 0 {
+            return true;
+        }
+        // An RCU read-side critical section is atomic too, but without a preempt count only
+        // lockdep sees it.
+        // SAFETY: `rcu_read_lock_any_held()` only reads lockdep's and the preempt state.
+        if unsafe { kernel::bindings::rcu_read_lock_any_held() } != 0 {
+            return false;
+        }
         // `dma_fence_begin_signalling()` returns true inside a section (or in atomic context);
         // otherwise it takes the signalling map as a read *trylock*, which records no lock
         // dependency, and the end releases it at once.

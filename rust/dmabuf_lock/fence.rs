@@ -167,24 +167,62 @@ fn this_module() -> *mut bindings::module {
     extern "C" {
         static __this_module: Opaque<bindings::module>;
     }
-    // SAFETY: Every module has `__this_module`, made by modpost, alive while its code runs.
+    // SAFETY: Every module has `__this_module`, made by modpost, valid while its code can run.
     unsafe { __this_module.get() }
 }
 
-/// Takes a reference on the module this code belongs to, which is running, so it is live.
-fn module_get() {
-    // SAFETY: The module is live (its code is running); `__module_get` only counts.
-    unsafe { bindings::__module_get(this_module()) };
+/// A reference on a module, dropped with the value.
+///
+/// # Invariants
+///
+/// A reference on `module` was taken for this value, and is dropped once, in `drop`.
+struct ModuleRef {
+    module: *mut bindings::module,
 }
 
-/// Drops a reference taken with [`module_get`].
-///
-/// The caller is module code that the module's exit waits for (an ioctl, a work item of a queue
-/// the module drains), so the module's text outlives the return from here.
-fn module_put() {
-    // SAFETY: Pairs with a `module_get` of this module.
-    unsafe { bindings::module_put(this_module()) };
+impl ModuleRef {
+    /// Takes a reference on the module this code is compiled into, for a callback that points
+    /// at its code. `ENODEV` while the module is being unloaded: its exit ignores references.
+    fn this_module() -> Result<Self> {
+        let module = this_module();
+        // SAFETY: `module` is valid (see `this_module`); the state is read once, racing only
+        // with the module loader's own transitions, which this check is about.
+        if unsafe { (*module).state } == bindings::module_state_MODULE_STATE_GOING {
+            return Err(ENODEV);
+        }
+        // SAFETY: The module's code is running, so it is loaded; `__module_get` only counts.
+        unsafe { bindings::__module_get(module) };
+        // INVARIANT: The reference was just taken.
+        Ok(Self { module })
+    }
+
+    /// Takes a reference on `dmabuf_lock.ko`, where the driver fences' `ops` live.
+    fn core() -> Self {
+        // SAFETY: `dl_core_module` only returns `THIS_MODULE` of `dmabuf_lock.ko`, which this
+        // module links against, so it is loaded while this module is.
+        let module = unsafe { ffi::dl_core_module() };
+        // SAFETY: As above: the module is loaded; `__module_get` only counts.
+        unsafe { bindings::__module_get(module) };
+        // INVARIANT: The reference was just taken.
+        Self { module }
+    }
 }
+
+impl Drop for ModuleRef {
+    fn drop(&mut self) {
+        // SAFETY: Pairs with the `__module_get` of the constructor (type invariant). Only a
+        // module's text that is not running here can go away after it: the core's (this is
+        // a call from the module that took the reference), or this module's own, whose exit
+        // first waits for the callers (file operations, drained signalling queues).
+        unsafe { bindings::module_put(self.module) };
+    }
+}
+
+// SAFETY: A module reference may be dropped on any task.
+unsafe impl Send for ModuleRef {}
+
+// SAFETY: `ModuleRef` has no `&self` methods.
+unsafe impl Sync for ModuleRef {}
 
 /// The source of a driver's fences.
 ///
@@ -230,6 +268,7 @@ impl FenceTimeline {
 }
 
 /// Storage for a driver fence, allocated ahead of the signalling path.
+#[must_use = "dropping it frees the storage; arm it to publish a fence"]
 pub struct PreparedFence<'t> {
     storage: KBox<Opaque<bindings::dma_fence>>,
     timeline: &'t FenceTimeline,
@@ -238,7 +277,11 @@ pub struct PreparedFence<'t> {
 impl PreparedFence<'_> {
     /// Initialises the fence in a fence context of its own, with the timeline's next sequence
     /// number; from here on it must be signalled (R8). Allocates nothing and cannot fail, so it
-    /// may run inside a section. Until it signals, the fence holds a reference on this module.
+    /// may run inside a section.
+    ///
+    /// The fence's `ops` live in `dmabuf_lock.ko`, not in the module that arms it, and until it
+    /// signals the fence holds a reference on `dmabuf_lock.ko`: a fence that outlives the module
+    /// that armed it (in a `sync_file`, or leaked) points at no code of that module.
     ///
     /// ```ignore
     /// let fence = prepared.arm();
@@ -248,38 +291,29 @@ impl PreparedFence<'_> {
         let seqno = self.timeline.next_seqno.fetch_add(1, Relaxed);
         // SAFETY: `dma_fence_context_alloc` has no preconditions (an atomic increment).
         let context = unsafe { bindings::dma_fence_context_alloc(1) };
-        // The fence's `ops` point into this module until it signals.
-        module_get();
+        let ops_module = ModuleRef::core();
         // SAFETY: `raw` is an allocation of the right size that nothing else uses; a NULL lock
-        // selects the fence's inline lock. The memory came from kmalloc, which `dma_fence_free`
-        // (the default release, as `DRIVER_FENCE_OPS.release` is unset) hands back with
-        // kfree_rcu.
+        // selects the fence's inline lock. The ops have no `release`, so the memory, which came
+        // from kmalloc, is freed by `dma_fence_free()` with `kfree_rcu`; they stay valid while
+        // `ops_module` pins `dmabuf_lock.ko`.
         unsafe {
-            bindings::dma_fence_init(raw, &DRIVER_FENCE_OPS, ptr::null_mut(), context, seqno)
+            bindings::dma_fence_init(
+                raw,
+                &raw const ffi::dl_driver_fence_ops,
+                ptr::null_mut(),
+                context,
+                seqno,
+            )
         };
         // SAFETY: `dma_fence_init` set the refcount to 1, which the new `ARef` owns.
         let fence = unsafe { ARef::from_raw(NonNull::new_unchecked(raw.cast::<Fence>())) };
-        DriverFence { fence }
+        // INVARIANT: Armed just now and not signalled; the reference pins the ops' module.
+        DriverFence {
+            fence,
+            _ops_module: ops_module,
+        }
     }
 }
-
-extern "C" fn driver_name(_fence: *mut bindings::dma_fence) -> *const kernel::ffi::c_char {
-    c"dmabuf_lock".as_char_ptr()
-}
-
-extern "C" fn timeline_name(_fence: *mut bindings::dma_fence) -> *const kernel::ffi::c_char {
-    c"dmabuf_lock-timeline".as_char_ptr()
-}
-
-static DRIVER_FENCE_OPS: bindings::dma_fence_ops = bindings::dma_fence_ops {
-    get_driver_name: Some(driver_name),
-    get_timeline_name: Some(timeline_name),
-    enable_signaling: None,
-    signaled: None,
-    wait: None,
-    release: None,
-    set_deadline: None,
-};
 
 /// A fence this driver has published and must signal (R8).
 ///
@@ -295,8 +329,15 @@ static DRIVER_FENCE_OPS: bindings::dma_fence_ops = bindings::dma_fence_ops {
 /// guard.add_fence(job_fence.fence(), FenceUsage::Write)?;
 /// job_fence.signal(Ok(()));
 /// ```
+///
+/// # Invariants
+///
+/// `fence` uses the library's driver fence ops and is signalled only by this value (once, when
+/// it is consumed or dropped); until then `_ops_module` pins the module holding the ops.
+#[must_use = "a published fence must be signalled (R8); dropping it cancels it with a warning"]
 pub struct DriverFence {
     fence: ARef<Fence>,
+    _ops_module: ModuleRef,
 }
 
 impl DriverFence {
@@ -346,11 +387,12 @@ impl Drop for DriverFence {
                 self.fence.context(),
                 self.fence.seqno()
             );
-            kernel::warn_on!(true);
+            let msg = c"dmabuf_lock: driver fence dropped unsignalled (R8)";
+            // SAFETY: `msg` is a NUL-terminated static string.
+            unsafe { ffi::dl_warn(msg.as_char_ptr()) };
             self.signal_with(Err(ECANCELED));
         }
-        // The fence has signalled, so its `ops` no longer point into this module.
-        module_put();
+        // The fence has signalled, so its `ops` are detached: `_ops_module` may go.
     }
 }
 
@@ -371,14 +413,17 @@ pub enum CallbackStatus {
 /// The function is `'static`: a callback that is leaked (its box forgotten) stays registered
 /// and may run at any later time, so it must not borrow anything. While registered, it holds a
 /// reference on this module (its trampoline is code of the module); a leaked one keeps the
-/// module loaded.
+/// module loaded. Registering fails with `ENODEV` while the module is being unloaded, when the
+/// kernel no longer honours module references. (A module whose init fails is freed whatever its
+/// references: a callback registered during such an init and leaked is the one case this cannot
+/// cover; see `Documentation/soundness.md`.)
 ///
 /// # Invariants
 ///
-/// When `fence` is set, `cb` is registered on that fence (or was, and has run) and this module's
-/// refcount was raised for it. `func` is only accessed through raw pointers: by the trampoline
-/// under the fence lock, or by the owner when `fence` is unset; `Opaque` keeps `&mut Self` from
-/// asserting exclusive access to it while the trampoline may run.
+/// When `registration` is set, `cb` is registered on its fence (or was, and has run) and its
+/// module reference pins the trampoline's module. `func` is only accessed through raw pointers:
+/// by the trampoline under the fence lock, or by the owner when `registration` is unset; `Opaque`
+/// keeps `&mut Self` from asserting exclusive access to it while the trampoline may run.
 ///
 /// # Examples
 ///
@@ -397,7 +442,13 @@ pub struct FenceCallback<F: FnOnce() + Send + 'static> {
     cb: Opaque<bindings::dma_fence_cb>,
     #[pin]
     func: Opaque<Option<F>>,
-    fence: Option<ARef<Fence>>,
+    registration: Option<Registration>,
+}
+
+/// What a registered [`FenceCallback`] holds: the fence, and its own module.
+struct Registration {
+    fence: ARef<Fence>,
+    _module: ModuleRef,
 }
 
 impl<F: FnOnce() + Send + 'static> FenceCallback<F> {
@@ -406,7 +457,7 @@ impl<F: FnOnce() + Send + 'static> FenceCallback<F> {
         pin_init!(Self {
             cb: Opaque::uninit(),
             func: Opaque::new(Some(func)),
-            fence: None,
+            registration: None,
         })
     }
 
@@ -416,16 +467,19 @@ impl<F: FnOnce() + Send + 'static> FenceCallback<F> {
     /// let status = cb.as_mut().add(&fence)?;
     /// ```
     pub fn add(self: Pin<&mut Self>, fence: &Fence) -> Result<CallbackStatus> {
-        // SAFETY: Only `fence`, which is not structurally pinned, is written through `this`.
+        // SAFETY: Only `registration`, which is not structurally pinned, is written through
+        // `this`.
         let this = unsafe { self.get_unchecked_mut() };
-        if this.fence.is_some() {
+        if this.registration.is_some() {
             return Err(EBUSY);
         }
         // Everything the registration needs is written before the callback can run: the
         // fence, and the module reference it holds.
-        // INVARIANT: `cb` is registered below, or `fence` is unset again.
-        this.fence = Some(fence.into());
-        module_get();
+        // INVARIANT: `cb` is registered below, or `registration` is unset again.
+        this.registration = Some(Registration {
+            fence: fence.into(),
+            _module: ModuleRef::this_module()?,
+        });
         let cb = this.cb.get();
         // SAFETY: `cb` is pinned inside `this` and stays registered at most until `drop`, which
         // removes it; `fence` is initialised (type invariant of `Fence`). `this` is not used
@@ -435,9 +489,8 @@ impl<F: FnOnce() + Send + 'static> FenceCallback<F> {
         if ret == 0 {
             return Ok(CallbackStatus::Registered);
         }
-        // Not registered: the trampoline will never run.
-        this.fence = None;
-        module_put();
+        // Not registered: the trampoline will never run, and the module reference goes.
+        this.registration = None;
         if ret == ENOENT.to_errno() {
             return Ok(CallbackStatus::AlreadySignaled);
         }
@@ -450,16 +503,18 @@ impl<F: FnOnce() + Send + 'static> FenceCallback<F> {
     /// if cb.as_mut().remove() { /* it will never run */ }
     /// ```
     pub fn remove(self: Pin<&mut Self>) -> bool {
-        // SAFETY: Only `fence`, which is not structurally pinned, is changed below.
+        // SAFETY: Only `registration`, which is not structurally pinned, is changed below.
         let this = unsafe { self.get_unchecked_mut() };
-        let Some(fence) = this.fence.take() else {
+        let Some(registration) = this.registration.take() else {
             return false;
         };
-        // SAFETY: `cb` was registered on `fence` (type invariant); removing takes the fence
+        // SAFETY: `cb` was registered on the fence (type invariant); removing takes the fence
         // lock, under which the trampoline runs, so it is not running afterwards.
-        let removed = unsafe { bindings::dma_fence_remove_callback(fence.as_raw(), this.cb.get()) };
-        // The trampoline will not run again: the module reference taken in `add` goes.
-        module_put();
+        let removed = unsafe {
+            bindings::dma_fence_remove_callback(registration.fence.as_raw(), this.cb.get())
+        };
+        // The trampoline will not run again: the module reference taken in `add` goes with
+        // `registration`.
         removed
     }
 

@@ -6,7 +6,7 @@
 //! `<linux/dma-fence.h>` and `<linux/lockdep.h>` that `kernel::bindings`
 //! cannot call. Each has the contract of the C function it forwards to.
 
-use kernel::bindings::{dma_fence, dma_resv, ww_acquire_ctx};
+use kernel::bindings::{dma_fence, dma_fence_ops, dma_resv, module, ww_acquire_ctx};
 #[cfg(CONFIG_LOCKDEP)]
 use kernel::bindings::{lockdep_map, mutex, spinlock_t};
 
@@ -30,6 +30,14 @@ extern "C" {
     pub(super) fn dl_dma_fence_is_signaled(fence: *mut dma_fence) -> bool;
     /// `dma_fence_set_error(fence, error)`.
     pub(super) fn dl_dma_fence_set_error(fence: *mut dma_fence, error: i32);
+    /// The ops of the library's driver fences, in `dmabuf_lock.ko`.
+    pub(super) static dl_driver_fence_ops: dma_fence_ops;
+    /// `THIS_MODULE` of `dmabuf_lock.ko`.
+    pub(super) fn dl_core_module() -> *mut module;
+    /// `WARN(1, "%s\n", msg)`.
+    pub(super) fn dl_warn(msg: *const kernel::ffi::c_char);
+    /// `WARN_ONCE(1, "%s\n", msg)`; the once is per call site, i.e. per module using it.
+    pub(super) fn dl_warn_once(msg: *const kernel::ffi::c_char);
     /// `might_sleep()`.
     pub(super) fn dl_might_sleep();
     /// `in_atomic() || irqs_disabled()`.

@@ -138,7 +138,7 @@ impl PinnedDrop for LockdepMap {
         // held-lock table points at memory that is about to go.
         #[cfg(CONFIG_LOCKDEP)]
         if self.holders.load(kernel::sync::atomic::Relaxed) != 0 {
-            held_lock_freed(c"lockdep map");
+            held_lock_freed(c"dmabuf_lock: lockdep map freed while a leaked guard holds it; lockdep switched off");
         }
     }
 }
@@ -147,17 +147,29 @@ impl PinnedDrop for LockdepMap {
 /// that leaked the guard has a lockdep entry pointing into it, which lockdep would read again
 /// (when that task releases a lock taken before it). Warn, and switch lockdep off so that it
 /// never does: a leak is a bug, but must not become a use-after-free.
-pub(super) fn held_lock_freed(what: &CStr) {
-    pr_err!(
-        "{} freed while a leaked guard holds it; lockdep switched off\n",
-        what.to_str().unwrap_or("lock")
-    );
-    kernel::warn_on!(true);
+pub(super) fn held_lock_freed(msg: &CStr) {
+    // SAFETY: `msg` is a NUL-terminated string.
+    unsafe { super::ffi::dl_warn(msg.as_char_ptr()) };
     // SAFETY: `debug_locks_off()` has no preconditions.
     unsafe { bindings::debug_locks_off() };
+    // The task that leaked the guard may be inside lockdep right now, past its own check of
+    // `debug_locks`; lockdep runs with interrupts off, so a grace period waits for it to leave.
+    // (In atomic context this cannot wait; the window is the few instructions of one lockdep
+    // call, and it is documented in `Documentation/soundness.md`.)
+    #[cfg(CONFIG_LOCKDEP)]
+    // SAFETY: Reads the current task's preempt count and interrupt state; no preconditions.
+    if !unsafe { ffi::dl_in_atomic_context() } {
+        // SAFETY: The caller may sleep (checked just above).
+        unsafe { bindings::synchronize_rcu() };
+    }
 }
 
 /// A lockdep map held by the current task; see [`LockdepMap::acquire`].
+///
+/// # Invariants
+///
+/// The current task acquired `map` when the guard was made (counted in its holders), and the
+/// guard releases it once, on this task (`!Send`).
 #[must_use = "the map is released when the guard is dropped"]
 pub struct MapGuard<'a> {
     map: &'a LockdepMap,
@@ -235,6 +247,10 @@ impl MightLock for Resv {
 ///     // evict
 /// }
 /// ```
+///
+/// # Invariants
+///
+/// The current task holds `fs_reclaim` (for lockdep) from the scope's creation until its drop.
 #[must_use = "reclaim ends when the scope is dropped"]
 pub struct ReclaimScope<'t> {
     _task: PhantomData<&'t mut MayBlock>,

@@ -76,19 +76,28 @@ pub struct LockerFlags {
 /// Counters of a [`ResvLocker`]'s work, for tests and statistics.
 #[derive(Clone, Copy, Default, Debug)]
 pub struct LockerStats {
-    /// Times the closure ran.
+    /// Times the closure ran (wrapping).
     pub passes: u32,
-    /// Times a pass ended in `-EDEADLK` and every lock was dropped.
+    /// Times a pass ended in `-EDEADLK` and every lock was dropped (wrapping).
     pub backoffs: u32,
-    /// Times the array of held locks had to grow.
+    /// Times the array of held locks had to grow (wrapping).
     pub allocations: u32,
 }
 
-/// Why a pass of [`ResvLocker::lock_all`] stopped early.
+/// Why a pass of [`ResvLocker::lock_all`] stopped early: a kernel [`Error`] (the `?` operator
+/// converts one), or a contention reported by [`Pass::lock`], after which the locker runs the
+/// closure again. Only the locker can report a contention, so a closure cannot make it loop.
 ///
-/// The `?` operator turns a kernel [`Error`] into [`PassError::Failed`]; a [`Pass::lock`] that
-/// must back off returns [`PassError::Contended`], and the locker runs the closure again.
-pub enum PassError {
+/// ```ignore
+/// locker.as_mut().lock_all(&task, |pass| {
+///     pass.lock(&a)?;                  // a contention, passed on
+///     check_something().map_err(PassError::from)?; // an error
+///     Ok(())
+/// })?;
+/// ```
+pub struct PassError(PassErrorKind);
+
+enum PassErrorKind {
     /// A lock returned `-EDEADLK`: every lock was dropped; run the pass again.
     Contended,
     /// A real error: [`ResvLocker::lock_all`] unlocks everything and returns it.
@@ -97,7 +106,7 @@ pub enum PassError {
 
 impl From<Error> for PassError {
     fn from(e: Error) -> Self {
-        PassError::Failed(e)
+        PassError(PassErrorKind::Failed(e))
     }
 }
 
@@ -112,9 +121,9 @@ impl From<Error> for PassError {
 ///
 /// # Invariants
 ///
-/// Every guard in `held` was taken in `ctx`, and every lock held in `ctx` has its guard in
-/// `held`; `prelocked`, when set, is held in `ctx` too (it is the first entry of `held`).
-/// `contended`, when set, is not held.
+/// Every guard in `held` and `prelocked` was taken in `ctx`, and every lock held in `ctx` has its
+/// guard there. `prelocked` is the object taken on the slow path that the current pass has not
+/// asked for yet; `contended`, when set, is not held.
 #[pin_data(PinnedDrop)]
 #[must_use = "a locker unlocks everything when dropped"]
 pub struct ResvLocker<'o> {
@@ -122,7 +131,7 @@ pub struct ResvLocker<'o> {
     ctx: AcquireCtx,
     held: KVec<ResvGuard<'o>>,
     contended: Option<&'o Resv>,
-    prelocked: Option<&'o Resv>,
+    prelocked: Option<ResvGuard<'o>>,
     flags: LockerFlags,
     stats: LockerStats,
 }
@@ -147,6 +156,10 @@ impl<'o> ResvLocker<'o> {
     /// Locks every reservation that `pass_fn` asks for, re-running it after each backoff until a
     /// whole pass succeeds; then marks the context done. On error nothing stays locked.
     ///
+    /// As with `drm_exec`, [`ResvLocker::locked`] lists the objects in the order the final pass
+    /// locked them, and the object taken on the slow path after a backoff is unlocked at the end
+    /// if the final pass did not ask for it again.
+    ///
     /// ```ignore
     /// locker.as_mut().lock_all(&task, |pass| {
     ///     pass.lock(&a)?;
@@ -165,24 +178,33 @@ impl<'o> ResvLocker<'o> {
             this.held.clear();
             this.prelocked = None;
             if let Some(c) = this.contended.take() {
-                if let Err(e) = this.lock_contended(c) {
-                    this.held.clear();
-                    return Err(e);
-                }
+                this.lock_contended(c)?;
             }
-            this.stats.passes += 1;
+            this.stats.passes = this.stats.passes.wrapping_add(1);
             let result = pass_fn(&mut Pass {
                 locker: &mut *this,
                 _task: task,
             });
-            match result {
+            // A contention that the closure swallowed (`let _ = pass.lock(..)`) still needs the
+            // pass to run again: the contended object is not locked.
+            let result = match result {
+                Ok(()) if this.contended.is_some() => Err(PassError(PassErrorKind::Contended)),
+                other => other,
+            };
+            match result.map_err(|e| e.0) {
                 Ok(()) => {
+                    // Taken on the slow path but not asked for by the final pass: not ours to
+                    // keep (`drm_exec_drop_prelocked()`).
+                    this.prelocked = None;
                     this.ctx.mark_done();
                     return Ok(());
                 }
-                Err(PassError::Contended) => this.stats.backoffs += 1,
-                Err(PassError::Failed(e)) => {
+                Err(PassErrorKind::Contended) => {
+                    this.stats.backoffs = this.stats.backoffs.wrapping_add(1)
+                }
+                Err(PassErrorKind::Failed(e)) => {
                     this.held.clear();
+                    this.prelocked = None;
                     this.contended = None;
                     return Err(e);
                 }
@@ -253,8 +275,10 @@ impl<'o> ResvLocker<'o> {
     /// locker.as_mut().unlock_all();
     /// ```
     pub fn unlock_all(self: Pin<&mut Self>) {
-        // SAFETY: `held` is not structurally pinned.
-        unsafe { self.get_unchecked_mut() }.held.clear();
+        // SAFETY: `held` and `prelocked` are not structurally pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        this.held.clear();
+        this.prelocked = None;
     }
 
     /// Unlocks everything and starts a new acquire context, keeping the array of held locks:
@@ -289,13 +313,13 @@ impl<'o> ResvLocker<'o> {
     }
 
     fn lock_contended(&mut self, resv: &'o Resv) -> Result {
-        // SAFETY: The guard goes into `held`, which is emptied before the context is finalised
-        // or restarted. The context holds nothing here: `held` was emptied before.
+        // SAFETY: The guard goes into `prelocked`, which is emptied before the context is
+        // finalised or restarted. The context holds nothing here: `held` and `prelocked` were
+        // emptied before.
         let guard = unsafe { self.ctx.lock_contended(resv, self.flags.interruptible) }?;
-        // INVARIANT: `resv` is held and its guard goes into `held` first (or is dropped with the
-        // error of `hold`).
-        self.prelocked = Some(resv);
-        self.hold(guard)
+        // INVARIANT: The lock's guard is kept, until the pass asks for `resv` or ends.
+        self.prelocked = Some(guard);
+        Ok(())
     }
 
     /// Keeps a lock just taken and reserves the configured fence slots on it. The array of held
@@ -304,7 +328,7 @@ impl<'o> ResvLocker<'o> {
     #[inline(always)]
     fn hold(&mut self, mut guard: ResvGuard<'o>) -> Result {
         if self.held.len() == self.held.capacity() {
-            self.stats.allocations += 1;
+            self.stats.allocations = self.stats.allocations.wrapping_add(1);
         }
         let slots = self.flags.fence_slots;
         if slots > 0 {
@@ -332,8 +356,10 @@ pub struct Pass<'l, 'o> {
 impl<'o> Pass<'_, 'o> {
     /// Locks `resv` and reserves the configured fence slots on it.
     ///
-    /// On contention every lock is dropped and [`PassError::Contended`] is returned: pass it on
-    /// with `?`, and the locker runs the pass again with `resv` taken first. The object taken
+    /// On contention every lock is dropped and a contention [`PassError`] is returned: pass it
+    /// on with `?`, and the locker runs the pass again with `resv` taken first. Once a pass has
+    /// met a contention, every further lock in it returns the same (R6: nothing more may be
+    /// locked before the contended object). The object taken
     /// first, or one locked twice with [`LockerFlags::ignore_duplicates`], is not an error.
     ///
     /// ```ignore
@@ -342,26 +368,31 @@ impl<'o> Pass<'_, 'o> {
     #[inline(always)]
     pub fn lock(&mut self, resv: &'o Resv) -> core::result::Result<(), PassError> {
         let l = &mut *self.locker;
+        if l.contended.is_some() {
+            return Err(PassError(PassErrorKind::Contended));
+        }
         // SAFETY: The guard is stored in `held` (or dropped), which is emptied before the
         // context is finalised (`ResvLocker`'s drop) or restarted (`reset`).
         match unsafe { l.ctx.lock(resv, l.flags.interruptible) } {
             Ok(Acquired::Locked(guard)) => Ok(l.hold(guard)?),
             Ok(Acquired::AlreadyHeld) => {
-                if l.prelocked.is_some_and(|p| core::ptr::eq(p, resv)) {
-                    l.prelocked = None;
-                    Ok(())
+                let prelocked = l.prelocked.take_if(|g| core::ptr::eq(g.resv(), resv));
+                if let Some(guard) = prelocked {
+                    // Taken on the slow path; it joins the list in the order of this pass.
+                    Ok(l.hold(guard)?)
                 } else if l.flags.ignore_duplicates {
                     Ok(())
                 } else {
-                    Err(PassError::Failed(EALREADY))
+                    Err(EALREADY.into())
                 }
             }
             Err(LockError::Deadlock(contended)) => {
                 l.held.clear();
+                l.prelocked = None;
                 l.contended = Some(contended);
-                Err(PassError::Contended)
+                Err(PassError(PassErrorKind::Contended))
             }
-            Err(e) => Err(PassError::Failed(e.into())),
+            Err(e) => Err(Error::from(e).into()),
         }
     }
 }

@@ -12,13 +12,12 @@
 //! | [`signalling`] | fence-signalling critical sections, signalling work, might-wait | R3, R4, R5, R7 |
 //! | [`resv`] | reservation objects, their single-object lock and fence slots | R2, R3, R7, R10 |
 //! | [`fence`] | fence handle and a minimal driver fence | R3, R8 |
-//! | [`acquire`] | acquire contexts: several reservations with `-EDEADLK` backoff | R6, R7 |
 //! | [`lockdep`] | lockdep maps, might-lock, reclaim scopes, priming a driver's lock order | R2, R9 |
-//! | [`locker`] | the multi-object locker, Rust's `drm_exec` | R2, R6, R7 |
+//! | [`locker`] | the multi-object locker, Rust's `drm_exec`, the only owner of acquire contexts | R2, R6, R7 |
 //!
-//! The rule ids are listed in `Documentation/rules.md`.
+//! The rule ids are listed in `Documentation/rules.md`; why safe code cannot cause undefined
+//! behaviour with these types, leaks included, is in `Documentation/soundness.md`.
 
-pub mod acquire;
 pub mod context;
 pub mod fence;
 pub mod lockdep;
@@ -26,4 +25,5 @@ pub mod locker;
 pub mod resv;
 pub mod signalling;
 
+mod acquire;
 mod ffi;

@@ -140,7 +140,7 @@ impl Resv {
     /// outside any fence-signalling critical section (R4).
     ///
     /// Without an acquire context a single lock cannot be asked to back off, so this cannot
-    /// fail. To lock several reservations use [`super::acquire::AcquireCtx`] (R6).
+    /// fail. To lock several reservations use [`super::locker::ResvLocker`] (R6).
     ///
     /// ```ignore
     /// let guard = resv.lock(&task);
@@ -246,6 +246,11 @@ impl Resv {
 /// A reservation object owned by Rust code: `dma_resv_init` on creation, `dma_resv_fini` on
 /// drop. Dereferences to [`Resv`].
 ///
+/// # Invariants
+///
+/// `raw` is initialised by `dma_resv_init` and pinned until `drop` finalises it; when it is
+/// locked at drop time, a guard was leaked, and lockdep is switched off before it is finalised.
+///
 /// # Examples
 ///
 /// (KUnit case `dmabuf_lock_resv::owned_resv_lifecycle`.)
@@ -286,7 +291,9 @@ impl PinnedDrop for OwnedResv {
         // task that leaked it points into this memory, which is about to be freed or to go out
         // of scope: warn and switch lockdep off, so that it never reads that entry again.
         if self.is_locked() {
-            super::lockdep::held_lock_freed(c"dma_resv");
+            super::lockdep::held_lock_freed(
+                c"dmabuf_lock: dma_resv freed while a leaked guard holds it; lockdep switched off",
+            );
         }
         // SAFETY: The reservation was initialised in `new`, and every reference to it borrows
         // `self`, so nothing else uses it any more.
@@ -424,6 +431,11 @@ impl<'a> ResvGuard<'a> {
 }
 
 /// An iterator over a locked reservation's fences; see [`ResvGuard::fences`].
+///
+/// # Invariants
+///
+/// `cursor` iterates a reservation that the guard borrowed for `'g` keeps locked; the guard
+/// cannot change the fence list while the iterator or a fence it yielded is alive.
 pub struct Fences<'g> {
     cursor: bindings::dma_resv_iter,
     started: bool,

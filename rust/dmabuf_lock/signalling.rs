@@ -154,7 +154,9 @@ impl MayBlock {
 /// driver that keeps it in its module (or device) data knows that no work item of its own runs
 /// after the module's exit (no code of the module is left to run).
 ///
-/// Dereferences to [`Queue`].
+/// It lends no [`Queue`]: that would allow delayed work, whose pending timer `destroy_workqueue`
+/// does not wait for; work goes in through [`spawn_signalling_work`] only. Dropping it from a
+/// work item of its own queue deadlocks (the drain waits for that very item).
 ///
 /// # Invariants
 ///
@@ -201,10 +203,8 @@ impl SignallingQueue {
     }
 }
 
-impl Deref for SignallingQueue {
-    type Target = Queue;
-
-    fn deref(&self) -> &Queue {
+impl SignallingQueue {
+    fn queue(&self) -> &Queue {
         // SAFETY: The workqueue lives until `drop` (type invariant), which needs `self`.
         unsafe { Queue::from_raw(self.raw.as_ptr()) }
     }
@@ -212,26 +212,28 @@ impl Deref for SignallingQueue {
 
 impl Drop for SignallingQueue {
     fn drop(&mut self) {
-        // SAFETY: The queue is ours (type invariant); `destroy_workqueue` drains it first, and
-        // nothing can queue on it any more: every `&Queue` borrowed `self`.
+        // SAFETY: The queue is ours (type invariant). Only `spawn_signalling_work` queues on it,
+        // never with a timer, and every such call borrowed `self`, so every item is queued
+        // already and `destroy_workqueue` drains them all before freeing the queue.
         unsafe { kernel::bindings::destroy_workqueue(self.raw.as_ptr()) };
     }
 }
 
 /// Runs `work` on `queue` inside a fence-signalling critical section (R4, R5): the section is
 /// entered before `work` runs and ended after it returns. Spawning allocates with `GFP_KERNEL`,
-/// hence the [`MayBlock`].
+/// hence the [`MayBlock`]. The queue is one the driver owns and drops before its code goes
+/// away, so the work item never outlives the module.
 ///
 /// ```ignore
-/// spawn_signalling_work(&task, workqueue::system_unbound(), move |_section| {
+/// spawn_signalling_work(&task, &self.signal_queue, move |_section| {
 ///     fence.signal(Ok(()));
 /// })?;
 /// ```
-pub fn spawn_signalling_work<F>(_task: &MayBlock, queue: &Queue, work: F) -> Result
+pub fn spawn_signalling_work<F>(_task: &MayBlock, queue: &SignallingQueue, work: F) -> Result
 where
     F: FnOnce(&mut SectionCtx) + Send + 'static,
 {
-    queue.try_spawn(GFP_KERNEL, move || {
+    queue.queue().try_spawn(GFP_KERNEL, move || {
         let mut section = SignallingSection::begin();
         work(&mut section);
     })?;

@@ -43,6 +43,9 @@ pub(crate) fn counting_callback(
 }
 
 extern "C" {
+    /// `THIS_MODULE` of `dmabuf_lock.ko`, where the driver fences' ops live.
+    #[allow(improper_ctypes)]
+    pub(crate) fn dl_core_module() -> *mut kernel::bindings::module;
     /// `allow_signal(sig)`, exported by `dmabuf_lock.ko`.
     fn dl_allow_signal(sig: i32);
     /// `disallow_signal(sig)`, exported by `dmabuf_lock.ko`.

@@ -140,6 +140,68 @@ mod tests {
         Ok(())
     }
 
+    /// After backoffs, `locked()` lists the objects in the order the final pass locked them, as
+    /// `drm_exec` does (drivers index by position), not with the contended object first.
+    #[test]
+    fn locked_in_final_pass_order() -> Result {
+        let task = task()?;
+        let objs = new_resvs(8)?;
+        let all = refs(&objs)?;
+        let mut backed_off = 0;
+        for _ in 0..100 {
+            stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
+            locker.as_mut().lock_slice(&task, &all)?;
+            backed_off += u32::from(locker.stats().backoffs > 0);
+            let locked = locker.locked();
+            assert_eq!(locked.len(), all.len());
+            assert!(locked
+                .iter()
+                .zip(all.iter())
+                .all(|(guard, resv)| core::ptr::eq(guard.resv(), *resv)));
+        }
+        pr_info!("locked_in_final_pass_order: {backed_off} of 100 lockers backed off\n");
+        if cfg!(CONFIG_DEBUG_WW_MUTEX_SLOWPATH) {
+            assert!(backed_off > 0);
+        }
+        Ok(())
+    }
+
+    /// The object taken on the slow path is unlocked, and not listed, when the final pass does
+    /// not ask for it again (`drm_exec` drops it the same way).
+    #[test]
+    fn contended_object_dropped_when_not_asked_again() -> Result {
+        let task = task()?;
+        let objs = new_resvs(8)?;
+        let all = refs(&objs)?;
+        let mut backed_off = 0;
+        for _ in 0..100 {
+            stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
+            let mut first_pass = true;
+            locker.as_mut().lock_all(&task, |pass| {
+                // The first pass asks for every object, later ones only for the first.
+                let wanted = if core::mem::replace(&mut first_pass, false) {
+                    &all[..]
+                } else {
+                    &all[..1]
+                };
+                for resv in wanted {
+                    pass.lock(resv)?;
+                }
+                Ok(())
+            })?;
+            if locker.stats().backoffs > 0 {
+                backed_off += 1;
+                assert_eq!(locker.locked().len(), 1);
+                assert!(objs[1..].iter().all(|o| !o.is_locked()));
+            }
+        }
+        pr_info!("contended_object_dropped_when_not_asked_again: {backed_off} of 100 lockers backed off\n");
+        if cfg!(CONFIG_DEBUG_WW_MUTEX_SLOWPATH) {
+            assert!(backed_off > 0);
+        }
+        Ok(())
+    }
+
     /// A locker reused job after job with `reset` keeps its array: only the first job allocates.
     #[test]
     fn reset_reuses_the_locker() -> Result {

@@ -11,10 +11,12 @@ mod tests {
         dmabuf_lock::{
             fence::FenceTimeline,
             resv::{FenceUsage, OwnedResv},
-            signalling::{might_wait_for_fence, spawn_signalling_work, SectionGfp},
+            signalling::{
+                might_wait_for_fence, spawn_signalling_work, SectionGfp, SignallingQueue,
+            },
         },
     };
-    use kernel::{prelude::*, workqueue};
+    use kernel::prelude::*;
 
     #[test]
     fn section_nests() -> Result {
@@ -51,7 +53,8 @@ mod tests {
             guard.add_fence(fence.fence(), FenceUsage::Write)?;
         }
         assert!(!resv.test_signaled(FenceUsage::Read));
-        spawn_signalling_work(&task, workqueue::system_unbound(), move |section| {
+        let queue = SignallingQueue::new(c"dl_kunit_signal", &task)?;
+        spawn_signalling_work(&task, &queue, move |section| {
             if let Ok(stamp) = section.alloc(0u64, SectionGfp::Atomic) {
                 drop(stamp);
             }

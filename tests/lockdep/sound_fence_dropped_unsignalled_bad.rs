@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! expect-splat: WARNING: .*dmabuf_lock/fence\.rs[\s\S]*DriverFence
+//! expect-splat: driver fence dropped unsignalled \(R8\)
 //!
 //! Deliberately wrong (R8): a published driver fence is dropped without being signalled. The
 //! library signals it with `-ECANCELED` so no waiter hangs, and warns, since the driver lost

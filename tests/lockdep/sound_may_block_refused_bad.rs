@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! expect-splat: WARNING:.*dmabuf_lock/context\.rs
+//! expect-splat: MayBlock refused: atomic context or fence-signalling section
 //!
 //! Deliberately wrong (R4): asks for a second proof that the task may block where it may not.
 //! The borrow checker keeps the first proof out of a section, but cannot see a second one made
