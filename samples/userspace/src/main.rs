@@ -601,10 +601,8 @@ fn output_checks(r: &mut Report, exporter: &File, importer: &File) {
         ..Default::default()
     });
     let before = open_fds();
-    let result = create_arg
-        .as_ref()
-        .map_err(|e| io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(0)))
-        .and_then(|a| ioctl_ptr(exporter.as_raw_fd(), DLS_IOCTL_CREATE, a.ptr()));
+    let result =
+        create_arg.and_then(|a| ioctl_ptr(exporter.as_raw_fd(), DLS_IOCTL_CREATE, a.ptr()));
     let after = open_fds();
     r.check(
         "create that cannot write the fd back leaves no fd",
