@@ -248,8 +248,8 @@ impl ExporterFile {
         a.fd = fd.reserved_fd() as i32;
         sys::write_arg(arg, &a)?;
         let dmabuf = export(a.pages as usize, charge)?;
-        // SAFETY: The dma-buf's file holds the reference `dma_buf_export` returned; it is handed
-        // over to the fd table here.
+        // SAFETY: `dma_buf_export` succeeded, so the dma-buf's file is set, and it holds the
+        // reference `dma_buf_export` returned: the reference is handed over to the fd table here.
         let file = unsafe { ARef::from_raw(NonNull::new_unchecked((*dmabuf).file.cast())) };
         fd.fd_install(file);
         Ok(0)
