@@ -9,9 +9,16 @@
 //! `/sys/kernel/debug/dmabuf_lock/primed_orders`. Loading it again fails with `EEXIST`, like any
 //! module; without `CONFIG_LOCKDEP` nothing is primed and the file says so.
 //!
+//! The file is made with the C debugfs API rather than `kernel::debugfs`: Linux 7.3's Rust
+//! debugfs builds its `file_operations` without `.owner`, so an open file would not pin the
+//! module, and closing it after an unload would run freed code (README, "Known issues"). Here
+//! the file operations name this module as their owner: while the file is open, the module
+//! cannot be unloaded.
+//!
 //! The library itself is source shared by all modules: see `rust/dmabuf_lock/mod.rs`.
 
-use kernel::{debugfs, fmt, prelude::*};
+use core::ptr::{self, NonNull};
+use kernel::{bindings, error::from_err_ptr, fmt, prelude::*, seq_file::SeqFile, seq_print};
 
 #[path = "dmabuf_lock/mod.rs"]
 pub mod dmabuf_lock;
@@ -56,9 +63,99 @@ impl fmt::Debug for PrimedOrders {
     }
 }
 
+/// Shows `primed_orders`; called by `seq_read` through `single_open`.
+///
+/// # Safety
+///
+/// `seq` is a live `seq_file`.
+unsafe extern "C" fn primed_orders_show(
+    seq: *mut bindings::seq_file,
+    _: *mut kernel::ffi::c_void,
+) -> kernel::ffi::c_int {
+    // SAFETY: The caller passes a live `seq_file`.
+    let seq = unsafe { SeqFile::from_raw(seq) };
+    seq_print!(seq, "{:?}", PrimedOrders);
+    0
+}
+
+/// Opens `primed_orders` as a `single_open` sequence file.
+///
+/// # Safety
+///
+/// Called by the VFS with a file being opened.
+unsafe extern "C" fn primed_orders_open(
+    _inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> kernel::ffi::c_int {
+    // SAFETY: `file` is being opened; `primed_orders_show` uses no private data.
+    unsafe { bindings::single_open(file, Some(primed_orders_show), ptr::null_mut()) }
+}
+
+/// `file_operations` of `primed_orders`, owned by this module.
+struct FileOps(bindings::file_operations);
+
+// SAFETY: The table is never written after initialisation; the VFS only reads it.
+unsafe impl Sync for FileOps {}
+
+static PRIMED_ORDERS_FOPS: FileOps = FileOps(bindings::file_operations {
+    // The open file holds a reference on this module (`fops_get`), so it cannot be unloaded
+    // under it.
+    owner: kernel::module::this_module::<DmabufLock>().as_ptr(),
+    open: Some(primed_orders_open),
+    read: Some(bindings::seq_read),
+    llseek: Some(bindings::seq_lseek),
+    release: Some(bindings::single_release),
+    ..pin_init::zeroed()
+});
+
+/// The module's debugfs directory, removed with everything in it on drop.
+///
+/// # Invariants
+///
+/// `0` is a debugfs dentry made by `debugfs_create_dir`, removed only in `drop`.
+struct DebugfsDir(NonNull<bindings::dentry>);
+
+// SAFETY: A debugfs dentry may be removed from any task.
+unsafe impl Send for DebugfsDir {}
+// SAFETY: `DebugfsDir` offers no access through `&self`.
+unsafe impl Sync for DebugfsDir {}
+
+impl DebugfsDir {
+    /// `/sys/kernel/debug/dmabuf_lock/` with the file `primed_orders`.
+    fn new() -> Result<Self> {
+        // SAFETY: The name is a C string; a NULL parent is the debugfs root.
+        let dir = from_err_ptr(unsafe {
+            bindings::debugfs_create_dir(c"dmabuf_lock".as_char_ptr(), ptr::null_mut())
+        })?;
+        // INVARIANT: `debugfs_create_dir` returned a dentry, not an error.
+        let dir = Self(NonNull::new(dir).ok_or(ENOMEM)?);
+        // SAFETY: `dir.0` is a live debugfs directory; the file operations are static, and
+        // the file lives until the directory is removed.
+        from_err_ptr(unsafe {
+            bindings::debugfs_create_file_full(
+                c"primed_orders".as_char_ptr(),
+                0o444,
+                dir.0.as_ptr(),
+                ptr::null_mut(),
+                ptr::null(),
+                &PRIMED_ORDERS_FOPS.0,
+            )
+        })?;
+        Ok(dir)
+    }
+}
+
+impl Drop for DebugfsDir {
+    fn drop(&mut self) {
+        // SAFETY: The dentry is a debugfs directory made in `new`, removed once (type invariant).
+        // Removal waits for calls in progress on its files; no file is open, since each open
+        // file holds a module reference.
+        unsafe { bindings::debugfs_remove(self.0.as_ptr()) };
+    }
+}
+
 struct DmabufLock {
-    _primed_orders: Pin<KBox<debugfs::File<PrimedOrders>>>,
-    _dir: debugfs::Dir,
+    _dir: DebugfsDir,
 }
 
 impl kernel::Module for DmabufLock {
@@ -67,15 +164,8 @@ impl kernel::Module for DmabufLock {
         for order in CORE_ORDERS.iter() {
             order.prime(&task)?;
         }
-        let dir = debugfs::Dir::new(c"dmabuf_lock");
-        let file = KBox::pin_init(
-            dir.read_only_file(c"primed_orders", PrimedOrders),
-            GFP_KERNEL,
-        )?;
+        let dir = DebugfsDir::new()?;
         pr_info!("library core loaded\n");
-        Ok(Self {
-            _primed_orders: file,
-            _dir: dir,
-        })
+        Ok(Self { _dir: dir })
     }
 }

@@ -12,20 +12,31 @@
 //! that the core calls with the reservation held never take it again (R10).
 //!
 //! The ioctls are in `samples/uapi/dmabuf_lock_sample.h`. Each exported buffer holds a module
-//! reference, so the module cannot be unloaded while buffers are alive.
+//! reference, so the module cannot be unloaded while buffers are alive; so does each job until
+//! its fence has signalled, since an unsignalled fence points to this module's fence ops. Jobs
+//! complete on the module's own workqueue, which module exit drains.
+//!
+//! Buffer pages are charged to the caller's memory cgroup, and the buffers one open file has
+//! created and that are still alive hold at most [`DLS_MAX_FILE_PAGES`] pages.
 
-use core::mem::size_of;
+use core::{mem::size_of, ops::Deref, ptr::NonNull};
 use kernel::{
     bindings,
     error::{from_err_ptr, to_result},
-    fs::File,
+    fs::{file::FileDescriptorReservation, File},
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
     mm::virt::VmaNew,
     page::Page,
     prelude::*,
-    time::{delay::fsleep, Delta},
+    sync::{
+        aref::ARef,
+        atomic::{Atomic, Relaxed},
+        Arc,
+    },
+    time::msecs_to_jiffies,
     transmute::{AsBytes, FromBytes},
     uaccess::{UserPtr, UserSlice},
+    workqueue::{self, impl_has_delayed_work, new_delayed_work, DelayedWork, WorkItem},
 };
 use pin_init::stack_pin_init;
 
@@ -36,12 +47,11 @@ pub mod uapi;
 
 use dmabuf_lock::{
     context::MayBlock,
-    fence::FenceTimeline,
+    fence::{DriverFence, FenceTimeline},
     locker::{LockerFlags, ResvLocker},
     resv::{FenceUsage, Resv},
-    signalling::{spawn_signalling_work, SignallingQueue},
 };
-use uapi::{DlsCreate, DlsJob, DLS_MAX_JOB_BUFFERS, DLS_MAX_PAGES};
+use uapi::{DlsCreate, DlsJob, DLS_MAX_FILE_PAGES, DLS_MAX_JOB_BUFFERS, DLS_MAX_PAGES};
 
 module! {
     type: ExporterModule,
@@ -64,35 +74,142 @@ unsafe impl AsBytes for DlsJob {}
 #[pin_data]
 struct ExporterModule {
     #[pin]
-    _misc: MiscDeviceRegistration<ExporterFile>,
+    misc: MiscDeviceRegistration<ExporterFile>,
+    /// Where jobs complete. Dropped after `misc`, so after every file is closed, and after every
+    /// job has dropped its module reference: dropping it waits for the last one to return.
+    jobs: Arc<JobQueue>,
 }
 
 impl kernel::InPlaceModule for ExporterModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
-            _misc <- MiscDeviceRegistration::register(MiscDeviceOptions {
+            jobs: Arc::new(JobQueue::new(c"dmabuf_exporter_jobs")?, GFP_KERNEL)?,
+            misc <- MiscDeviceRegistration::register(MiscDeviceOptions {
                 name: c"dmabuf_exporter",
             }),
         })
     }
 }
 
-/// An open `/dev/dmabuf_exporter`: the timeline of its jobs' fences.
+/// An unbound workqueue of this module's own (`WQ_MEM_RECLAIM`: fence signalling must not wait
+/// for memory), destroyed on drop, which first waits for every work item on it to finish.
+///
+/// # Invariants
+///
+/// `0` is a workqueue from `alloc_workqueue`, destroyed only in `drop`.
+struct JobQueue(NonNull<bindings::workqueue_struct>);
+
+// SAFETY: A workqueue may be used and destroyed from any task.
+unsafe impl Send for JobQueue {}
+// SAFETY: Every operation on a workqueue through `Queue` takes `&self` and is thread-safe.
+unsafe impl Sync for JobQueue {}
+
+impl JobQueue {
+    fn new(name: &'static CStr) -> Result<Self> {
+        // SAFETY: The format "%s" takes the one string argument given, a valid C string.
+        let wq = unsafe {
+            bindings::alloc_workqueue_noprof(
+                c"%s".as_char_ptr(),
+                bindings::wq_flags_WQ_MEM_RECLAIM | bindings::wq_flags_WQ_UNBOUND,
+                0,
+                name.as_char_ptr(),
+            )
+        };
+        // INVARIANT: A non-null result is a new workqueue.
+        NonNull::new(wq).map(Self).ok_or(ENOMEM)
+    }
+}
+
+impl Deref for JobQueue {
+    type Target = workqueue::Queue;
+
+    fn deref(&self) -> &workqueue::Queue {
+        // SAFETY: The workqueue lives until `self` is dropped (type invariant).
+        unsafe { workqueue::Queue::from_raw(self.0.as_ptr()) }
+    }
+}
+
+impl Drop for JobQueue {
+    fn drop(&mut self) {
+        // SAFETY: The workqueue came from `alloc_workqueue` and is destroyed once (type
+        // invariant); `destroy_workqueue` drains it first.
+        unsafe { bindings::destroy_workqueue(self.0.as_ptr()) };
+    }
+}
+
+/// A reference on this module, taken with `__module_get` and dropped with `module_put`.
+struct ModuleRef(());
+
+impl ModuleRef {
+    /// Takes a reference; the caller runs in a call this module already holds a reference for
+    /// (an ioctl on one of its files).
+    fn get() -> Self {
+        // SAFETY: The module is live: the caller's open file holds a reference on it.
+        unsafe { bindings::__module_get(kernel::module::this_module::<ExporterModule>().as_ptr()) };
+        Self(())
+    }
+}
+
+impl Drop for ModuleRef {
+    fn drop(&mut self) {
+        // SAFETY: Drops the reference taken in `get`.
+        unsafe { bindings::module_put(kernel::module::this_module::<ExporterModule>().as_ptr()) };
+    }
+}
+
+/// Pages held by the live buffers one file has created, at most [`DLS_MAX_FILE_PAGES`].
+struct PageBudget(Atomic<u64>);
+
+/// A charge of `pages` against a [`PageBudget`], given back on drop.
+struct Charge {
+    budget: Arc<PageBudget>,
+    pages: u64,
+}
+
+impl Charge {
+    /// Charges `pages` to `budget`: `ENOSPC` if it would go over.
+    fn new(budget: &Arc<PageBudget>, pages: u64) -> Result<Self> {
+        let charge = Self {
+            budget: budget.clone(),
+            pages,
+        };
+        if budget.0.fetch_add(pages, Relaxed) + pages > DLS_MAX_FILE_PAGES {
+            // Dropping the charge gives the pages back.
+            return Err(ENOSPC);
+        }
+        Ok(charge)
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.budget.0.fetch_sub(self.pages, Relaxed);
+    }
+}
+
+/// An open `/dev/dmabuf_exporter`: the timeline of its jobs' fences, the module's job queue, and
+/// what its buffers hold.
 struct ExporterFile {
     timeline: FenceTimeline,
-    signal_queue: SignallingQueue,
+    jobs: Arc<JobQueue>,
+    budget: Arc<PageBudget>,
 }
 
 #[vtable]
 impl MiscDevice for ExporterFile {
     type Ptr = KBox<Self>;
 
-    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<KBox<Self>> {
-        let task = MayBlock::new()?;
+    fn open(_file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<KBox<Self>> {
+        // SAFETY: The only registration of `ExporterFile`s is the `misc` field of the module's
+        // pinned `ExporterModule`, which lives while one of its files is being opened (the
+        // device's file operations hold a reference on the module).
+        let module =
+            unsafe { &*kernel::container_of!(core::ptr::from_ref(misc), ExporterModule, misc) };
         Ok(KBox::new(
             Self {
                 timeline: FenceTimeline::new(),
-                signal_queue: SignallingQueue::new(c"dmabuf_exporter", &task)?,
+                jobs: module.jobs.clone(),
+                budget: Arc::new(PageBudget(Atomic::new(0)), GFP_KERNEL)?,
             },
             GFP_KERNEL,
         )?)
@@ -101,7 +218,7 @@ impl MiscDevice for ExporterFile {
     fn ioctl(me: &ExporterFile, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
         let task = MayBlock::new()?;
         match cmd {
-            uapi::DLS_IOCTL_CREATE => create(arg),
+            uapi::DLS_IOCTL_CREATE => me.create(arg),
             uapi::DLS_IOCTL_JOB => me.job(&task, arg),
             uapi::DLS_IOCTL_EVICT => evict(&task, arg),
             _ => Err(ENOTTY),
@@ -113,22 +230,48 @@ impl MiscDevice for ExporterFile {
 struct Buffer {
     pages: KVec<Page>,
     page_ptrs: KVec<*mut bindings::page>,
+    _charge: Charge,
 }
 
-fn create(arg: usize) -> Result<isize> {
-    let mut a: DlsCreate = sys::read_arg(arg, |a: &DlsCreate| (a.version, a.size))?;
-    if a.pages == 0 || a.pages > DLS_MAX_PAGES {
-        return Err(EINVAL);
+impl ExporterFile {
+    fn create(&self, arg: usize) -> Result<isize> {
+        let mut a: DlsCreate = sys::read_arg(arg, |a: &DlsCreate| (a.version, a.size))?;
+        if a.pad != 0 || a.pages == 0 || a.pages > DLS_MAX_PAGES {
+            return Err(EINVAL);
+        }
+        let charge = Charge::new(&self.budget, a.pages)?;
+        // The fd is reserved and written back first, and installed last: once installed it
+        // cannot be taken back, so nothing may fail after that.
+        let fd = FileDescriptorReservation::get_unused_fd_flags(bindings::O_CLOEXEC)?;
+        a.fd = fd.reserved_fd() as i32;
+        sys::write_arg(arg, &a)?;
+        let dmabuf = export(a.pages as usize, charge)?;
+        // SAFETY: `dma_buf_export` succeeded, so the dma-buf's file is set, and it holds the
+        // reference `dma_buf_export` returned: the reference is handed over to the fd table here.
+        let file = unsafe { ARef::from_raw(NonNull::new_unchecked((*dmabuf).file.cast())) };
+        fd.fd_install(file);
+        Ok(0)
     }
-    let count = a.pages as usize;
-    let mut pages = KVec::with_capacity(count, GFP_KERNEL)?;
-    let mut page_ptrs = KVec::with_capacity(count, GFP_KERNEL)?;
+}
+
+/// Allocates `count` zeroed pages, charged to the caller's memory cgroup, and exports them as a
+/// new dma-buf; returns its reference.
+fn export(count: usize, charge: Charge) -> Result<*mut bindings::dma_buf> {
+    let mut pages = KVec::with_capacity(count, GFP_KERNEL_ACCOUNT)?;
+    let mut page_ptrs = KVec::with_capacity(count, GFP_KERNEL_ACCOUNT)?;
     for _ in 0..count {
-        let page = Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?;
-        page_ptrs.push(page.as_ptr(), GFP_KERNEL)?;
-        pages.push(page, GFP_KERNEL)?;
+        let page = Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?;
+        page_ptrs.push(page.as_ptr(), GFP_KERNEL_ACCOUNT)?;
+        pages.push(page, GFP_KERNEL_ACCOUNT)?;
     }
-    let buffer = KBox::into_raw(KBox::new(Buffer { pages, page_ptrs }, GFP_KERNEL)?);
+    let buffer = KBox::into_raw(KBox::new(
+        Buffer {
+            pages,
+            page_ptrs,
+            _charge: charge,
+        },
+        GFP_KERNEL_ACCOUNT,
+    )?);
     let info = bindings::dma_buf_export_info {
         exp_name: c"dmabuf_exporter".as_char_ptr(),
         owner: kernel::module::this_module::<ExporterModule>().as_ptr(),
@@ -139,24 +282,10 @@ fn create(arg: usize) -> Result<isize> {
         priv_: buffer.cast(),
     };
     // SAFETY: `info` is complete; on success the dma-buf owns `buffer` and frees it in `release`.
-    let dmabuf = match from_err_ptr(unsafe { bindings::dma_buf_export(&info) }) {
-        Ok(dmabuf) => dmabuf,
-        Err(e) => {
-            // SAFETY: The export failed, so `buffer` is still ours.
-            drop(unsafe { KBox::from_raw(buffer) });
-            return Err(e);
-        }
-    };
-    // SAFETY: `dmabuf` is a new dma-buf whose reference `dma_buf_fd` takes over on success.
-    let fd = unsafe { bindings::dma_buf_fd(dmabuf, bindings::O_CLOEXEC as i32) };
-    if fd < 0 {
-        // SAFETY: The fd was not made, so the reference is still ours to drop.
-        unsafe { sys::dma_buf_put(dmabuf) };
-        return Err(Error::from_errno(fd));
-    }
-    a.fd = fd;
-    sys::write_arg(arg, &a)?;
-    Ok(0)
+    from_err_ptr(unsafe { bindings::dma_buf_export(&info) }).inspect_err(|_| {
+        // SAFETY: The export failed, so `buffer` is still ours.
+        drop(unsafe { KBox::from_raw(buffer) });
+    })
 }
 
 /// A dma-buf of this exporter, referenced from an fd; dropped with `dma_buf_put`.
@@ -206,7 +335,19 @@ impl ExporterFile {
             let fd = i32::from_ne_bytes([fd[0], fd[1], fd[2], fd[3]]);
             buffers.push(OwnBuffer::from_fd(fd)?, GFP_KERNEL)?;
         }
+        // The seqno is written back once the fence is published, when the job can no longer be
+        // taken back: check now, before any lock (R1), that the argument can be written.
+        sys::write_arg(arg, &a)?;
         let prepared = self.timeline.prepare(task)?;
+        // The job's completion: allocated here, since nothing may fail once the fence is armed.
+        let mut work = KBox::pin_init(
+            pin_init!(JobWork {
+                work <- new_delayed_work!("dmabuf_exporter::JobWork"),
+                fence: None,
+                _module: ModuleRef::get(),
+            }),
+            GFP_KERNEL,
+        )?;
         // The locker lives in this block only: its acquire context counts as a reservation lock
         // for lockdep until it is finalised, so it must be gone before user memory is touched
         // again below (R1).
@@ -227,13 +368,49 @@ impl ExporterFile {
             fence
         };
         a.seqno = fence.fence().seqno();
-        let delay = i64::from(a.delay_ms);
-        spawn_signalling_work(task, &self.signal_queue, move |_section| {
-            fsleep(Delta::from_millis(delay));
-            fence.signal(Ok(()));
-        })?;
-        sys::write_arg(arg, &a)?;
+        *work.as_mut().project().fence = Some(fence);
+        // A timer per job: no job's completion waits behind another's delay (R8).
+        self.jobs
+            .enqueue_delayed(work, msecs_to_jiffies(a.delay_ms));
+        // The job is submitted and cannot fail any more; the argument was writable above, so
+        // this write fails only if another thread unmapped it since, which does not undo the job.
+        let _ = sys::write_arg(arg, &a);
         Ok(0)
+    }
+}
+
+/// A submitted job: it signals its fence when its delay has passed, and holds a module
+/// reference until then, since the unsignalled fence points to this module's fence ops.
+#[pin_data]
+struct JobWork {
+    #[pin]
+    work: DelayedWork<JobWork>,
+    fence: Option<DriverFence>,
+    _module: ModuleRef,
+}
+
+impl_has_delayed_work! {
+    impl HasDelayedWork<Self> for JobWork { self.work }
+}
+
+impl WorkItem for JobWork {
+    type Pointer = Pin<KBox<JobWork>>;
+
+    /// Runs on the module's [`JobQueue`]. It drops the module reference last: module exit may
+    /// then begin, but destroying the queue waits for this function to return.
+    fn run(mut this: Pin<KBox<JobWork>>) {
+        let Some(fence) = this.as_mut().project().fence.take() else {
+            return;
+        };
+        // The path from publishing the fence to signalling it is a signalling section (R4, R5);
+        // a worker runs outside any, so the proof that opens one is given.
+        match MayBlock::new() {
+            Ok(mut task) => {
+                let _section = task.signalling_section();
+                fence.signal(Ok(()));
+            }
+            Err(_) => fence.signal(Ok(())),
+        }
     }
 }
 

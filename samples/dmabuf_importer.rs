@@ -8,6 +8,10 @@
 //! and made again on the next map (R10). Waiting for the buffer's implicit write fences uses a
 //! timeout (R3); the checksum reads the buffer through CPU access.
 //!
+//! The per-file table of imports is locked only to look an import up (taking a reference on it),
+//! to add one or to take one out: never across a wait, so one thread's long wait does not block
+//! another's map.
+//!
 //! The mapping lives in a cell that only code holding the reservation touches, which is what
 //! the invalidate callback, called from the exporter's task, relies on.
 
@@ -20,8 +24,9 @@ use kernel::{
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
     new_mutex,
     prelude::*,
-    sync::{aref::ARef, Mutex},
+    sync::{aref::ARef, Arc, Mutex},
     transmute::{AsBytes, FromBytes},
+    uaccess::{UserPtr, UserSlice},
 };
 
 #[path = "../rust/dmabuf_lock/mod.rs"]
@@ -69,6 +74,11 @@ impl kernel::InPlaceModule for ImporterModule {
     }
 }
 
+/// `PROT_READ` and `MAP_SHARED` of `<uapi/asm-generic/mman-common.h>` (bindgen does not see
+/// them): the same on every architecture.
+const PROT_READ: kernel::ffi::c_ulong = 0x1;
+const MAP_SHARED: kernel::ffi::c_ulong = 0x1;
+
 /// Most imports one open file may hold.
 const MAX_IMPORTS: usize = 256;
 
@@ -77,7 +87,7 @@ const MAX_IMPORTS: usize = 256;
 struct ImporterFile {
     dev: ARef<Device>,
     #[pin]
-    imports: Mutex<KVec<Option<KBox<Import>>>>,
+    imports: Mutex<KVec<Option<Arc<Import>>>>,
 }
 
 /// One imported dma-buf: a reference, a dynamic attachment, and its mapping.
@@ -98,6 +108,9 @@ struct Mapping(UnsafeCell<*mut bindings::sg_table>);
 
 // SAFETY: `Import` owns its references; the mapping is accessed under the reservation lock only.
 unsafe impl Send for Import {}
+// SAFETY: Through `&Import` the dma-buf and the attachment are only passed to dma-buf calls that
+// may run concurrently, and the mapping is only touched with the reservation held.
+unsafe impl Sync for Import {}
 
 impl Import {
     fn resv(&self) -> &Resv {
@@ -191,7 +204,7 @@ impl MiscDevice for ImporterFile {
             uapi::DLI_IOCTL_IMPORT => me.import(arg),
             uapi::DLI_IOCTL_MAP => me.op(arg, |import, _| import.map(&task)),
             uapi::DLI_IOCTL_WAIT => me.op(arg, |import, op| import.wait(&task, op.timeout_ms)),
-            uapi::DLI_IOCTL_CHECKSUM => me.op(arg, |import, _| import.checksum()),
+            uapi::DLI_IOCTL_CHECKSUM => me.op(arg, |import, _| import.checksum(&task)),
             uapi::DLI_IOCTL_RELEASE => me.release(arg),
             _ => Err(ENOTTY),
         }
@@ -229,7 +242,7 @@ impl ImporterFile {
             }
         };
         // INVARIANT: `attach` is a live attachment of `buf` whose private data is `mapping`.
-        let import = KBox::new(
+        let import = Arc::new(
             Import {
                 buf,
                 attach,
@@ -246,27 +259,35 @@ impl ImporterFile {
             }
             None => return Err(ENOSPC),
         };
-        imports[slot] = Some(import);
+        imports[slot] = Some(import.clone());
         a.handle = slot as u32 + 1;
         drop(imports);
         if let Err(e) = sys::write_arg(arg, &a) {
-            self.imports.lock()[slot] = None;
+            // Another thread may have released the handle meanwhile and imported another buffer
+            // into the same slot: take the slot back only if it still holds this import.
+            let mut imports = self.imports.lock();
+            let own = imports[slot]
+                .as_ref()
+                .is_some_and(|held| Arc::ptr_eq(held, &import));
+            let undone = if own { imports[slot].take() } else { None };
+            drop(imports);
+            // The import is dropped, if this was its last reference, after the lock.
+            drop(undone);
             return Err(e);
         }
         Ok(0)
     }
 
-    /// Runs `f` on the import an op names, and writes its result back.
+    /// Runs `f` on the import an op names, and writes its result back. The table is locked only
+    /// to take a reference on the import: `f` may wait.
     fn op(&self, arg: usize, f: impl FnOnce(&Import, &DliOp) -> Result<u64>) -> Result<isize> {
         let mut op: DliOp = sys::read_arg(arg, |a: &DliOp| (a.version, a.size))?;
-        let imports = self.imports.lock();
         let import = (op.handle as usize)
             .checked_sub(1)
-            .and_then(|i| imports.get(i))
-            .and_then(Option::as_ref)
+            .and_then(|i| self.imports.lock().get(i).cloned().flatten())
             .ok_or(ENOENT)?;
-        op.result = f(import, &op)?;
-        drop(imports);
+        op.result = f(&import, &op)?;
+        drop(import);
         sys::write_arg(arg, &op)?;
         Ok(0)
     }
@@ -318,37 +339,49 @@ impl Import {
     }
 
     /// Reads the buffer through CPU access and returns its FNV-1a checksum.
-    fn checksum(&self) -> Result<u64> {
+    ///
+    /// An importer cannot see a dma-buf's pages (with `CONFIG_DMABUF_DEBUG` the core even hides
+    /// them from the mapped table), and the core's `dma_buf_vmap()` warns whenever the
+    /// exporter's vmap fails, as it does when memory is short. So the buffer is mapped into the
+    /// calling process, as its own `mmap` of the dma-buf would be, and read through that mapping
+    /// a page at a time: every failure is an errno. The mapping is the caller's own memory, which
+    /// is only ever copied from.
+    fn checksum(&self, _task: &MayBlock) -> Result<u64> {
         let dir = bindings::dma_data_direction::DMA_FROM_DEVICE;
-        // SAFETY: The buffer is referenced; begin and end are paired below.
+        // SAFETY: The buffer is referenced; begin and end are paired below. Waiting for the
+        // buffer's fences here is interruptible, and the caller holds no lock (`MayBlock`).
         kernel::error::to_result(unsafe { bindings::dma_buf_begin_cpu_access(self.buf, dir) })?;
-        // SAFETY: All-zero is an empty map for the exporter to fill.
-        let mut map: bindings::iosys_map = unsafe { core::mem::zeroed() };
-        // SAFETY: The buffer is referenced; the map is undone below.
-        let ret = kernel::error::to_result(unsafe {
-            bindings::dma_buf_vmap_unlocked(self.buf, &mut map)
-        });
-        let sum = ret.and_then(|()| {
-            if map.is_iomem {
-                // SAFETY: Undoes the vmap above.
-                unsafe { bindings::dma_buf_vunmap_unlocked(self.buf, &mut map) };
-                return Err(EINVAL);
-            }
-            // SAFETY: The exporter mapped the whole buffer, `size` bytes, at `vaddr`, until the
-            // vunmap below.
-            let bytes = unsafe {
-                core::slice::from_raw_parts(
-                    map.__bindgen_anon_1.vaddr.cast::<u8>(),
-                    (*self.buf).size,
-                )
-            };
-            let sum = uapi::checksum(bytes);
-            // SAFETY: Undoes the vmap above.
-            unsafe { bindings::dma_buf_vunmap_unlocked(self.buf, &mut map) };
-            Ok(sum)
-        });
+        let sum = self.read_mapped();
         // SAFETY: Pairs with the begin above.
         unsafe { bindings::dma_buf_end_cpu_access(self.buf, dir) };
+        sum
+    }
+
+    /// Maps the whole buffer read-only into the calling process and checksums it; unmaps it.
+    fn read_mapped(&self) -> Result<u64> {
+        // SAFETY: The dma-buf is referenced, so its file and size are valid.
+        let (file, size) = unsafe { ((*self.buf).file, (*self.buf).size) };
+        let len = size as kernel::ffi::c_ulong;
+        // SAFETY: An ioctl runs in the calling process, whose memory map this changes; `file` is
+        // a live file, referenced by the dma-buf.
+        let addr = unsafe { bindings::vm_mmap(file, 0, len, PROT_READ, MAP_SHARED, 0) };
+        // `vm_mmap` returns an address or a negative errno.
+        if let Ok(errno @ -4095..=-1) = i32::try_from(addr as isize) {
+            return Err(Error::from_errno(errno));
+        }
+        let sum = (|| {
+            let mut page = KVec::from_elem(0u8, kernel::page::PAGE_SIZE, GFP_KERNEL)?;
+            let mut reader = UserSlice::new(UserPtr::from_addr(addr as usize), size).reader();
+            let mut sum = uapi::CHECKSUM_START;
+            while !reader.is_empty() {
+                let n = reader.len().min(page.len());
+                reader.read_slice(&mut page[..n])?;
+                sum = uapi::checksum_more(sum, &page[..n]);
+            }
+            Ok(sum)
+        })();
+        // SAFETY: Unmaps the range mapped above, in the same process.
+        unsafe { bindings::vm_munmap(addr, len as usize) };
         sum
     }
 }

@@ -10,6 +10,8 @@ pub const DLS_UAPI_VERSION: u32 = 1;
 pub const DLS_MAX_PAGES: u64 = 1024;
 /// Most buffers in one job.
 pub const DLS_MAX_JOB_BUFFERS: u32 = 64;
+/// Most pages the live buffers created through one open exporter file may hold.
+pub const DLS_MAX_FILE_PAGES: u64 = 16384;
 
 /// `struct dls_create`.
 #[repr(C)]
@@ -23,7 +25,7 @@ pub struct DlsCreate {
     pub pages: u64,
     /// Out: the dma-buf fd.
     pub fd: i32,
-    /// Zero.
+    /// Zero (`EINVAL` otherwise).
     pub pad: u32,
 }
 
@@ -104,7 +106,16 @@ pub const DLI_IOCTL_RELEASE: u32 = iowr(0x54, core::mem::size_of::<DliOp>());
 
 /// FNV-1a, 64 bits: the checksum both sides compute.
 pub fn checksum(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+    checksum_more(CHECKSUM_START, bytes)
+}
+
+/// The FNV-1a state before any byte.
+pub const CHECKSUM_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Continues a checksum with more bytes: `checksum_more(checksum(a), b)` is the checksum of `a`
+/// followed by `b`.
+pub fn checksum_more(state: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(state, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
 }

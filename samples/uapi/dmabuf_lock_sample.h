@@ -17,8 +17,18 @@
 #define DLS_MAX_PAGES 1024
 /* Most buffers one job may use. */
 #define DLS_MAX_JOB_BUFFERS 64
+/*
+ * Most pages (64 MiB) that the live buffers created through one open exporter file may hold:
+ * DLS_IOCTL_CREATE fails with ENOSPC beyond it. A buffer counts until its last reference is gone,
+ * even after the file that created it is closed. Buffer pages are also charged to the creating
+ * task's memory cgroup.
+ */
+#define DLS_MAX_FILE_PAGES 16384
 
-/* Exporter: create a buffer of `pages` zeroed pages; returns a dma-buf fd. */
+/*
+ * Exporter: create a buffer of `pages` zeroed pages; returns a dma-buf fd. `pad` must be zero.
+ * On any error no fd is created.
+ */
 struct dls_create {
 	__u32 version;
 	__u32 size;
@@ -29,7 +39,8 @@ struct dls_create {
 
 /*
  * Exporter: a job writing `count` buffers (dma-buf fds at `fds_ptr`, from this exporter): each
- * gets a write fence, signalled `delay_ms` after submission.
+ * gets a write fence, signalled `delay_ms` (at most 10000) after submission. On any error,
+ * EFAULT included, no fence was published.
  */
 struct dls_job {
 	__u32 version;
