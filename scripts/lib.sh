@@ -42,6 +42,23 @@ note() {
 DL_CONFIG=${DL_CONFIG:-test}
 DL_FRAGMENT=$DL_TOP/config/$DL_CONFIG.config
 
+# Print a fragment with its '# include: NAME' lines replaced by config/NAME.config (expanded
+# too): what Kconfig gets, and what the build directory's key is made from. The file's own
+# header comments (before its first CONFIG_ or include line) are left out of an included file.
+dl_fragment_text() { # fragment-file
+	local line
+	while IFS= read -r line; do
+		case $line in
+		"# include: "*)
+			local inc=$DL_TOP/config/${line#\# include: }.config
+			[ -r "$inc" ] || die "$1 includes '${line#\# include: }', which has no config/*.config"
+			dl_fragment_text "$inc"
+			;;
+		*) echo "$line" ;;
+		esac
+	done <"$1"
+}
+
 # Which Debian source package was chosen, once resolved: "<package> <version> <deb file>".
 DL_RESOLVED=$DL_CACHE/apt/resolved-$DL_KERNEL_SERIES
 
@@ -53,13 +70,15 @@ dl_toolchain_id() {
 }
 
 # Print the build directory of the test kernel for the current fragment and toolchain. The key
-# covers the Debian package version, the fragment and the toolchain, so changing any of them
-# selects a fresh build while old ones stay cached.
+# covers the Debian package version, the fragment's options (includes expanded; comments do not
+# count) and the toolchain, so changing any of them selects a fresh build while old ones stay
+# cached.
 dl_kernel_build_dir() {
 	[ -r "$DL_RESOLVED" ] || return 1
 	local pkg ver deb hash
 	read -r pkg ver deb <"$DL_RESOLVED"
-	hash=$( { cat "$DL_FRAGMENT"; dl_toolchain_id; } | sha256sum | cut -c1-12)
+	hash=$( { dl_fragment_text "$DL_FRAGMENT" | grep '^CONFIG_'; dl_toolchain_id; } |
+		sha256sum | cut -c1-12)
 	echo "$DL_CACHE/kernel/${ver//[~+:]/_}-$DL_CONFIG-$hash"
 }
 

@@ -69,7 +69,9 @@ pub struct LockerFlags {
     pub interruptible: bool,
     /// Treat locking an object twice as success instead of `EALREADY`.
     pub ignore_duplicates: bool,
-    /// Fence slots to reserve on every object once it is locked.
+    /// Fence slots that [`Pass::lock`] reserves on every object once it is locked: 0 locks
+    /// only (`drm_exec_lock_obj()`), `n` is `drm_exec_prepare_obj(obj, n)`. [`Pass::prepare`]
+    /// names the count per object instead.
     pub fence_slots: u32,
 }
 
@@ -326,11 +328,10 @@ impl<'o> ResvLocker<'o> {
     /// locks grows (with `GFP_KERNEL`, allowed under reservations by R2) only when it is full;
     /// if that fails, the guard is dropped and the lock released.
     #[inline(always)]
-    fn hold(&mut self, mut guard: ResvGuard<'o>) -> Result {
+    fn hold(&mut self, mut guard: ResvGuard<'o>, slots: u32) -> Result {
         if self.held.len() == self.held.capacity() {
             self.stats.allocations = self.stats.allocations.wrapping_add(1);
         }
-        let slots = self.flags.fence_slots;
         if slots > 0 {
             guard.reserve_fences(slots)?;
         }
@@ -367,6 +368,29 @@ impl<'o> Pass<'_, 'o> {
     /// ```
     #[inline(always)]
     pub fn lock(&mut self, resv: &'o Resv) -> core::result::Result<(), PassError> {
+        let slots = self.locker.flags.fence_slots;
+        self.lock_reserving(resv, slots)
+    }
+
+    /// Locks `resv` and reserves `num_fences` fence slots on it (`drm_exec_prepare_obj()`),
+    /// whatever [`LockerFlags::fence_slots`] says, so lock-only and prepared objects mix in one
+    /// pass. `num_fences` is 1 to [`super::resv::MAX_FENCE_RESERVE`]: 0, on which the C function
+    /// warns, is `EINVAL` here. On a duplicate ignored with [`LockerFlags::ignore_duplicates`]
+    /// the slots are reserved on the object already held, as in C.
+    ///
+    /// ```ignore
+    /// pass.prepare(job.vm_resv(), 1)?;
+    /// pass.lock(bo.resv())?; // with the default flags: lock only
+    /// ```
+    pub fn prepare(&mut self, resv: &'o Resv, num_fences: u32) -> core::result::Result<(), PassError> {
+        if num_fences == 0 {
+            return Err(EINVAL.into());
+        }
+        self.lock_reserving(resv, num_fences)
+    }
+
+    #[inline(always)]
+    fn lock_reserving(&mut self, resv: &'o Resv, slots: u32) -> core::result::Result<(), PassError> {
         let l = &mut *self.locker;
         if l.contended.is_some() {
             return Err(PassError(PassErrorKind::Contended));
@@ -374,13 +398,17 @@ impl<'o> Pass<'_, 'o> {
         // SAFETY: The guard is stored in `held` (or dropped), which is emptied before the
         // context is finalised (`ResvLocker`'s drop) or restarted (`reset`).
         match unsafe { l.ctx.lock(resv, l.flags.interruptible) } {
-            Ok(Acquired::Locked(guard)) => Ok(l.hold(guard)?),
+            Ok(Acquired::Locked(guard)) => Ok(l.hold(guard, slots)?),
             Ok(Acquired::AlreadyHeld) => {
                 let prelocked = l.prelocked.take_if(|g| core::ptr::eq(g.resv(), resv));
                 if let Some(guard) = prelocked {
                     // Taken on the slow path; it joins the list in the order of this pass.
-                    Ok(l.hold(guard)?)
+                    Ok(l.hold(guard, slots)?)
                 } else if l.flags.ignore_duplicates {
+                    let held = l.held.iter_mut().find(|g| core::ptr::eq(g.resv(), resv));
+                    if let (Some(guard), true) = (held, slots > 0) {
+                        guard.reserve_fences(slots)?;
+                    }
                     Ok(())
                 } else {
                     Err(EALREADY.into())

@@ -100,6 +100,10 @@ impl Resv {
     ///
     /// `ptr` points to a `dma_resv` that was initialised with `dma_resv_init` and that stays
     /// initialised and in place for `'a`.
+    ///
+    /// A guard of it that is leaked keeps it locked past `'a`; when its C owner then frees it
+    /// on another task with lockdep on, lockdep keeps a pointer to it (see "Known limits" in
+    /// `Documentation/soundness.md`).
     pub unsafe fn from_raw<'a>(ptr: *mut bindings::dma_resv) -> &'a Self {
         // INVARIANT: The caller guarantees that `ptr` is initialised and stays so for `'a`.
         // SAFETY: `Resv` is `repr(transparent)` over `Opaque<dma_resv>`, which has the layout of

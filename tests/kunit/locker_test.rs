@@ -10,8 +10,9 @@ mod tests {
         common::{new_resvs, task, Objects, PendingSignal},
         dmabuf_lock::{
             context::MayBlock,
+            fence::FenceTimeline,
             locker::{LockerFlags, ResvLocker},
-            resv::{OwnedResv, Resv},
+            resv::{FenceUsage, OwnedResv, Resv},
         },
     };
     use kernel::{
@@ -199,6 +200,41 @@ mod tests {
         if cfg!(CONFIG_DEBUG_WW_MUTEX_SLOWPATH) {
             assert!(backed_off > 0);
         }
+        Ok(())
+    }
+
+    /// Lock-only and prepared objects mix in one pass (`drm_exec_lock_obj()` and
+    /// `drm_exec_prepare_obj()`); preparing with 0 slots is `EINVAL`, not the kernel's warning.
+    #[test]
+    fn lock_only_and_prepare_in_one_pass() -> Result {
+        let task = task()?;
+        let objs = new_resvs(2)?;
+        let all = refs(&objs)?;
+        let fence = FenceTimeline::new().prepare(&task)?.arm();
+        {
+            stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
+            locker.as_mut().lock_all(&task, |pass| {
+                pass.lock(all[0])?;
+                pass.prepare(all[1], 2)?;
+                Ok(())
+            })?;
+            let mut held = locker.as_mut().locked_mut();
+            let (Some(mut lock_only), Some(mut prepared)) = (held.next(), held.next()) else {
+                return Err(EINVAL);
+            };
+            assert_eq!(lock_only.add_fence(fence.fence(), FenceUsage::Write), Err(ENOSPC));
+            prepared.add_fence(fence.fence(), FenceUsage::Write)?;
+        }
+        {
+            stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
+            let zero = locker.as_mut().lock_all(&task, |pass| {
+                pass.prepare(all[0], 0)?;
+                Ok(())
+            });
+            assert_eq!(zero, Err(EINVAL));
+            assert!(!objs[0].is_locked());
+        }
+        fence.signal(Ok(()));
         Ok(())
     }
 
