@@ -12,7 +12,7 @@
 //! |----------------|------|
 //! | `drm_exec_init(&exec, flags, nr)` | `stack_pin_init!(let locker = ResvLocker::new(flags))` |
 //! | `drm_exec_until_all_locked(&exec) { ... }` | `locker.as_mut().lock_all(&task, \|pass\| { ... })`, or `lock_slice` / `lock_iter` |
-//! | `drm_exec_lock_obj()` / `drm_exec_prepare_obj()` | `pass.lock(resv)?` (fence slots per [`LockerFlags`]) |
+//! | `drm_exec_lock_obj()` / `drm_exec_prepare_obj(obj, n)` | `pass.lock(resv)?` (fence slots per [`LockerFlags`]) / `pass.prepare(resv, n)?` |
 //! | `drm_exec_retry_on_contention()` | the `?` on `pass.lock` |
 //! | `DRM_EXEC_INTERRUPTIBLE_WAIT`, `DRM_EXEC_IGNORE_DUPLICATES` | [`LockerFlags`] |
 //! | `drm_exec_fini(&exec)` | drop |
@@ -382,7 +382,11 @@ impl<'o> Pass<'_, 'o> {
     /// pass.prepare(job.vm_resv(), 1)?;
     /// pass.lock(bo.resv())?; // with the default flags: lock only
     /// ```
-    pub fn prepare(&mut self, resv: &'o Resv, num_fences: u32) -> core::result::Result<(), PassError> {
+    pub fn prepare(
+        &mut self,
+        resv: &'o Resv,
+        num_fences: u32,
+    ) -> core::result::Result<(), PassError> {
         if num_fences == 0 {
             return Err(EINVAL.into());
         }
@@ -390,7 +394,11 @@ impl<'o> Pass<'_, 'o> {
     }
 
     #[inline(always)]
-    fn lock_reserving(&mut self, resv: &'o Resv, slots: u32) -> core::result::Result<(), PassError> {
+    fn lock_reserving(
+        &mut self,
+        resv: &'o Resv,
+        slots: u32,
+    ) -> core::result::Result<(), PassError> {
         let l = &mut *self.locker;
         if l.contended.is_some() {
             return Err(PassError(PassErrorKind::Contended));

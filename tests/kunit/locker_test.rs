@@ -11,8 +11,8 @@ mod tests {
         dmabuf_lock::{
             context::MayBlock,
             fence::FenceTimeline,
-            locker::{LockerFlags, ResvLocker},
-            resv::{FenceUsage, OwnedResv, Resv},
+            locker::{LockerFlags, Pass, PassError, ResvLocker},
+            resv::{FenceUsage, OwnedResv, Resv, ResvGuard},
         },
     };
     use kernel::{
@@ -141,66 +141,83 @@ mod tests {
         Ok(())
     }
 
-    /// After backoffs, `locked()` lists the objects in the order the final pass locked them, as
-    /// `drm_exec` does (drivers index by position), not with the contended object first.
-    #[test]
-    fn locked_in_final_pass_order() -> Result {
+    /// Runs `pass_fn` in 100 fresh lockers over `all` and `check` on each locker that backed
+    /// off at least once (`CONFIG_DEBUG_WW_MUTEX_SLOWPATH` injects `-EDEADLK`, so some do).
+    fn on_lockers_that_backed_off<'o>(
+        name: &str,
+        all: &[&'o Resv],
+        mut pass_fn: impl FnMut(&mut Pass<'_, 'o>, bool) -> core::result::Result<(), PassError>,
+        mut check: impl FnMut(&[ResvGuard<'o>]),
+    ) -> Result {
         let task = task()?;
-        let objs = new_resvs(8)?;
-        let all = refs(&objs)?;
         let mut backed_off = 0;
         for _ in 0..100 {
             stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
-            locker.as_mut().lock_slice(&task, &all)?;
-            backed_off += u32::from(locker.stats().backoffs > 0);
-            let locked = locker.locked();
-            assert_eq!(locked.len(), all.len());
-            assert!(locked
-                .iter()
-                .zip(all.iter())
-                .all(|(guard, resv)| core::ptr::eq(guard.resv(), *resv)));
+            let mut first_pass = true;
+            locker.as_mut().lock_all(&task, |pass| {
+                pass_fn(pass, core::mem::replace(&mut first_pass, false))
+            })?;
+            if locker.stats().backoffs > 0 {
+                backed_off += 1;
+                check(locker.locked());
+            }
         }
-        pr_info!("locked_in_final_pass_order: {backed_off} of 100 lockers backed off\n");
+        pr_info!(
+            "{name}: {backed_off} of 100 lockers over {} objects backed off\n",
+            all.len()
+        );
         if cfg!(CONFIG_DEBUG_WW_MUTEX_SLOWPATH) {
             assert!(backed_off > 0);
         }
         Ok(())
     }
 
+    /// After backoffs, `locked()` lists the objects in the order the final pass locked them, as
+    /// `drm_exec` does (drivers index by position), not with the contended object first.
+    #[test]
+    fn locked_in_final_pass_order() -> Result {
+        let objs = new_resvs(8)?;
+        let all = refs(&objs)?;
+        on_lockers_that_backed_off(
+            "locked_in_final_pass_order",
+            &all,
+            |pass, _| {
+                for resv in all.iter() {
+                    pass.lock(resv)?;
+                }
+                Ok(())
+            },
+            |locked| {
+                assert_eq!(locked.len(), all.len());
+                assert!(locked
+                    .iter()
+                    .zip(all.iter())
+                    .all(|(guard, resv)| core::ptr::eq(guard.resv(), *resv)));
+            },
+        )
+    }
+
     /// The object taken on the slow path is unlocked, and not listed, when the final pass does
     /// not ask for it again (`drm_exec` drops it the same way).
     #[test]
     fn contended_object_dropped_when_not_asked_again() -> Result {
-        let task = task()?;
         let objs = new_resvs(8)?;
         let all = refs(&objs)?;
-        let mut backed_off = 0;
-        for _ in 0..100 {
-            stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
-            let mut first_pass = true;
-            locker.as_mut().lock_all(&task, |pass| {
-                // The first pass asks for every object, later ones only for the first.
-                let wanted = if core::mem::replace(&mut first_pass, false) {
-                    &all[..]
-                } else {
-                    &all[..1]
-                };
-                for resv in wanted {
+        on_lockers_that_backed_off(
+            "contended_object_dropped_when_not_asked_again",
+            &all,
+            // The first pass asks for every object, later ones only for the first.
+            |pass, first| {
+                for resv in if first { &all[..] } else { &all[..1] } {
                     pass.lock(resv)?;
                 }
                 Ok(())
-            })?;
-            if locker.stats().backoffs > 0 {
-                backed_off += 1;
-                assert_eq!(locker.locked().len(), 1);
+            },
+            |locked| {
+                assert_eq!(locked.len(), 1);
                 assert!(objs[1..].iter().all(|o| !o.is_locked()));
-            }
-        }
-        pr_info!("contended_object_dropped_when_not_asked_again: {backed_off} of 100 lockers backed off\n");
-        if cfg!(CONFIG_DEBUG_WW_MUTEX_SLOWPATH) {
-            assert!(backed_off > 0);
-        }
-        Ok(())
+            },
+        )
     }
 
     /// Lock-only and prepared objects mix in one pass (`drm_exec_lock_obj()` and
@@ -222,7 +239,10 @@ mod tests {
             let (Some(mut lock_only), Some(mut prepared)) = (held.next(), held.next()) else {
                 return Err(EINVAL);
             };
-            assert_eq!(lock_only.add_fence(fence.fence(), FenceUsage::Write), Err(ENOSPC));
+            assert_eq!(
+                lock_only.add_fence(fence.fence(), FenceUsage::Write),
+                Err(ENOSPC)
+            );
             prepared.add_fence(fence.fence(), FenceUsage::Write)?;
         }
         {
