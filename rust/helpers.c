@@ -147,6 +147,11 @@ void dl_might_sleep(void)
 }
 EXPORT_SYMBOL_GPL(dl_might_sleep);
 
+/*
+ * For MayBlock::new(): in_atomic() sees spinlocks only with CONFIG_PREEMPT_COUNT (the test
+ * kernels have it through DEBUG_ATOMIC_SLEEP); elsewhere this is a best-effort check, as
+ * might_sleep() is, and interrupt context is always seen.
+ */
 bool dl_in_atomic_context(void)
 {
 	return in_atomic() || irqs_disabled();

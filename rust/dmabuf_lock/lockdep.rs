@@ -131,6 +131,11 @@ impl LockdepMap {
     }
 }
 
+/// The warning of a map dropped while a leaked guard holds it.
+#[cfg(CONFIG_LOCKDEP)]
+const LEAKED_MAP: &CStr =
+    c"dmabuf_lock: lockdep map freed while a leaked guard holds it; lockdep switched off";
+
 #[pinned_drop]
 impl PinnedDrop for LockdepMap {
     fn drop(self: Pin<&mut Self>) {
@@ -138,7 +143,7 @@ impl PinnedDrop for LockdepMap {
         // held-lock table points at memory that is about to go.
         #[cfg(CONFIG_LOCKDEP)]
         if self.holders.load(kernel::sync::atomic::Relaxed) != 0 {
-            held_lock_freed(c"dmabuf_lock: lockdep map freed while a leaked guard holds it; lockdep switched off");
+            held_lock_freed(LEAKED_MAP);
         }
     }
 }

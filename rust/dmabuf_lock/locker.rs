@@ -12,7 +12,7 @@
 //! |----------------|------|
 //! | `drm_exec_init(&exec, flags, nr)` | `stack_pin_init!(let locker = ResvLocker::new(flags))` |
 //! | `drm_exec_until_all_locked(&exec) { ... }` | `locker.as_mut().lock_all(&task, \|pass\| { ... })`, or `lock_slice` / `lock_iter` |
-//! | `drm_exec_lock_obj()` / `drm_exec_prepare_obj(obj, n)` | `pass.lock(resv)?` (fence slots per [`LockerFlags`]) / `pass.prepare(resv, n)?` |
+//! | `drm_exec_lock_obj()`, `drm_exec_prepare_obj()` | `pass.lock(r)?`, `pass.prepare(r, n)?` |
 //! | `drm_exec_retry_on_contention()` | the `?` on `pass.lock` |
 //! | `DRM_EXEC_INTERRUPTIBLE_WAIT`, `DRM_EXEC_IGNORE_DUPLICATES` | [`LockerFlags`] |
 //! | `drm_exec_fini(&exec)` | drop |

@@ -13,7 +13,7 @@
 //! | [`resv`] | reservation objects, their single-object lock and fence slots | R2, R3, R7, R10 |
 //! | [`fence`] | fence handle and a minimal driver fence | R3, R8 |
 //! | [`lockdep`] | lockdep maps, might-lock, reclaim scopes, priming a driver's lock order | R2, R9 |
-//! | [`locker`] | the multi-object locker, Rust's `drm_exec`, the only owner of acquire contexts | R2, R6, R7 |
+//! | [`locker`] | the multi-object locker (`drm_exec`), owner of acquire contexts | R2, R6, R7 |
 //!
 //! The rule ids are listed in `Documentation/rules.md`; why safe code cannot cause undefined
 //! behaviour with these types, leaks included, is in `Documentation/soundness.md`.
