@@ -46,6 +46,12 @@ void dl_dma_fence_put(struct dma_fence *fence)
 }
 EXPORT_SYMBOL_GPL(dl_dma_fence_put);
 
+bool dl_dma_fence_is_container(struct dma_fence *fence)
+{
+	return dma_fence_is_container(fence);
+}
+EXPORT_SYMBOL_GPL(dl_dma_fence_is_container);
+
 bool dl_dma_fence_is_signaled(struct dma_fence *fence)
 {
 	return dma_fence_is_signaled(fence);

@@ -24,6 +24,7 @@ void dl_ww_acquire_fini(struct ww_acquire_ctx *ctx);
 bool dl_dma_resv_is_locked(struct dma_resv *obj);
 struct dma_fence *dl_dma_fence_get(struct dma_fence *fence);
 void dl_dma_fence_put(struct dma_fence *fence);
+bool dl_dma_fence_is_container(struct dma_fence *fence);
 bool dl_dma_fence_is_signaled(struct dma_fence *fence);
 void dl_dma_fence_set_error(struct dma_fence *fence, int error);
 void dl_might_lock_mutex(struct mutex *lock);

@@ -26,6 +26,8 @@ extern "C" {
     pub(super) fn dl_dma_fence_get(fence: *mut dma_fence) -> *mut dma_fence;
     /// `dma_fence_put(fence)`.
     pub(super) fn dl_dma_fence_put(fence: *mut dma_fence);
+    /// `dma_fence_is_container(fence)`: a `dma_fence_array` or `dma_fence_chain`.
+    pub(super) fn dl_dma_fence_is_container(fence: *mut dma_fence) -> bool;
     /// `dma_fence_is_signaled(fence)`.
     pub(super) fn dl_dma_fence_is_signaled(fence: *mut dma_fence) -> bool;
     /// `dma_fence_set_error(fence, error)`.

@@ -398,12 +398,18 @@ impl<'a> ResvGuard<'a> {
 
     /// Adds `fence` with `usage`, using a slot reserved with [`ResvGuard::reserve_fences`]
     /// under this guard; `ENOSPC` if none is left (the C function would write past the array).
+    /// A container fence (`dma_fence_array`, `dma_fence_chain`, as a merged `sync_file` gives)
+    /// is `EINVAL`: the C function warns on one; add the fences it holds one by one.
     ///
     /// ```ignore
     /// guard.reserve_fences(1)?;
     /// guard.add_fence(job_fence.fence(), FenceUsage::Write)?;
     /// ```
     pub fn add_fence(&mut self, fence: &Fence, usage: FenceUsage) -> Result {
+        // SAFETY: The fence is initialised (type invariant of `Fence`); this reads its ops.
+        if unsafe { ffi::dl_dma_fence_is_container(fence.as_raw()) } {
+            return Err(EINVAL);
+        }
         if self.free_slots == 0 {
             return Err(ENOSPC);
         }

@@ -43,6 +43,14 @@ pub(crate) fn counting_callback(
 }
 
 extern "C" {
+    /// `dma_fence_array_create()` (exported; its header is not in the kernel crate's bindings).
+    /// Returns the array's fence (its first member), or NULL.
+    pub(crate) fn dma_fence_array_create(
+        num_fences: i32,
+        fences: *mut *mut kernel::bindings::dma_fence,
+        context: u64,
+        seqno: u32,
+    ) -> *mut kernel::bindings::dma_fence;
     /// `THIS_MODULE` of `dmabuf_lock.ko`, where the driver fences' ops live.
     #[allow(improper_ctypes)]
     pub(crate) fn dl_core_module() -> *mut kernel::bindings::module;

@@ -10,18 +10,21 @@ use kernel::prelude::*;
 #[kunit_tests(dmabuf_lock_soundness)]
 mod tests {
     use crate::{
-        common::{counter, counting_callback, dl_core_module, new_resvs, task},
+        common::{
+            counter, counting_callback, dl_core_module, dma_fence_array_create, new_resvs, task,
+        },
         dmabuf_lock::{
             context::MayBlock,
-            fence::{CallbackStatus, FenceTimeline},
+            fence::{CallbackStatus, Fence, FenceTimeline},
             locker::{LockerFlags, ResvLocker},
             resv::{FenceUsage, MAX_FENCE_RESERVE},
         },
         DmabufLockTest,
     };
     use kernel::{
+        bindings,
         prelude::*,
-        sync::{atomic::Relaxed, Arc, Completion},
+        sync::{aref::ARef, atomic::Relaxed, Arc, Completion},
         workqueue,
     };
     use pin_init::stack_pin_init;
@@ -50,6 +53,47 @@ mod tests {
         assert_eq!(guard.reserve_fences(MAX_FENCE_RESERVE + 1), Err(EINVAL));
         assert_eq!(guard.reserve_fences(u32::MAX), Err(EINVAL));
         assert_eq!(guard.reserve_fences(1), Ok(()));
+        Ok(())
+    }
+
+    /// A container fence (here a `dma_fence_array` of two driver fences) is refused before
+    /// `dma_resv_add_fence()` sees it: the C function warns on one, and safe code must not be able
+    /// to make the kernel warn.
+    #[test]
+    fn container_fence_refused() -> Result {
+        let task = task()?;
+        let objs = new_resvs(1)?;
+        let timeline = FenceTimeline::new();
+        let (a, b) = (
+            timeline.prepare(&task)?.arm(),
+            timeline.prepare(&task)?.arm(),
+        );
+        let mut members = KVec::with_capacity(2, GFP_KERNEL)?;
+        for fence in [a.fence(), b.fence()] {
+            let fence: ARef<Fence> = fence.into();
+            members.push(
+                ARef::into_raw(fence).as_ptr().cast::<bindings::dma_fence>(),
+                GFP_KERNEL,
+            )?;
+        }
+        let (ptr, _, _) = members.into_raw_parts();
+        // SAFETY: `ptr` is a kmalloc'd array of 2 fence pointers, each holding a reference, which
+        // the fence array takes over with the array itself (it puts and frees them on release).
+        let array =
+            unsafe { dma_fence_array_create(2, ptr, bindings::dma_fence_context_alloc(1), 1) };
+        // (On failure the two references and the pointer array leak: this is a test.)
+        let array = core::ptr::NonNull::new(array).ok_or(ENOMEM)?;
+        // SAFETY: The array's first member is its fence, and its one reference is ours.
+        let container: ARef<Fence> = unsafe { ARef::from_raw(array.cast::<Fence>()) };
+        {
+            let mut guard = objs[0].lock(&task);
+            guard.reserve_fences(1)?;
+            assert_eq!(guard.add_fence(&container, FenceUsage::Write), Err(EINVAL));
+            guard.add_fence(a.fence(), FenceUsage::Write)?;
+        }
+        a.signal(Ok(()));
+        b.signal(Ok(()));
+        assert!(container.is_signaled());
         Ok(())
     }
 
