@@ -42,8 +42,8 @@
 //!     }
 //!     Ok(())
 //! })?;
-//! for resv in locker.locked() {
-//!     // add the job's fence to `resv`
+//! for mut held in locker.as_mut().locked_mut() {
+//!     held.add_fence(job_fence.fence(), FenceUsage::Write)?;
 //! }
 //! ```
 
