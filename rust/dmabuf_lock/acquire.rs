@@ -148,6 +148,11 @@ impl AcquireCtx {
         }
     }
 
+    /// Whether the acquire phase has ended ([`AcquireCtx::mark_done`]).
+    pub(super) fn is_done(&self) -> bool {
+        self.done.get()
+    }
+
     /// Marks the end of the acquire phase (`ww_acquire_done`): every further lock in this
     /// context fails with [`LockError::AfterDone`].
     pub(super) fn mark_done(&self) {

@@ -162,6 +162,10 @@ impl<'o> ResvLocker<'o> {
     /// locked them, and the object taken on the slow path after a backoff is unlocked at the end
     /// if the final pass did not ask for it again.
     ///
+    /// Once a call has succeeded, the context is done: a second call returns `EINVAL` at once,
+    /// without running the closure and keeping every lock (C's `drm_exec` warns in the same
+    /// case, and keeps them too). [`ResvLocker::reset`] starts over.
+    ///
     /// ```ignore
     /// locker.as_mut().lock_all(&task, |pass| {
     ///     pass.lock(&a)?;
@@ -176,6 +180,9 @@ impl<'o> ResvLocker<'o> {
     ) -> Result {
         // SAFETY: `ctx` is the only structurally pinned field and it is not moved out of here.
         let this = unsafe { self.get_unchecked_mut() };
+        if this.ctx.is_done() {
+            return Err(EINVAL);
+        }
         loop {
             this.held.clear();
             this.prelocked = None;

@@ -220,6 +220,31 @@ mod tests {
         )
     }
 
+    /// A second `lock_all` on a locker that succeeded is `EINVAL` at once: the closure does not
+    /// run and the locks of the first call stay (before, it ran the closure, dropped the first
+    /// set and then failed). `reset` starts over.
+    #[test]
+    fn second_lock_all_keeps_the_first_set() -> Result {
+        let task = task()?;
+        let objs = new_resvs(2)?;
+        let all = refs(&objs)?;
+        stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
+        locker.as_mut().lock_slice(&task, &all[..1])?;
+        let mut ran = false;
+        let again = locker.as_mut().lock_all(&task, |pass| {
+            ran = true;
+            pass.lock(all[1])
+        });
+        assert_eq!(again, Err(EINVAL));
+        assert!(!ran);
+        assert_eq!(locker.locked().len(), 1);
+        assert!(objs[0].is_locked() && !objs[1].is_locked());
+        locker.as_mut().reset();
+        locker.as_mut().lock_slice(&task, &all[1..])?;
+        assert!(!objs[0].is_locked() && objs[1].is_locked());
+        Ok(())
+    }
+
     /// Lock-only and prepared objects mix in one pass (`drm_exec_lock_obj()` and
     /// `drm_exec_prepare_obj()`); preparing with 0 slots is `EINVAL`, not the kernel's warning.
     #[test]
