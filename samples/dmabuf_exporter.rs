@@ -200,11 +200,11 @@ impl MiscDevice for ExporterFile {
     type Ptr = KBox<Self>;
 
     fn open(_file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<KBox<Self>> {
+        let misc = core::ptr::from_ref(misc);
         // SAFETY: The only registration of `ExporterFile`s is the `misc` field of the module's
         // pinned `ExporterModule`, which lives while one of its files is being opened (the
         // device's file operations hold a reference on the module).
-        let module =
-            unsafe { &*kernel::container_of!(core::ptr::from_ref(misc), ExporterModule, misc) };
+        let module = unsafe { &*kernel::container_of!(misc, ExporterModule, misc) };
         Ok(KBox::new(
             Self {
                 timeline: FenceTimeline::new(),

@@ -480,12 +480,12 @@ impl<F: FnOnce() + Send + 'static> FenceCallback<F> {
             fence: fence.into(),
             _module: ModuleRef::this_module()?,
         });
+        let func: bindings::dma_fence_func_t = Some(Self::trampoline);
         let cb = this.cb.get();
         // SAFETY: `cb` is pinned inside `this` and stays registered at most until `drop`, which
         // removes it; `fence` is initialised (type invariant of `Fence`). `this` is not used
         // while the callback is registered, except to undo a registration that did not happen.
-        let ret =
-            unsafe { bindings::dma_fence_add_callback(fence.as_raw(), cb, Some(Self::trampoline)) };
+        let ret = unsafe { bindings::dma_fence_add_callback(fence.as_raw(), cb, func) };
         if ret == 0 {
             return Ok(CallbackStatus::Registered);
         }

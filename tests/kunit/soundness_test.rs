@@ -77,10 +77,11 @@ mod tests {
             )?;
         }
         let (ptr, _, _) = members.into_raw_parts();
+        // SAFETY: `dma_fence_context_alloc` has no preconditions.
+        let context = unsafe { bindings::dma_fence_context_alloc(1) };
         // SAFETY: `ptr` is a kmalloc'd array of 2 fence pointers, each holding a reference, which
         // the fence array takes over with the array itself (it puts and frees them on release).
-        let array =
-            unsafe { dma_fence_array_create(2, ptr, bindings::dma_fence_context_alloc(1), 1) };
+        let array = unsafe { dma_fence_array_create(2, ptr, context, 1) };
         // (On failure the two references and the pointer array leak: this is a test.)
         let array = core::ptr::NonNull::new(array).ok_or(ENOMEM)?;
         // SAFETY: The array's first member is its fence, and its one reference is ours.
