@@ -58,6 +58,12 @@ bool dl_dma_fence_is_signaled(struct dma_fence *fence)
 }
 EXPORT_SYMBOL_GPL(dl_dma_fence_is_signaled);
 
+bool dl_dma_fence_is_later_or_same(struct dma_fence *f1, struct dma_fence *f2)
+{
+	return dma_fence_is_later_or_same(f1, f2);
+}
+EXPORT_SYMBOL_GPL(dl_dma_fence_is_later_or_same);
+
 void dl_dma_fence_set_error(struct dma_fence *fence, int error)
 {
 	dma_fence_set_error(fence, error);

@@ -26,6 +26,7 @@ struct dma_fence *dl_dma_fence_get(struct dma_fence *fence);
 void dl_dma_fence_put(struct dma_fence *fence);
 bool dl_dma_fence_is_container(struct dma_fence *fence);
 bool dl_dma_fence_is_signaled(struct dma_fence *fence);
+bool dl_dma_fence_is_later_or_same(struct dma_fence *f1, struct dma_fence *f2);
 void dl_dma_fence_set_error(struct dma_fence *fence, int error);
 void dl_might_lock_mutex(struct mutex *lock);
 void dl_might_lock_spinlock(spinlock_t *lock);

@@ -128,6 +128,35 @@ impl Fence {
         unsafe { (*self.as_raw()).seqno }
     }
 
+    /// Returns whether this fence is `other` or comes after it on their timeline
+    /// (`dma_fence_is_later_or_same()`, with 32-bit seqno wrap-around unless the fence's ops ask
+    /// for 64-bit ones). A seqno comparison means nothing across timelines: fences of different
+    /// contexts are `false` here, where C's result would be meaningless.
+    ///
+    /// ```ignore
+    /// assert!(second.is_later_or_same(&first) && !first.is_later_or_same(&second));
+    /// ```
+    pub fn is_later_or_same(&self, other: &Fence) -> bool {
+        if self.context() != other.context() {
+            return false;
+        }
+        // SAFETY: Both fences are initialised (type invariant) and of the same context, as
+        // `dma_fence_is_later` requires.
+        unsafe { ffi::dl_dma_fence_is_later_or_same(self.as_raw(), other.as_raw()) }
+    }
+
+    /// Asks the fence's driver to signal it when done (`dma_fence_enable_signaling()`): drivers
+    /// that signal only on request (`enable_signaling` in their ops) otherwise never do.
+    /// Waiting and adding callbacks enable signalling themselves.
+    ///
+    /// ```ignore
+    /// fence.enable_signaling();
+    /// ```
+    pub fn enable_signaling(&self) {
+        // SAFETY: The fence is initialised by the type invariant.
+        unsafe { bindings::dma_fence_enable_signaling(self.as_raw()) };
+    }
+
     /// Waits up to `timeout_ms` for the fence to signal: `Ok(true)` if it did, `Ok(false)` on
     /// time-out, `EINTR` if `interruptible` and a signal arrived. Allowed under a reservation
     /// (R3); the [`MayBlock`] keeps it out of signalling sections (R4).

@@ -30,6 +30,8 @@ extern "C" {
     pub(super) fn dl_dma_fence_is_container(fence: *mut dma_fence) -> bool;
     /// `dma_fence_is_signaled(fence)`.
     pub(super) fn dl_dma_fence_is_signaled(fence: *mut dma_fence) -> bool;
+    /// `dma_fence_is_later_or_same(f1, f2)`: both fences of the same context.
+    pub(super) fn dl_dma_fence_is_later_or_same(f1: *mut dma_fence, f2: *mut dma_fence) -> bool;
     /// `dma_fence_set_error(fence, error)`.
     pub(super) fn dl_dma_fence_set_error(fence: *mut dma_fence, error: i32);
     /// The ops of the library's driver fences, in `dmabuf_lock.ko`.

@@ -12,7 +12,10 @@
 //! |----------------|------|
 //! | `drm_exec_init(&exec, flags, nr)` | `stack_pin_init!(let locker = ResvLocker::new(flags))` |
 //! | `drm_exec_until_all_locked(&exec) { ... }` | `locker.as_mut().lock_all(&task, \|pass\| { ... })`, or `lock_slice` / `lock_iter` |
+//! | `drm_exec_init(&exec, flags, nr)` with `nr > 0` | `ResvLocker::with_capacity(flags, nr)` |
 //! | `drm_exec_lock_obj()`, `drm_exec_prepare_obj()` | `pass.lock(r)?`, `pass.prepare(r, n)?` |
+//! | `drm_exec_prepare_array()` | `pass.prepare_slice(objs, n)?` |
+//! | `drm_exec_unlock_obj()` | `pass.unlock(r)` in a pass, `locker.as_mut().unlock(r)` after |
 //! | `drm_exec_retry_on_contention()` | the `?` on `pass.lock` |
 //! | `DRM_EXEC_INTERRUPTIBLE_WAIT`, `DRM_EXEC_IGNORE_DUPLICATES` | [`LockerFlags`] |
 //! | `drm_exec_fini(&exec)` | drop |
@@ -155,6 +158,26 @@ impl<'o> ResvLocker<'o> {
         })
     }
 
+    /// Returns an initialiser for an empty locker with room for `count` locks, allocated now
+    /// (`drm_exec_init(exec, flags, count)`): the first pass allocates nothing unless it locks
+    /// more. `ENOMEM` if the array cannot be allocated.
+    ///
+    /// (KUnit case `dmabuf_lock_locker::capacity_hint_allocates_up_front`.)
+    ///
+    /// ```ignore
+    /// stack_try_pin_init!(let locker =? ResvLocker::with_capacity(LockerFlags::default(), 16));
+    /// ```
+    pub fn with_capacity(flags: LockerFlags, count: usize) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            ctx <- AcquireCtx::new(),
+            held: KVec::with_capacity(count, GFP_KERNEL)?,
+            contended: None,
+            prelocked: None,
+            flags,
+            stats: LockerStats::default(),
+        })
+    }
+
     /// Locks every reservation that `pass_fn` asks for, re-running it after each backoff until a
     /// whole pass succeeds; then marks the context done. On error nothing stays locked.
     ///
@@ -277,6 +300,22 @@ impl<'o> ResvLocker<'o> {
         this.held.iter_mut().map(|guard| HeldResv { guard })
     }
 
+    /// Unlocks `resv` and removes it from [`ResvLocker::locked`], keeping the order of the rest
+    /// (`drm_exec_unlock_obj()`); returns whether it was held. Cheapest for the objects locked
+    /// last, as in C. Inside a pass use [`Pass::unlock`].
+    ///
+    /// (KUnit case `dmabuf_lock_drm_exec::duplicates`.)
+    ///
+    /// ```ignore
+    /// locker.as_mut().lock_slice(&task, &[&a, &b])?;
+    /// assert!(locker.as_mut().unlock(&b));
+    /// assert_eq!(locker.locked().len(), 1);
+    /// ```
+    pub fn unlock(self: Pin<&mut Self>, resv: &Resv) -> bool {
+        // SAFETY: `held` and `prelocked` are not structurally pinned.
+        unsafe { self.get_unchecked_mut() }.unlock_one(resv)
+    }
+
     /// Unlocks everything now, keeping the locker (and its context) for nothing further: the
     /// context is marked done once a pass succeeds.
     ///
@@ -319,6 +358,24 @@ impl<'o> ResvLocker<'o> {
     /// ```
     pub fn stats(&self) -> LockerStats {
         self.stats
+    }
+
+    fn unlock_one(&mut self, resv: &Resv) -> bool {
+        if let Some(i) = self
+            .held
+            .iter()
+            .rposition(|g| core::ptr::eq(g.resv(), resv))
+        {
+            self.held[i..].rotate_left(1);
+            // Dropping the guard unlocks; the context stays consistent, since it only counts
+            // the locks it holds.
+            self.held.pop();
+            true
+        } else {
+            self.prelocked
+                .take_if(|g| core::ptr::eq(g.resv(), resv))
+                .is_some()
+        }
     }
 
     fn lock_contended(&mut self, resv: &'o Resv) -> Result {
@@ -398,6 +455,38 @@ impl<'o> Pass<'_, 'o> {
             return Err(EINVAL.into());
         }
         self.lock_reserving(resv, num_fences)
+    }
+
+    /// Locks every reservation of `objs` and reserves `num_fences` slots on each
+    /// (`drm_exec_prepare_array()`); stops at the first that fails.
+    ///
+    /// (KUnit case `dmabuf_lock_drm_exec::prepare_array`.)
+    ///
+    /// ```ignore
+    /// locker.as_mut().lock_all(&task, |pass| pass.prepare_slice(&[&a, &b], 1))?;
+    /// ```
+    pub fn prepare_slice(
+        &mut self,
+        objs: &[&'o Resv],
+        num_fences: u32,
+    ) -> core::result::Result<(), PassError> {
+        objs.iter()
+            .try_for_each(|resv| self.prepare(resv, num_fences))
+    }
+
+    /// Unlocks `resv` in the middle of a pass and removes it from the locked set; returns whether
+    /// it was held. The pass may lock it again (`drm_exec_unlock_obj()` inside
+    /// `drm_exec_until_all_locked()`).
+    ///
+    /// (KUnit case `dmabuf_lock_drm_exec::lock_unlock`.)
+    ///
+    /// ```ignore
+    /// pass.lock(&a)?;
+    /// pass.unlock(&a);
+    /// pass.lock(&a)?;
+    /// ```
+    pub fn unlock(&mut self, resv: &Resv) -> bool {
+        self.locker.unlock_one(resv)
     }
 
     #[inline(always)]

@@ -29,16 +29,24 @@ use kernel::{
     types::{NotThreadSafe, Opaque},
 };
 
+mod unlocked;
+
+pub use unlocked::{FenceSnapshot, UnlockedFence, UnlockedFences};
+
 /// The most fence slots one [`ResvGuard::reserve_fences`] call may ask for.
 pub const MAX_FENCE_RESERVE: u32 = 1 << 16;
 
 /// How a fence in a reservation is used; each usage includes the ones before it when queried.
 ///
+/// The order is C's (`enum dma_resv_usage`): `Kernel < Write < Read < Bookkeep`, and a query for
+/// one usage returns the fences of every usage that compares less or equal.
+///
 /// ```ignore
 /// guard.add_fence(fence, FenceUsage::Write)?;
 /// assert!(!resv.test_signaled(FenceUsage::Read)); // Read includes Write
+/// assert!(FenceUsage::Write < FenceUsage::Read);
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum FenceUsage {
     /// Kernel-internal work (moves, clears): every user waits for it.
     Kernel,
@@ -57,6 +65,32 @@ impl FenceUsage {
             Self::Write => bindings::dma_resv_usage_DMA_RESV_USAGE_WRITE,
             Self::Read => bindings::dma_resv_usage_DMA_RESV_USAGE_READ,
             Self::Bookkeep => bindings::dma_resv_usage_DMA_RESV_USAGE_BOOKKEEP,
+        }
+    }
+
+    /// The usage to wait for before an access (`dma_resv_usage_rw()`): a write waits for every
+    /// implicit-sync reader and writer ([`FenceUsage::Read`]), a read only for the writers
+    /// ([`FenceUsage::Write`]).
+    ///
+    /// ```ignore
+    /// resv.wait(&task, FenceUsage::for_access(true), true, 100)?;
+    /// ```
+    pub fn for_access(write: bool) -> Self {
+        if write {
+            Self::Read
+        } else {
+            Self::Write
+        }
+    }
+
+    /// The usage C reports for a fence (`dma_resv_iter_usage()`). C stores only the four values
+    /// of the enum; anything else would be a corrupted list and is read as the weakest usage.
+    fn from_raw(raw: bindings::dma_resv_usage) -> Self {
+        match raw {
+            bindings::dma_resv_usage_DMA_RESV_USAGE_KERNEL => Self::Kernel,
+            bindings::dma_resv_usage_DMA_RESV_USAGE_WRITE => Self::Write,
+            bindings::dma_resv_usage_DMA_RESV_USAGE_READ => Self::Read,
+            _ => Self::Bookkeep,
         }
     }
 }
@@ -396,10 +430,20 @@ impl<'a> ResvGuard<'a> {
         Ok(())
     }
 
-    /// Adds `fence` with `usage`, using a slot reserved with [`ResvGuard::reserve_fences`]
-    /// under this guard; `ENOSPC` if none is left (the C function would write past the array).
+    /// Adds `fence` with `usage`, as `dma_resv_add_fence()` does.
+    ///
+    /// Like C, the fence replaces in place, without using a slot, an earlier fence of its own
+    /// context whose usage is the same or weaker ([`FenceUsage`]'s order) or any fence that has
+    /// signalled; otherwise it takes a slot reserved with [`ResvGuard::reserve_fences`] under
+    /// this guard, and `ENOSPC` says none is left (where the C function would write past its
+    /// array and hit its `BUG_ON`). The guard decides which case applies by looking at the list
+    /// the way C will; a fence that signals in between only turns a slot into a replacement, so
+    /// the count never promises a slot that is not there.
+    ///
     /// A container fence (`dma_fence_array`, `dma_fence_chain`, as a merged `sync_file` gives)
     /// is `EINVAL`: the C function warns on one; add the fences it holds one by one.
+    ///
+    /// (KUnit case `dmabuf_lock_resv::same_context_fence_replaced_without_a_slot`.)
     ///
     /// ```ignore
     /// guard.reserve_fences(1)?;
@@ -410,15 +454,71 @@ impl<'a> ResvGuard<'a> {
         if unsafe { ffi::dl_dma_fence_is_container(fence.as_raw()) } {
             return Err(EINVAL);
         }
-        if self.free_slots == 0 {
+        let replaces = self
+            .fence_entries(FenceUsage::Bookkeep)
+            .any(|(old, old_usage)| {
+                (old.context() == fence.context()
+                    && old_usage >= usage
+                    && fence.is_later_or_same(old))
+                    || old.is_signaled()
+            });
+        if !replaces && self.free_slots == 0 {
             return Err(ENOSPC);
         }
-        // SAFETY: The reservation is locked by the current task and has a free slot reserved
-        // under this lock; `dma_resv_add_fence` takes its own reference on `fence`. The fence it
-        // may replace and put is not borrowed from this guard (`&mut self`).
+        // SAFETY: The reservation is locked by the current task. Either an entry of the list
+        // will be replaced in place (the condition above is C's, over the same list, and can
+        // only become true by a fence signalling), or a free slot was reserved under this lock.
+        // `dma_resv_add_fence` takes its own reference on `fence`. The fence it may replace and
+        // put is not borrowed from this guard (`&mut self`).
         unsafe { bindings::dma_resv_add_fence(self.resv.as_raw(), fence.as_raw(), usage.as_raw()) };
-        // INVARIANT: One reserved slot was used.
-        self.free_slots -= 1;
+        if !replaces {
+            // INVARIANT: One reserved slot was used.
+            self.free_slots -= 1;
+        }
+        Ok(())
+    }
+
+    /// Replaces every fence of fence context `context` with `replacement`, used as `usage`
+    /// (`dma_resv_replace_fences()`); uses no slot. Only correct when the work those fences
+    /// stand for no longer touches the buffer, e.g. a preemption fence replaced by the
+    /// page-table update that follows it.
+    ///
+    /// (KUnit case `dmabuf_lock_resv::replace_fences_of_a_context`.)
+    ///
+    /// ```ignore
+    /// guard.replace_fences(old_ctx, update.fence(), FenceUsage::Bookkeep);
+    /// ```
+    pub fn replace_fences(&mut self, context: u64, replacement: &Fence, usage: FenceUsage) {
+        // SAFETY: The reservation is locked by the current task (type invariant);
+        // `dma_resv_replace_fences` takes its own references on `replacement` and puts the
+        // fences it replaces, none of which is borrowed from this guard (`&mut self`).
+        unsafe {
+            bindings::dma_resv_replace_fences(
+                self.resv.as_raw(),
+                context,
+                replacement.as_raw(),
+                usage.as_raw(),
+            )
+        };
+    }
+
+    /// Replaces this reservation's fences with a copy of `src`'s (`dma_resv_copy_fences()`),
+    /// read without `src`'s lock. The new list has no room to spare: fence slots reserved
+    /// before are gone, as in C, so reserve again before adding.
+    ///
+    /// (KUnit case `dmabuf_lock_resv::copy_fences_takes_every_fence`.)
+    ///
+    /// ```ignore
+    /// dst.copy_fences_from(&src)?;
+    /// dst.reserve_fences(1)?;
+    /// ```
+    pub fn copy_fences_from(&mut self, src: &Resv) -> Result {
+        // SAFETY: `self.resv` is locked by the current task (type invariant), `src` is an
+        // initialised reservation (type invariant of `Resv`) that the call reads under RCU. The
+        // old list it frees is not borrowed from this guard (`&mut self`).
+        to_result(unsafe { bindings::dma_resv_copy_fences(self.resv.as_raw(), src.as_raw()) })?;
+        // INVARIANT: The list was replaced by one with no promised free slot.
+        self.free_slots = 0;
         Ok(())
     }
 
@@ -428,7 +528,21 @@ impl<'a> ResvGuard<'a> {
     /// let writers = guard.fences(FenceUsage::Write).count();
     /// ```
     pub fn fences(&self, usage: FenceUsage) -> Fences<'_> {
-        Fences {
+        Fences(self.fence_entries(usage))
+    }
+
+    /// Iterates over the fences of `usage` and the usages it includes, under the lock, each with
+    /// the usage it was added with (`dma_resv_iter_usage()`).
+    ///
+    /// (KUnit case `dmabuf_lock_st_dma_resv::for_each`.)
+    ///
+    /// ```ignore
+    /// for (fence, usage) in guard.fence_entries(FenceUsage::Bookkeep) {
+    ///     if usage <= FenceUsage::Write { /* an implicit-sync writer */ }
+    /// }
+    /// ```
+    pub fn fence_entries(&self, usage: FenceUsage) -> FenceEntries<'_> {
+        FenceEntries {
             cursor: bindings::dma_resv_iter {
                 obj: self.resv.as_raw(),
                 usage: usage.as_raw(),
@@ -440,22 +554,23 @@ impl<'a> ResvGuard<'a> {
     }
 }
 
-/// An iterator over a locked reservation's fences; see [`ResvGuard::fences`].
+/// An iterator over a locked reservation's fences and their usages; see
+/// [`ResvGuard::fence_entries`].
 ///
 /// # Invariants
 ///
 /// `cursor` iterates a reservation that the guard borrowed for `'g` keeps locked; the guard
 /// cannot change the fence list while the iterator or a fence it yielded is alive.
-pub struct Fences<'g> {
+pub struct FenceEntries<'g> {
     cursor: bindings::dma_resv_iter,
     started: bool,
     _guard: PhantomData<&'g ResvGuard<'g>>,
 }
 
-impl<'g> Iterator for Fences<'g> {
-    type Item = &'g Fence;
+impl<'g> Iterator for FenceEntries<'g> {
+    type Item = (&'g Fence, FenceUsage);
 
-    fn next(&mut self) -> Option<&'g Fence> {
+    fn next(&mut self) -> Option<(&'g Fence, FenceUsage)> {
         // SAFETY: The cursor was set up like `dma_resv_iter_begin` does, for a reservation that
         // the borrowed guard keeps locked; the locked iteration takes no references.
         let raw = unsafe {
@@ -466,9 +581,24 @@ impl<'g> Iterator for Fences<'g> {
                 bindings::dma_resv_iter_first(&mut self.cursor)
             }
         };
+        if raw.is_null() {
+            return None;
+        }
         // SAFETY: A fence in a locked reservation stays referenced by it until the lock (held
-        // for `'g`) is released.
-        (!raw.is_null()).then(|| unsafe { Fence::from_raw(raw) })
+        // for `'g`) is released or the list changes, which needs the guard mutably.
+        let fence = unsafe { Fence::from_raw(raw) };
+        Some((fence, FenceUsage::from_raw(self.cursor.fence_usage)))
+    }
+}
+
+/// An iterator over a locked reservation's fences; see [`ResvGuard::fences`].
+pub struct Fences<'g>(FenceEntries<'g>);
+
+impl<'g> Iterator for Fences<'g> {
+    type Item = &'g Fence;
+
+    fn next(&mut self) -> Option<&'g Fence> {
+        self.0.next().map(|(fence, _)| fence)
     }
 }
 

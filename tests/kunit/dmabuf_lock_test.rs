@@ -9,12 +9,14 @@ use kernel::prelude::*;
 pub mod dmabuf_lock;
 
 mod common;
+mod drm_exec_port_test;
 mod fence_test;
 mod lockdep_test;
 mod locker_test;
 mod resv_test;
 mod signalling_test;
 mod soundness_test;
+mod st_dma_resv_port_test;
 
 module! {
     type: DmabufLockTest,

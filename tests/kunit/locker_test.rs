@@ -23,7 +23,7 @@ mod tests {
         },
         workqueue,
     };
-    use pin_init::stack_pin_init;
+    use pin_init::{stack_pin_init, stack_try_pin_init};
 
     fn refs(objs: &Objects) -> Result<KVec<&Resv>> {
         let mut v = KVec::with_capacity(objs.len(), GFP_KERNEL)?;
@@ -216,6 +216,59 @@ mod tests {
             |locked| {
                 assert_eq!(locked.len(), 1);
                 assert!(objs[1..].iter().all(|o| !o.is_locked()));
+            },
+        )
+    }
+
+    /// `ResvLocker::with_capacity` allocates the array up front: a pass over as many objects
+    /// allocates nothing more (`drm_exec_init()`'s size hint).
+    #[test]
+    fn capacity_hint_allocates_up_front() -> Result {
+        let task = task()?;
+        let objs = new_resvs(8)?;
+        let all = refs(&objs)?;
+        {
+            stack_try_pin_init!(let locker =? ResvLocker::with_capacity(LockerFlags::default(), 8));
+            locker.as_mut().lock_slice(&task, &all)?;
+            assert_eq!(locker.stats().allocations, 0);
+        }
+        // One acquire context at a time (R6): the first locker is gone before this one locks.
+        stack_pin_init!(let unsized_locker = ResvLocker::new(LockerFlags::default()));
+        unsized_locker.as_mut().lock_slice(&task, &all)?;
+        assert!(unsized_locker.stats().allocations > 0);
+        Ok(())
+    }
+
+    /// A pass may unlock what it locked, including the object taken on the slow path before
+    /// the pass asked for it, and lock it again (`drm_exec_unlock_obj()` in the loop); the
+    /// others keep their order.
+    #[test]
+    fn unlock_in_a_pass_after_backoffs() -> Result {
+        let objs = new_resvs(8)?;
+        let all = refs(&objs)?;
+        on_lockers_that_backed_off(
+            "unlock_in_a_pass_after_backoffs",
+            &all,
+            |pass, _| {
+                // The contended object, if any, is held before the pass starts.
+                for resv in all.iter() {
+                    pass.unlock(resv);
+                    assert!(!resv.is_locked());
+                }
+                for resv in all.iter() {
+                    pass.lock(resv)?;
+                }
+                assert!(pass.unlock(all[3]));
+                assert!(!pass.unlock(all[3]));
+                pass.lock(all[3])
+            },
+            |locked| {
+                let order = [0, 1, 2, 4, 5, 6, 7, 3];
+                assert_eq!(locked.len(), order.len());
+                assert!(locked
+                    .iter()
+                    .zip(order)
+                    .all(|(guard, i)| core::ptr::eq(guard.resv(), all[i])));
             },
         )
     }

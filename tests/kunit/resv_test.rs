@@ -145,4 +145,169 @@ mod tests {
         assert!(resv.test_signaled(FenceUsage::Bookkeep));
         Ok(())
     }
+
+    /// Issue 16, item 5: C replaces a fence of the same context (here the same fence) whose
+    /// usage is the same or weaker in place, without a slot; the guard counted every add and
+    /// refused the second with `ENOSPC`.
+    #[test]
+    fn same_context_fence_replaced_without_a_slot() -> Result {
+        let task = task()?;
+        let resv = new_resv()?;
+        let fence = FenceTimeline::new().prepare(&task)?.arm();
+        let other = FenceTimeline::new().prepare(&task)?.arm();
+        assert!(fence.fence().is_later_or_same(fence.fence()));
+        assert!(!fence.fence().is_later_or_same(other.fence()));
+        other.cancel();
+        let mut guard = resv.lock(&task);
+        guard.reserve_fences(1)?;
+        guard.add_fence(fence.fence(), FenceUsage::Read)?;
+        guard.add_fence(fence.fence(), FenceUsage::Read)?;
+        guard.add_fence(fence.fence(), FenceUsage::Write)?;
+        guard.add_fence(fence.fence(), FenceUsage::Kernel)?;
+        assert_eq!(guard.fence_entries(FenceUsage::Bookkeep).count(), 1);
+        assert!(guard
+            .fence_entries(FenceUsage::Bookkeep)
+            .all(|(_, usage)| usage == FenceUsage::Kernel));
+        // A weaker usage is a new entry, as in C, and there is no slot for it.
+        assert_eq!(
+            guard.add_fence(fence.fence(), FenceUsage::Bookkeep),
+            Err(ENOSPC)
+        );
+        fence.signal(Ok(()));
+        Ok(())
+    }
+
+    /// Issue 16, item 5: a signalled fence's entry is reused by the next add, without a slot.
+    #[test]
+    fn signalled_fence_replaced_without_a_slot() -> Result {
+        let task = task()?;
+        let resv = new_resv()?;
+        let first = FenceTimeline::new().prepare(&task)?.arm();
+        let second = FenceTimeline::new().prepare(&task)?.arm();
+        let third = FenceTimeline::new().prepare(&task)?.arm();
+        let mut guard = resv.lock(&task);
+        guard.reserve_fences(1)?;
+        guard.add_fence(first.fence(), FenceUsage::Write)?;
+        first.signal(Ok(()));
+        guard.add_fence(second.fence(), FenceUsage::Read)?;
+        assert_eq!(guard.fences(FenceUsage::Bookkeep).count(), 1);
+        // Nothing signalled, another context, no slot: refused before C's BUG_ON.
+        assert_eq!(
+            guard.add_fence(third.fence(), FenceUsage::Read),
+            Err(ENOSPC)
+        );
+        drop(guard);
+        second.signal(Ok(()));
+        third.signal(Ok(()));
+        Ok(())
+    }
+
+    /// `dma_resv_replace_fences()`: every fence of one context gives way to the replacement,
+    /// without a slot.
+    #[test]
+    fn replace_fences_of_a_context() -> Result {
+        let task = task()?;
+        let resv = new_resv()?;
+        let old = FenceTimeline::new().prepare(&task)?.arm();
+        let other = FenceTimeline::new().prepare(&task)?.arm();
+        let new = FenceTimeline::new().prepare(&task)?.arm();
+        let mut guard = resv.lock(&task);
+        guard.reserve_fences(2)?;
+        guard.add_fence(old.fence(), FenceUsage::Write)?;
+        guard.add_fence(other.fence(), FenceUsage::Read)?;
+        guard.replace_fences(old.fence().context(), new.fence(), FenceUsage::Bookkeep);
+        let mut entries = guard.fence_entries(FenceUsage::Bookkeep);
+        let (f, usage) = entries.next().ok_or(EINVAL)?;
+        assert!(core::ptr::eq(f, new.fence()) && usage == FenceUsage::Bookkeep);
+        let (f, usage) = entries.next().ok_or(EINVAL)?;
+        assert!(core::ptr::eq(f, other.fence()) && usage == FenceUsage::Read);
+        assert!(entries.next().is_none());
+        drop(guard);
+        for fence in [old, other, new] {
+            fence.signal(Ok(()));
+        }
+        Ok(())
+    }
+
+    /// `dma_resv_copy_fences()`: the destination gets every fence of the source, and the slots
+    /// reserved before are gone with the old list.
+    #[test]
+    fn copy_fences_takes_every_fence() -> Result {
+        let task = task()?;
+        let (src, dst) = (new_resv()?, new_resv()?);
+        let write = FenceTimeline::new().prepare(&task)?.arm();
+        let read = FenceTimeline::new().prepare(&task)?.arm();
+        {
+            let mut guard = src.lock(&task);
+            guard.reserve_fences(2)?;
+            guard.add_fence(write.fence(), FenceUsage::Write)?;
+            guard.add_fence(read.fence(), FenceUsage::Read)?;
+        }
+        let mut guard = dst.lock(&task);
+        guard.reserve_fences(4)?;
+        guard.copy_fences_from(&src)?;
+        assert_eq!(guard.fences(FenceUsage::Write).count(), 1);
+        assert_eq!(guard.fences(FenceUsage::Read).count(), 2);
+        let extra = FenceTimeline::new().prepare(&task)?.arm();
+        assert_eq!(
+            guard.add_fence(extra.fence(), FenceUsage::Read),
+            Err(ENOSPC)
+        );
+        guard.reserve_fences(1)?;
+        guard.add_fence(extra.fence(), FenceUsage::Read)?;
+        drop(guard);
+        for fence in [write, read, extra] {
+            fence.signal(Ok(()));
+        }
+        Ok(())
+    }
+
+    /// `FenceUsage` orders as C's enum, which the queries and the replacement rule rely on.
+    #[test]
+    fn fence_usage_order_is_c_order() -> Result {
+        assert!(FenceUsage::Kernel < FenceUsage::Write);
+        assert!(FenceUsage::Write < FenceUsage::Read);
+        assert!(FenceUsage::Read < FenceUsage::Bookkeep);
+        // `dma_resv_usage_rw()`: a write waits for readers too.
+        assert_eq!(FenceUsage::for_access(true), FenceUsage::Read);
+        assert_eq!(FenceUsage::for_access(false), FenceUsage::Write);
+        Ok(())
+    }
+
+    /// `dma_resv_get_singleton()`: none, the one fence itself, or a container of them all.
+    #[test]
+    fn singleton_of_none_one_and_many() -> Result {
+        let task = task()?;
+        let resv = new_resv()?;
+        assert!(resv.get_singleton(&task, FenceUsage::Bookkeep)?.is_none());
+        let a = FenceTimeline::new().prepare(&task)?.arm();
+        let b = FenceTimeline::new().prepare(&task)?.arm();
+        {
+            let mut guard = resv.lock(&task);
+            guard.reserve_fences(2)?;
+            guard.add_fence(a.fence(), FenceUsage::Write)?;
+        }
+        let one = resv
+            .get_singleton(&task, FenceUsage::Write)?
+            .ok_or(EINVAL)?;
+        assert!(core::ptr::eq(&*one, a.fence()));
+        {
+            let mut guard = resv.lock(&task);
+            guard.reserve_fences(1)?;
+            guard.add_fence(b.fence(), FenceUsage::Read)?;
+        }
+        let both = resv.get_singleton(&task, FenceUsage::Read)?.ok_or(EINVAL)?;
+        assert!(!core::ptr::eq(&*both, a.fence()) && !core::ptr::eq(&*both, b.fence()));
+        assert!(!both.is_signaled());
+        // A container cannot go into a reservation (C warns on one).
+        assert_eq!(
+            resv.lock(&task).add_fence(&both, FenceUsage::Read),
+            Err(EINVAL)
+        );
+        a.signal(Ok(()));
+        assert!(!both.is_signaled());
+        b.signal(Ok(()));
+        assert!(both.is_signaled());
+        Ok(())
+    }
 }

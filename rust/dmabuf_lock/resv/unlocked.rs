@@ -1,0 +1,223 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Reading a reservation's fences without its lock, under RCU: the unlocked iterator
+//! (`dma_resv_iter_begin()` / `dma_resv_for_each_fence_unlocked()`), `dma_resv_get_fences()`
+//! and `dma_resv_get_singleton()`.
+//!
+//! Another task may change the fence list while it is read, so what these return is a snapshot
+//! that may be out of date when it arrives. The iterator starts over when the list it walks is
+//! replaced, and says so on the first fence of every walk
+//! ([`UnlockedFence::restarted`]): code that accumulates anything resets it there.
+//!
+//! Rules: R3 (none of this waits), R4 ([`Resv::get_fences`] and [`Resv::get_singleton`]
+//! allocate with `GFP_KERNEL`, so they need a [`MayBlock`]).
+
+use super::{
+    super::{context::MayBlock, fence::Fence, ffi},
+    FenceUsage, Resv,
+};
+use core::{marker::PhantomData, ptr::NonNull};
+use kernel::{bindings, error::to_result, prelude::*, sync::aref::ARef};
+
+impl Resv {
+    /// Iterates over the fences of `usage` and the usages it includes without the lock.
+    ///
+    /// Each item holds its own reference on its fence. When another task replaces the fence
+    /// list during the walk, the walk starts over and the next item has
+    /// [`UnlockedFence::restarted`] set (the first item always has).
+    ///
+    /// (KUnit case `dmabuf_lock_st_dma_resv::for_each_unlocked`.)
+    ///
+    /// ```ignore
+    /// let mut busy = 0;
+    /// for item in resv.fences_unlocked(FenceUsage::Write) {
+    ///     if item.restarted { busy = 0; }
+    ///     busy += usize::from(!item.fence.is_signaled());
+    /// }
+    /// ```
+    pub fn fences_unlocked(&self, usage: FenceUsage) -> UnlockedFences<'_> {
+        UnlockedFences {
+            cursor: bindings::dma_resv_iter {
+                obj: self.as_raw(),
+                usage: usage.as_raw(),
+                ..Default::default()
+            },
+            state: WalkState::NotStarted,
+            _resv: PhantomData,
+        }
+    }
+
+    /// Returns a snapshot of the fences of `usage` and the usages it includes, each referenced
+    /// (`dma_resv_get_fences()`); `ENOMEM` if the array cannot be allocated.
+    ///
+    /// (KUnit case `dmabuf_lock_st_dma_resv::get_fences`.)
+    ///
+    /// ```ignore
+    /// let fences = resv.get_fences(&task, FenceUsage::Read)?;
+    /// for fence in fences.iter() { fence.wait(&task, true, 100)?; }
+    /// ```
+    pub fn get_fences(&self, _task: &MayBlock, usage: FenceUsage) -> Result<FenceSnapshot> {
+        let mut len = 0u32;
+        let mut array = core::ptr::null_mut();
+        // SAFETY: The reservation is initialised (type invariant); the call reads it under RCU
+        // and, on success, hands over an array of `len` referenced fences (NULL when empty),
+        // which the snapshot owns. On failure it has put and freed everything itself.
+        to_result(unsafe {
+            bindings::dma_resv_get_fences(self.as_raw(), usage.as_raw(), &mut len, &mut array)
+        })?;
+        // INVARIANT: As the call guarantees on success.
+        Ok(FenceSnapshot {
+            array,
+            len: len as usize,
+        })
+    }
+
+    /// Returns the fences of `usage` and the usages it includes as one fence
+    /// (`dma_resv_get_singleton()`): `None` if there are none, the fence itself if there is
+    /// one, otherwise a new `dma_fence_array` of them all (a container fence: it cannot be added
+    /// to a reservation, see [`super::ResvGuard::add_fence`]).
+    ///
+    /// ```ignore
+    /// if let Some(fence) = resv.get_singleton(&task, FenceUsage::Write)? {
+    ///     fence.wait(&task, true, 100)?;
+    /// }
+    /// ```
+    pub fn get_singleton(
+        &self,
+        _task: &MayBlock,
+        usage: FenceUsage,
+    ) -> Result<Option<ARef<Fence>>> {
+        let mut fence = core::ptr::null_mut();
+        // SAFETY: The reservation is initialised (type invariant); on success the call stores
+        // NULL or a fence with a reference for the caller.
+        to_result(unsafe {
+            bindings::dma_resv_get_singleton(self.as_raw(), usage.as_raw(), &mut fence)
+        })?;
+        // SAFETY: A non-NULL fence comes with a reference, which the `ARef` takes over;
+        // `Fence` is `repr(transparent)` over the `dma_fence`.
+        Ok(NonNull::new(fence.cast::<Fence>()).map(|fence| unsafe { ARef::from_raw(fence) }))
+    }
+}
+
+/// One fence met by [`Resv::fences_unlocked`].
+pub struct UnlockedFence {
+    /// The fence, referenced for as long as the item lives.
+    pub fence: ARef<Fence>,
+    /// How it was added (`dma_resv_iter_usage()`).
+    pub usage: FenceUsage,
+    /// Whether the walk (re)started with this fence (`dma_resv_iter_is_restarted()`): drop
+    /// whatever was gathered from the items before it.
+    pub restarted: bool,
+}
+
+enum WalkState {
+    NotStarted,
+    Walking,
+    Done,
+}
+
+/// The unlocked iterator; see [`Resv::fences_unlocked`].
+///
+/// # Invariants
+///
+/// `cursor` walks a reservation that stays initialised for `'r`; `cursor.fence`, when not
+/// NULL, is the current fence with a reference that the iterator owns.
+pub struct UnlockedFences<'r> {
+    cursor: bindings::dma_resv_iter,
+    state: WalkState,
+    _resv: PhantomData<&'r Resv>,
+}
+
+impl Iterator for UnlockedFences<'_> {
+    type Item = UnlockedFence;
+
+    fn next(&mut self) -> Option<UnlockedFence> {
+        // The cursor was set up as `dma_resv_iter_begin()` does, for a reservation that lives
+        // for `'r` (type invariant). Each step takes the RCU read lock itself, puts the previous
+        // fence and takes a reference on the one it returns.
+        let raw = match self.state {
+            // SAFETY: See above: a cursor that has not walked yet.
+            WalkState::NotStarted => unsafe {
+                bindings::dma_resv_iter_first_unlocked(&mut self.cursor)
+            },
+            // SAFETY: See above: a cursor whose walk has not ended.
+            WalkState::Walking => unsafe {
+                bindings::dma_resv_iter_next_unlocked(&mut self.cursor)
+            },
+            // A step after the end would start a new walk if the list changed in between.
+            WalkState::Done => return None,
+        };
+        let Some(raw) = NonNull::new(raw.cast::<Fence>()) else {
+            self.state = WalkState::Done;
+            return None;
+        };
+        self.state = WalkState::Walking;
+        // SAFETY: The cursor holds a reference on the fence until its next step, so it is
+        // valid here; the item takes a reference of its own.
+        let fence = ARef::from(unsafe { raw.as_ref() });
+        Some(UnlockedFence {
+            fence,
+            usage: FenceUsage::from_raw(self.cursor.fence_usage),
+            restarted: self.cursor.is_restarted,
+        })
+    }
+}
+
+impl Drop for UnlockedFences<'_> {
+    fn drop(&mut self) {
+        // `dma_resv_iter_end()`: put the current fence, if any.
+        if !self.cursor.fence.is_null() {
+            // SAFETY: The cursor owns a reference on its current fence (type invariant).
+            unsafe { ffi::dl_dma_fence_put(self.cursor.fence) };
+        }
+    }
+}
+
+/// Fences returned by [`Resv::get_fences`], each referenced until the snapshot is dropped.
+///
+/// # Invariants
+///
+/// `array` is NULL with `len` 0, or a `kmalloc`ed array of `len` non-NULL fence pointers, each
+/// with a reference that the snapshot owns.
+pub struct FenceSnapshot {
+    array: *mut *mut bindings::dma_fence,
+    len: usize,
+}
+
+impl FenceSnapshot {
+    /// Returns the fences.
+    ///
+    /// ```ignore
+    /// assert_eq!(snapshot.as_slice().len(), 1);
+    /// ```
+    pub fn as_slice(&self) -> &[&Fence] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: `array` holds `len` non-NULL pointers to referenced fences (type invariant),
+        // which stay referenced and unchanged while `self` is borrowed. `&Fence` has the layout
+        // of a non-NULL `*mut dma_fence` (`Fence` is `repr(transparent)` over the `dma_fence`).
+        unsafe { core::slice::from_raw_parts(self.array.cast::<&Fence>(), self.len) }
+    }
+
+    /// Iterates over the fences.
+    ///
+    /// ```ignore
+    /// for fence in snapshot.iter() { fence.enable_signaling(); }
+    /// ```
+    pub fn iter(&self) -> impl Iterator<Item = &Fence> {
+        self.as_slice().iter().copied()
+    }
+}
+
+impl Drop for FenceSnapshot {
+    fn drop(&mut self) {
+        for i in 0..self.len {
+            // SAFETY: Entry `i` is a fence pointer with a reference the snapshot owns (type
+            // invariant), put once here.
+            unsafe { ffi::dl_dma_fence_put(*self.array.add(i)) };
+        }
+        // SAFETY: `array` came from `kmalloc` (or is NULL) and nothing uses it any more.
+        unsafe { bindings::kfree(self.array.cast()) };
+    }
+}
