@@ -129,8 +129,8 @@ impl Fence {
     }
 
     /// Returns whether this fence is `other` or comes after it on their timeline
-    /// (`dma_fence_is_later_or_same()`, with 32-bit seqno wrap-around unless the fence's ops ask
-    /// for 64-bit ones). A seqno comparison means nothing across timelines: fences of different
+    /// (`dma_fence_is_later_or_same()`, with 32-bit seqno wrap-around unless this fence was
+    /// initialised with 64-bit seqnos, `DMA_FENCE_FLAG_SEQNO64_BIT`). A seqno comparison means nothing across timelines: fences of different
     /// contexts are `false` here, where C's result would be meaningless.
     ///
     /// ```ignore
@@ -147,7 +147,9 @@ impl Fence {
 
     /// Asks the fence's driver to signal it when done (`dma_fence_enable_signaling()`): drivers
     /// that signal only on request (`enable_signaling` in their ops) otherwise never do.
-    /// Waiting and adding callbacks enable signalling themselves.
+    /// Waiting and adding callbacks enable signalling themselves. It may call the driver's
+    /// `enable_signaling` with the fence's lock held: not from code that holds that lock (a
+    /// callback of a fence sharing it), which would deadlock.
     ///
     /// ```ignore
     /// fence.enable_signaling();

@@ -367,11 +367,12 @@ impl<'o> ResvLocker<'o> {
             .rposition(|g| core::ptr::eq(g.resv(), resv))
         {
             self.held[i..].rotate_left(1);
-            // Dropping the guard unlocks; the context stays consistent, since it only counts
-            // the locks it holds.
+            // INVARIANT: The guard leaves `held` as its drop releases the lock; the context
+            // only counts the locks it holds. `contended` is untouched (it is never held).
             self.held.pop();
             true
         } else {
+            // INVARIANT: As above, for the object taken on the slow path.
             self.prelocked
                 .take_if(|g| core::ptr::eq(g.resv(), resv))
                 .is_some()

@@ -465,16 +465,22 @@ impl<'a> ResvGuard<'a> {
         if !replaces && self.free_slots == 0 {
             return Err(ENOSPC);
         }
-        // SAFETY: The reservation is locked by the current task. Either an entry of the list
-        // will be replaced in place (the condition above is C's, over the same list, and can
-        // only become true by a fence signalling), or a free slot was reserved under this lock.
-        // `dma_resv_add_fence` takes its own reference on `fence`. The fence it may replace and
-        // put is not borrowed from this guard (`&mut self`).
+        // SAFETY: The reservation is locked by the current task, so its list is the one just
+        // walked (readers under RCU never write it; the walk's borrow ended). Either C's loop
+        // will find an entry to replace in place: the condition above is C's, over the same
+        // entries in the same order, built from values fixed at a fence's initialisation
+        // (context, seqno, `DMA_FENCE_FLAG_SEQNO64_BIT`) and from the signalled bit, which only
+        // ever gets set, so it can only turn from false to true in between. Or a slot is free:
+        // `free_slots` were reserved under this lock (type invariant), so the list is not NULL
+        // and `num_fences + free_slots <= max_fences`. `dma_resv_add_fence` takes its own
+        // reference on `fence`; the fence it may replace and put is not borrowed from this guard
+        // (`&mut self`).
         unsafe { bindings::dma_resv_add_fence(self.resv.as_raw(), fence.as_raw(), usage.as_raw()) };
         if !replaces {
             // INVARIANT: One reserved slot was used.
             self.free_slots -= 1;
         }
+        // INVARIANT: Otherwise an entry was replaced: the number of fences did not change.
         Ok(())
     }
 
@@ -483,12 +489,26 @@ impl<'a> ResvGuard<'a> {
     /// stand for no longer touches the buffer, e.g. a preemption fence replaced by the
     /// page-table update that follows it.
     ///
+    /// A container fence is `EINVAL`, as in [`ResvGuard::add_fence`] (stricter than C, which
+    /// does not check here): a container in the list would end up inside the next
+    /// [`Resv::get_singleton`] array, and containers nested that way recurse once per level when
+    /// they signal or are freed, until the stack overflows.
+    ///
     /// (KUnit case `dmabuf_lock_resv::replace_fences_of_a_context`.)
     ///
     /// ```ignore
-    /// guard.replace_fences(old_ctx, update.fence(), FenceUsage::Bookkeep);
+    /// guard.replace_fences(old_ctx, update.fence(), FenceUsage::Bookkeep)?;
     /// ```
-    pub fn replace_fences(&mut self, context: u64, replacement: &Fence, usage: FenceUsage) {
+    pub fn replace_fences(
+        &mut self,
+        context: u64,
+        replacement: &Fence,
+        usage: FenceUsage,
+    ) -> Result {
+        // SAFETY: The fence is initialised (type invariant of `Fence`); this reads its ops.
+        if unsafe { ffi::dl_dma_fence_is_container(replacement.as_raw()) } {
+            return Err(EINVAL);
+        }
         // SAFETY: The reservation is locked by the current task (type invariant);
         // `dma_resv_replace_fences` takes its own references on `replacement` and puts the
         // fences it replaces, none of which is borrowed from this guard (`&mut self`).
@@ -500,25 +520,8 @@ impl<'a> ResvGuard<'a> {
                 usage.as_raw(),
             )
         };
-    }
-
-    /// Replaces this reservation's fences with a copy of `src`'s (`dma_resv_copy_fences()`),
-    /// read without `src`'s lock. The new list has no room to spare: fence slots reserved
-    /// before are gone, as in C, so reserve again before adding.
-    ///
-    /// (KUnit case `dmabuf_lock_resv::copy_fences_takes_every_fence`.)
-    ///
-    /// ```ignore
-    /// dst.copy_fences_from(&src)?;
-    /// dst.reserve_fences(1)?;
-    /// ```
-    pub fn copy_fences_from(&mut self, src: &Resv) -> Result {
-        // SAFETY: `self.resv` is locked by the current task (type invariant), `src` is an
-        // initialised reservation (type invariant of `Resv`) that the call reads under RCU. The
-        // old list it frees is not borrowed from this guard (`&mut self`).
-        to_result(unsafe { bindings::dma_resv_copy_fences(self.resv.as_raw(), src.as_raw()) })?;
-        // INVARIANT: The list was replaced by one with no promised free slot.
-        self.free_slots = 0;
+        // INVARIANT: Entries were overwritten in place: the number of fences, and so the free
+        // slots, did not change.
         Ok(())
     }
 
@@ -560,7 +563,9 @@ impl<'a> ResvGuard<'a> {
 /// # Invariants
 ///
 /// `cursor` iterates a reservation that the guard borrowed for `'g` keeps locked; the guard
-/// cannot change the fence list while the iterator or a fence it yielded is alive.
+/// cannot change the fence list while the iterator or a fence it yielded is alive. Like the
+/// guard, the iterator is `!Send` (its cursor holds raw pointers): it stays on the task that
+/// holds the lock, which `dma_resv_iter_first()` asserts.
 pub struct FenceEntries<'g> {
     cursor: bindings::dma_resv_iter,
     started: bool,

@@ -118,10 +118,20 @@ enum WalkState {
 
 /// The unlocked iterator; see [`Resv::fences_unlocked`].
 ///
+/// Each item takes over the reference the C cursor took on its fence and clears the cursor's
+/// pointer, where C's loop would keep it until the next step and put it there. Besides saving
+/// an atomic, this makes the walk end when the fence list becomes NULL under it (Linux 7.3's
+/// `dma_resv_iter_walk_unlocked()` then returns without clearing the cursor's fence, so a C walk
+/// yields its last fence again, forever: `dma_resv_copy_fences()` from an empty reservation
+/// does that to a list that another task walks; KUnit case
+/// `dmabuf_lock_resv::walk_ends_when_the_list_becomes_null`).
+///
 /// # Invariants
 ///
-/// `cursor` walks a reservation that stays initialised for `'r`; `cursor.fence`, when not
-/// NULL, is the current fence with a reference that the iterator owns.
+/// `cursor` walks a reservation that stays initialised for `'r`. Between steps `cursor.fence` is
+/// NULL: each step's reference has moved into its item, so dropping the iterator (which
+/// `dma_resv_iter_end()` would do by putting that fence) has nothing to put. Once `state` is
+/// `Done` the cursor is not stepped again.
 pub struct UnlockedFences<'r> {
     cursor: bindings::dma_resv_iter,
     state: WalkState,
@@ -132,44 +142,37 @@ impl Iterator for UnlockedFences<'_> {
     type Item = UnlockedFence;
 
     fn next(&mut self) -> Option<UnlockedFence> {
-        // The cursor was set up as `dma_resv_iter_begin()` does, for a reservation that lives
-        // for `'r` (type invariant). Each step takes the RCU read lock itself, puts the previous
-        // fence and takes a reference on the one it returns.
         let raw = match self.state {
-            // SAFETY: See above: a cursor that has not walked yet.
+            // SAFETY: The cursor was set up as `dma_resv_iter_begin()` does, for a reservation
+            // that lives for `'r` (type invariant), and has not walked yet. The call takes the
+            // RCU read lock itself and returns a fence with a reference in `cursor.fence`.
             WalkState::NotStarted => unsafe {
                 bindings::dma_resv_iter_first_unlocked(&mut self.cursor)
             },
-            // SAFETY: See above: a cursor whose walk has not ended.
+            // SAFETY: As above, for a walk that has not ended. The call puts `cursor.fence`, which
+            // is NULL (type invariant), and returns the next fence, with a reference.
             WalkState::Walking => unsafe {
                 bindings::dma_resv_iter_next_unlocked(&mut self.cursor)
             },
-            // A step after the end would start a new walk if the list changed in between.
             WalkState::Done => return None,
         };
+        // INVARIANT: The reference the cursor holds moves into the item below, or there is none.
+        self.cursor.fence = core::ptr::null_mut();
         let Some(raw) = NonNull::new(raw.cast::<Fence>()) else {
+            // INVARIANT: A step after the end would start a new walk if the list changed.
             self.state = WalkState::Done;
             return None;
         };
         self.state = WalkState::Walking;
-        // SAFETY: The cursor holds a reference on the fence until its next step, so it is
-        // valid here; the item takes a reference of its own.
-        let fence = ARef::from(unsafe { raw.as_ref() });
+        // SAFETY: The cursor took a reference on the fence for this step, and nothing else
+        // owns it now (the pointer was cleared above); the `ARef` owns it from here.
+        // `Fence` is `repr(transparent)` over the `dma_fence`.
+        let fence = unsafe { ARef::from_raw(raw) };
         Some(UnlockedFence {
             fence,
             usage: FenceUsage::from_raw(self.cursor.fence_usage),
             restarted: self.cursor.is_restarted,
         })
-    }
-}
-
-impl Drop for UnlockedFences<'_> {
-    fn drop(&mut self) {
-        // `dma_resv_iter_end()`: put the current fence, if any.
-        if !self.cursor.fence.is_null() {
-            // SAFETY: The cursor owns a reference on its current fence (type invariant).
-            unsafe { ffi::dl_dma_fence_put(self.cursor.fence) };
-        }
     }
 }
 
