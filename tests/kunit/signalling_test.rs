@@ -154,12 +154,11 @@ mod tests {
             r.add(1, Relaxed);
             fence.signal(Ok(()));
         })?;
-        let fence: ARef<Fence> = {
-            let section = task.signalling_section();
-            let job = job.arm(&section);
-            let fence: ARef<Fence> = job.fence().into();
-            fence
-        };
+        let section = task.signalling_section();
+        let job = job.arm(&section);
+        let fence: ARef<Fence> = job.fence().into();
+        drop(job);
+        drop(section);
         assert_eq!(fence.status(), Err(ECANCELED));
         drop(queue);
         assert_eq!(ran.load(Relaxed), 0);
