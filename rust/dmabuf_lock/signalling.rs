@@ -470,7 +470,12 @@ where
     F: FnOnce(DriverFence, &mut SectionCtx) + Send + 'static,
 {
     let class = SignalWorkClass::get();
-    DelayedWork::new(class.work_name, class.work_key, class.timer_name, class.timer_key)
+    DelayedWork::new(
+        class.work_name,
+        class.work_key,
+        class.timer_name,
+        class.timer_key,
+    )
 }
 
 /// The lockdep class keys and names of the jobs' work items and timers.

@@ -193,9 +193,10 @@ mod tests {
     #[test]
     fn fences_carry_their_driver_names() -> Result {
         let task = task()?;
-        let timeline = FenceTimeline::with_names(c"dl_kunit_gpu", c"dl_kunit_gpu-ring0")?;
-        let named = timeline.prepare(&task)?.arm();
-        drop(timeline);
+        // The timeline is a temporary: it is gone once the fence is armed.
+        let named = FenceTimeline::with_names(c"dl_kunit_gpu", c"dl_kunit_gpu-ring0")?
+            .prepare(&task)?
+            .arm();
         assert_eq!(
             names(named.fence()),
             (&b"dl_kunit_gpu"[..], &b"dl_kunit_gpu-ring0"[..])

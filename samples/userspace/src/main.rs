@@ -866,7 +866,11 @@ fn sync_file_status(fd: RawFd) -> io::Result<i32> {
 fn sync_file_name(fd: RawFd) -> io::Result<String> {
     let mut info = SyncFileInfo::default();
     ioctl(fd, SYNC_IOC_FILE_INFO, &mut info)?;
-    let len = info.name.iter().position(|&b| b == 0).unwrap_or(info.name.len());
+    let len = info
+        .name
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(info.name.len());
     Ok(String::from_utf8_lossy(&info.name[..len]).into_owned())
 }
 
