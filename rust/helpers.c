@@ -117,16 +117,19 @@ EXPORT_SYMBOL_GPL(dl_lock_map_release);
  * The ops of the library's driver fences. They live here, in dmabuf_lock.ko, rather than in
  * each module that arms a fence: an armed fence pins this module until it signals (when 7.3
  * detaches the ops), so a fence that outlives the module that armed it points at no code of
- * that module. Data and two constant strings; no release, so the default kfree_rcu applies.
+ * that module. The names are in the fence's own memory (struct dl_driver_fence, written before
+ * the fence is initialised and never changed), which the kernel frees an RCU grace period after
+ * the last reference, as the names' readers require. No release, so the default kfree_rcu
+ * applies.
  */
 static const char *dl_driver_fence_name(struct dma_fence *fence)
 {
-	return "dmabuf_lock";
+	return container_of(fence, struct dl_driver_fence, base)->driver_name;
 }
 
 static const char *dl_driver_fence_timeline_name(struct dma_fence *fence)
 {
-	return "dmabuf_lock-timeline";
+	return container_of(fence, struct dl_driver_fence, base)->timeline_name;
 }
 
 const struct dma_fence_ops dl_driver_fence_ops = {

@@ -34,6 +34,16 @@ void dl_dma_resv_might_lock(struct dma_resv *obj);
 void dl_lock_map_acquire(struct lockdep_map *map);
 void dl_lock_map_acquire_read(struct lockdep_map *map);
 void dl_lock_map_release(struct lockdep_map *map);
+/*
+ * A driver fence of the library (rust/dmabuf_lock/fence.rs, DriverFenceStorage, has the same
+ * layout): the fence, then its NUL-terminated driver and timeline names.
+ */
+#define DL_FENCE_NAME_SIZE 32
+struct dl_driver_fence {
+	struct dma_fence base;
+	char driver_name[DL_FENCE_NAME_SIZE];
+	char timeline_name[DL_FENCE_NAME_SIZE];
+};
 extern const struct dma_fence_ops dl_driver_fence_ops;
 struct module *dl_core_module(void);
 void dl_warn(const char *msg);

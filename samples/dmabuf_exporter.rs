@@ -7,19 +7,22 @@
 //! `mmap`, `vmap` and `vunmap`, CPU access, release). Its job ioctl is the dma-buf submission
 //! pattern: copy the arguments in (before any lock, R1), lock every buffer with the multi-object
 //! locker (R6), publish one write fence on each, unlock, and signal the fence from a work item
-//! that runs inside a fence-signalling section (R4, R5, R8). Its evict ioctl moves a buffer
+//! that runs inside a fence-signalling section (R4, R5, R8). The job's fence and work item are
+//! allocated before any lock, and the submission tail, from publishing the fence to queueing
+//! the work item, is a signalling section in which nothing allocates (R4). Its evict ioctl moves a buffer
 //! under its reservation, so dynamic importers see `invalidate_mappings` (R10). The callbacks
 //! that the core calls with the reservation held never take it again (R10).
 //!
 //! The ioctls are in `samples/uapi/dmabuf_lock_sample.h`. Each exported buffer holds a module
 //! reference, so the module cannot be unloaded while buffers are alive; so does each job until
-//! its fence has signalled, since an unsignalled fence points to this module's fence ops. Jobs
-//! complete on the module's own workqueue, which module exit drains.
+//! it has run, since its work item is this module's code. Jobs complete on the module's own
+//! signalling queue, which module exit drains. The jobs' fences report the driver name
+//! `dmabuf_exporter`.
 //!
 //! Buffer pages are charged to the caller's memory cgroup, and the buffers one open file has
 //! created and that are still alive hold at most [`DLS_MAX_FILE_PAGES`] pages.
 
-use core::{mem::size_of, ops::Deref, ptr::NonNull};
+use core::{mem::size_of, ptr::NonNull};
 use kernel::{
     bindings,
     error::{from_err_ptr, to_result},
@@ -33,10 +36,8 @@ use kernel::{
         atomic::{Atomic, Relaxed},
         Arc,
     },
-    time::msecs_to_jiffies,
     transmute::{AsBytes, FromBytes},
     uaccess::{UserPtr, UserSlice},
-    workqueue::{self, impl_has_delayed_work, new_delayed_work, DelayedWork, WorkItem},
 };
 use pin_init::stack_pin_init;
 
@@ -47,9 +48,10 @@ pub mod uapi;
 
 use dmabuf_lock::{
     context::MayBlock,
-    fence::{DriverFence, FenceTimeline},
+    fence::FenceTimeline,
     locker::{LockerFlags, ResvLocker},
     resv::{FenceUsage, Resv},
+    signalling::SignallingQueue,
 };
 use uapi::{DlsCreate, DlsJob, DLS_MAX_FILE_PAGES, DLS_MAX_JOB_BUFFERS, DLS_MAX_PAGES};
 
@@ -75,85 +77,22 @@ unsafe impl AsBytes for DlsJob {}
 struct ExporterModule {
     #[pin]
     misc: MiscDeviceRegistration<ExporterFile>,
-    /// Where jobs complete. Dropped after `misc`, so after every file is closed, and after every
-    /// job has dropped its module reference: dropping it waits for the last one to return.
-    jobs: Arc<JobQueue>,
+    /// Where jobs complete (`WQ_MEM_RECLAIM`). Dropped after `misc`, so after every file is
+    /// closed; dropping it waits for every queued job to run.
+    jobs: Arc<SignallingQueue>,
 }
 
 impl kernel::InPlaceModule for ExporterModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
-            jobs: Arc::new(JobQueue::new(c"dmabuf_exporter_jobs")?, GFP_KERNEL)?,
+            jobs: Arc::new(
+                SignallingQueue::new(c"dmabuf_exporter_jobs", &MayBlock::new()?)?,
+                GFP_KERNEL,
+            )?,
             misc <- MiscDeviceRegistration::register(MiscDeviceOptions {
                 name: c"dmabuf_exporter",
             }),
         })
-    }
-}
-
-/// An unbound workqueue of this module's own (`WQ_MEM_RECLAIM`: fence signalling must not wait
-/// for memory), destroyed on drop, which first waits for every work item on it to finish.
-///
-/// # Invariants
-///
-/// `0` is a workqueue from `alloc_workqueue`, destroyed only in `drop`.
-struct JobQueue(NonNull<bindings::workqueue_struct>);
-
-// SAFETY: A workqueue may be used and destroyed from any task.
-unsafe impl Send for JobQueue {}
-// SAFETY: Every operation on a workqueue through `Queue` takes `&self` and is thread-safe.
-unsafe impl Sync for JobQueue {}
-
-impl JobQueue {
-    fn new(name: &'static CStr) -> Result<Self> {
-        // SAFETY: The format "%s" takes the one string argument given, a valid C string.
-        let wq = unsafe {
-            bindings::alloc_workqueue_noprof(
-                c"%s".as_char_ptr(),
-                bindings::wq_flags_WQ_MEM_RECLAIM | bindings::wq_flags_WQ_UNBOUND,
-                0,
-                name.as_char_ptr(),
-            )
-        };
-        // INVARIANT: A non-null result is a new workqueue.
-        NonNull::new(wq).map(Self).ok_or(ENOMEM)
-    }
-}
-
-impl Deref for JobQueue {
-    type Target = workqueue::Queue;
-
-    fn deref(&self) -> &workqueue::Queue {
-        // SAFETY: The workqueue lives until `self` is dropped (type invariant).
-        unsafe { workqueue::Queue::from_raw(self.0.as_ptr()) }
-    }
-}
-
-impl Drop for JobQueue {
-    fn drop(&mut self) {
-        // SAFETY: The workqueue came from `alloc_workqueue` and is destroyed once (type
-        // invariant); `destroy_workqueue` drains it first.
-        unsafe { bindings::destroy_workqueue(self.0.as_ptr()) };
-    }
-}
-
-/// A reference on this module, taken with `__module_get` and dropped with `module_put`.
-struct ModuleRef(());
-
-impl ModuleRef {
-    /// Takes a reference; the caller runs in a call this module already holds a reference for
-    /// (an ioctl on one of its files).
-    fn get() -> Self {
-        // SAFETY: The module is live: the caller's open file holds a reference on it.
-        unsafe { bindings::__module_get(kernel::module::this_module::<ExporterModule>().as_ptr()) };
-        Self(())
-    }
-}
-
-impl Drop for ModuleRef {
-    fn drop(&mut self) {
-        // SAFETY: Drops the reference taken in `get`.
-        unsafe { bindings::module_put(kernel::module::this_module::<ExporterModule>().as_ptr()) };
     }
 }
 
@@ -191,7 +130,7 @@ impl Drop for Charge {
 /// what its buffers hold.
 struct ExporterFile {
     timeline: FenceTimeline,
-    jobs: Arc<JobQueue>,
+    jobs: Arc<SignallingQueue>,
     budget: Arc<PageBudget>,
 }
 
@@ -207,7 +146,7 @@ impl MiscDevice for ExporterFile {
         let module = unsafe { &*kernel::container_of!(misc, ExporterModule, misc) };
         Ok(KBox::new(
             Self {
-                timeline: FenceTimeline::new(),
+                timeline: FenceTimeline::with_names(c"dmabuf_exporter", c"dmabuf_exporter-jobs")?,
                 jobs: module.jobs.clone(),
                 budget: Arc::new(PageBudget(Atomic::new(0)), GFP_KERNEL)?,
             },
@@ -216,10 +155,10 @@ impl MiscDevice for ExporterFile {
     }
 
     fn ioctl(me: &ExporterFile, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
-        let task = MayBlock::new()?;
+        let mut task = MayBlock::new()?;
         match cmd {
             uapi::DLS_IOCTL_CREATE => me.create(arg),
-            uapi::DLS_IOCTL_JOB => me.job(&task, arg),
+            uapi::DLS_IOCTL_JOB => me.job(&mut task, arg),
             uapi::DLS_IOCTL_EVICT => evict(&task, arg),
             _ => Err(ENOTTY),
         }
@@ -316,7 +255,7 @@ impl Drop for OwnBuffer {
 }
 
 impl ExporterFile {
-    fn job(&self, task: &MayBlock, arg: usize) -> Result<isize> {
+    fn job(&self, task: &mut MayBlock, arg: usize) -> Result<isize> {
         let mut a: DlsJob = sys::read_arg(arg, |a: &DlsJob| (a.version, a.size))?;
         if a.count == 0 || a.count > DLS_MAX_JOB_BUFFERS || a.delay_ms > 10_000 {
             return Err(EINVAL);
@@ -338,20 +277,15 @@ impl ExporterFile {
         // The seqno is written back once the fence is published, when the job can no longer be
         // taken back: check now, before any lock (R1), that the argument can be written.
         sys::write_arg(arg, &a)?;
-        let prepared = self.timeline.prepare(task)?;
-        // The job's completion: allocated here, since nothing may fail once the fence is armed.
-        let mut work = KBox::pin_init(
-            pin_init!(JobWork {
-                work <- new_delayed_work!("dmabuf_exporter::JobWork"),
-                fence: None,
-                _module: ModuleRef::get(),
-            }),
-            GFP_KERNEL,
-        )?;
+        // Everything the job needs is allocated now, before its fence exists (R4): the fence's
+        // storage and the work item that signals it (the "hardware" finishes after the delay).
+        let job = self
+            .jobs
+            .prepare(task, &self.timeline, |fence, _section| fence.signal(Ok(())))?;
         // The locker lives in this block only: its acquire context counts as a reservation lock
         // for lockdep until it is finalised, so it must be gone before user memory is touched
         // again below (R1).
-        let fence = {
+        a.seqno = {
             let flags = LockerFlags {
                 interruptible: true,
                 fence_slots: 1,
@@ -361,56 +295,25 @@ impl ExporterFile {
             locker
                 .as_mut()
                 .lock_iter(task, buffers.iter().map(OwnBuffer::resv))?;
-            let fence = prepared.arm();
+            // The submission tail: from publishing the fence until the work item that signals
+            // it is queued, this is a fence-signalling critical section (R4, R5). Nothing in it
+            // allocates or blocks, and lockdep would report it if something did.
+            let section = task.signalling_section();
+            let job = job.arm(&section);
             for mut held in locker.as_mut().locked_mut() {
-                held.add_fence(fence.fence(), FenceUsage::Write)?;
+                // On an error the job is dropped unqueued, which cancels its fence (R8).
+                held.add_fence(job.fence(), FenceUsage::Write)?;
             }
-            fence
+            let seqno = job.fence().seqno();
+            // A timer per job: no job's completion waits behind another's delay (R8).
+            job.queue_after(a.delay_ms);
+            drop(section);
+            seqno
         };
-        a.seqno = fence.fence().seqno();
-        *work.as_mut().project().fence = Some(fence);
-        // A timer per job: no job's completion waits behind another's delay (R8).
-        self.jobs
-            .enqueue_delayed(work, msecs_to_jiffies(a.delay_ms));
         // The job is submitted and cannot fail any more; the argument was writable above, so
         // this write fails only if another thread unmapped it since, which does not undo the job.
         let _ = sys::write_arg(arg, &a);
         Ok(0)
-    }
-}
-
-/// A submitted job: it signals its fence when its delay has passed, and holds a module
-/// reference until then, since the unsignalled fence points to this module's fence ops.
-#[pin_data]
-struct JobWork {
-    #[pin]
-    work: DelayedWork<JobWork>,
-    fence: Option<DriverFence>,
-    _module: ModuleRef,
-}
-
-impl_has_delayed_work! {
-    impl HasDelayedWork<Self> for JobWork { self.work }
-}
-
-impl WorkItem for JobWork {
-    type Pointer = Pin<KBox<JobWork>>;
-
-    /// Runs on the module's [`JobQueue`]. It drops the module reference last: module exit may
-    /// then begin, but destroying the queue waits for this function to return.
-    fn run(mut this: Pin<KBox<JobWork>>) {
-        let Some(fence) = this.as_mut().project().fence.take() else {
-            return;
-        };
-        // The path from publishing the fence to signalling it is a signalling section (R4, R5);
-        // a worker runs outside any, so the proof that opens one is given.
-        match MayBlock::new() {
-            Ok(mut task) => {
-                let _section = task.signalling_section();
-                fence.signal(Ok(()));
-            }
-            Err(_) => fence.signal(Ok(())),
-        }
     }
 }
 

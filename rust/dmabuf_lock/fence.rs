@@ -11,11 +11,13 @@
 //! exactly once, with its error set first; one dropped unsignalled is signalled with
 //! `-ECANCELED` and a warning).
 //!
-//! Code of the module that made them: an unsignalled driver fence points at its `ops` and
-//! a registered callback at its trampoline, both in the module that armed or registered them
-//! (the library is compiled into every module). Each holds a reference on that module until
-//! the fence has signalled or the callback is removed, so the module cannot be unloaded under
-//! them. (Linux 7.3 detaches `ops` from a fence when it signals.)
+//! Code and data they point at: an unsignalled driver fence points at its `ops`, which live in
+//! `dmabuf_lock.ko`, and at its driver and timeline names, which live in the fence's own memory
+//! (a driver names its fences with [`FenceTimeline::with_names`]); it holds a reference on
+//! `dmabuf_lock.ko` until it has signalled (Linux 7.3 detaches `ops` from a fence when it
+//! signals, and frees the fence's memory an RCU grace period after its last reference). A
+//! registered callback points at its trampoline in the module that registered it (the library
+//! is compiled into every module), and holds a reference on that module until it is removed.
 
 use super::{context::MayBlock, ffi};
 use core::ptr::{self, NonNull};
@@ -207,14 +209,14 @@ fn this_module() -> *mut bindings::module {
 /// # Invariants
 ///
 /// A reference on `module` was taken for this value, and is dropped once, in `drop`.
-struct ModuleRef {
+pub(super) struct ModuleRef {
     module: *mut bindings::module,
 }
 
 impl ModuleRef {
     /// Takes a reference on the module this code is compiled into, for a callback that points
     /// at its code. `ENODEV` while the module is being unloaded: its exit ignores references.
-    fn this_module() -> Result<Self> {
+    pub(super) fn this_module() -> Result<Self> {
         let module = this_module();
         // SAFETY: `module` is valid (see `this_module`); the state is read once, racing only
         // with the module loader's own transitions, which this check is about.
@@ -255,6 +257,62 @@ unsafe impl Send for ModuleRef {}
 // SAFETY: `ModuleRef` has no `&self` methods.
 unsafe impl Sync for ModuleRef {}
 
+/// The longest driver or timeline name a fence can carry, in bytes (without the NUL).
+pub const MAX_FENCE_NAME: usize = FENCE_NAME_SIZE - 1;
+
+/// The size of a name buffer; `DL_FENCE_NAME_SIZE` in `rust/helpers.h`.
+const FENCE_NAME_SIZE: usize = 32;
+
+/// The names a driver fence reports (`dma_fence_driver_name()`, `dma_fence_timeline_name()`,
+/// sync_file info, debugfs, traces): NUL-terminated copies, so that they live in the fence.
+///
+/// The layout is the tail of `struct dl_driver_fence` in `rust/helpers.h`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct FenceNames {
+    driver: [u8; FENCE_NAME_SIZE],
+    timeline: [u8; FENCE_NAME_SIZE],
+}
+
+impl FenceNames {
+    /// The library's names, for [`FenceTimeline::new`].
+    const LIBRARY: Self = match Self::new(c"dmabuf_lock", c"dmabuf_lock-timeline") {
+        Some(names) => names,
+        None => panic!("the library's fence names are too long"),
+    };
+
+    /// Copies both names; `None` if one is longer than [`MAX_FENCE_NAME`].
+    const fn new(driver: &CStr, timeline: &CStr) -> Option<Self> {
+        let (Some(driver), Some(timeline)) = (Self::copy(driver), Self::copy(timeline)) else {
+            return None;
+        };
+        Some(Self { driver, timeline })
+    }
+
+    const fn copy(name: &CStr) -> Option<[u8; FENCE_NAME_SIZE]> {
+        let bytes = name.to_bytes();
+        if bytes.len() > MAX_FENCE_NAME {
+            return None;
+        }
+        // Zero-filled, so the copy is NUL-terminated.
+        let mut buf = [0u8; FENCE_NAME_SIZE];
+        let mut i = 0;
+        while i < bytes.len() {
+            buf[i] = bytes[i];
+            i += 1;
+        }
+        Some(buf)
+    }
+}
+
+/// The memory of a driver fence: `struct dl_driver_fence` of `rust/helpers.h`, whose ops (in
+/// `dmabuf_lock.ko`) read the names behind the fence.
+#[repr(C)]
+struct DriverFenceStorage {
+    base: Opaque<bindings::dma_fence>,
+    names: FenceNames,
+}
+
 /// The source of a driver's fences.
 ///
 /// Each fence gets a fence context of its own: fences of one context must signal in seqno order
@@ -262,12 +320,23 @@ unsafe impl Sync for ModuleRef {}
 /// earlier ones are done), and jobs of a driver may finish in any order. The sequence numbers
 /// still count up per timeline, for logs.
 ///
+/// The timeline's fences report its driver and timeline names (`dmabuf_lock` and
+/// `dmabuf_lock-timeline` unless [`FenceTimeline::with_names`] chose others). Each fence
+/// carries a copy of them in its own memory, which the kernel frees an RCU grace period after
+/// the last reference, so a name never outlives what it points into, whichever module or
+/// timeline goes first.
+///
+/// # Examples
+///
+/// (KUnit case `dmabuf_lock_signalling::fences_carry_their_driver_names`.)
+///
 /// ```ignore
-/// let timeline = FenceTimeline::new();
+/// let timeline = FenceTimeline::with_names(c"my_gpu", c"my_gpu-ring0")?;
 /// let fence = timeline.prepare(&task)?.arm();
 /// ```
 pub struct FenceTimeline {
     next_seqno: Atomic<u64>,
+    names: FenceNames,
 }
 
 impl Default for FenceTimeline {
@@ -277,11 +346,25 @@ impl Default for FenceTimeline {
 }
 
 impl FenceTimeline {
-    /// Returns a timeline whose first fence has sequence number 1.
+    /// Returns a timeline whose first fence has sequence number 1, named after the library.
     pub fn new() -> Self {
         Self {
             next_seqno: Atomic::new(1),
+            names: FenceNames::LIBRARY,
         }
+    }
+
+    /// Returns a timeline whose fences report `driver` and `timeline` as their names; `EINVAL`
+    /// if one is longer than [`MAX_FENCE_NAME`] bytes.
+    ///
+    /// ```ignore
+    /// let ring0 = FenceTimeline::with_names(c"my_gpu", c"my_gpu-ring0")?;
+    /// ```
+    pub fn with_names(driver: &CStr, timeline: &CStr) -> Result<Self> {
+        Ok(Self {
+            next_seqno: Atomic::new(1),
+            names: FenceNames::new(driver, timeline).ok_or(EINVAL)?,
+        })
     }
 
     /// Allocates the storage of this timeline's next fence (`GFP_KERNEL`, hence the
@@ -291,8 +374,12 @@ impl FenceTimeline {
     /// let prepared = timeline.prepare(&task)?;
     /// ```
     pub fn prepare(&self, _task: &MayBlock) -> Result<PreparedFence<'_>> {
+        let storage = DriverFenceStorage {
+            base: Opaque::uninit(),
+            names: self.names,
+        };
         Ok(PreparedFence {
-            storage: KBox::new(Opaque::uninit(), GFP_KERNEL)?,
+            storage: KBox::new(storage, GFP_KERNEL)?,
             timeline: self,
         })
     }
@@ -301,7 +388,7 @@ impl FenceTimeline {
 /// Storage for a driver fence, allocated ahead of the signalling path.
 #[must_use = "dropping it frees the storage; arm it to publish a fence"]
 pub struct PreparedFence<'t> {
-    storage: KBox<Opaque<bindings::dma_fence>>,
+    storage: KBox<DriverFenceStorage>,
     timeline: &'t FenceTimeline,
 }
 
@@ -311,22 +398,26 @@ impl PreparedFence<'_> {
     /// may run inside a section.
     ///
     /// The fence's `ops` live in `dmabuf_lock.ko`, not in the module that arms it, and until it
-    /// signals the fence holds a reference on `dmabuf_lock.ko`: a fence that outlives the module
-    /// that armed it (in a `sync_file`, or leaked) points at no code of that module.
+    /// signals the fence holds a reference on `dmabuf_lock.ko`; its names are in its own memory.
+    /// A fence that outlives the module that armed it (in a `sync_file`, or leaked) points at
+    /// no code or data of that module.
     ///
     /// ```ignore
     /// let fence = prepared.arm();
     /// ```
     pub fn arm(self) -> DriverFence {
+        // `base` is the first field of a `repr(C)` struct: the fence's pointer is the
+        // allocation's, which `dma_fence_free()` gives to `kfree_rcu`.
         let raw = KBox::into_raw(self.storage).cast::<bindings::dma_fence>();
         let seqno = self.timeline.next_seqno.fetch_add(1, Relaxed);
         // SAFETY: `dma_fence_context_alloc` has no preconditions (an atomic increment).
         let context = unsafe { bindings::dma_fence_context_alloc(1) };
         let ops_module = ModuleRef::core();
-        // SAFETY: `raw` is an allocation of the right size that nothing else uses; a NULL lock
-        // selects the fence's inline lock. The ops have no `release`, so the memory, which came
-        // from kmalloc, is freed by `dma_fence_free()` with `kfree_rcu`; they stay valid while
-        // `ops_module` pins `dmabuf_lock.ko`.
+        // SAFETY: `raw` is the `base` of a `struct dl_driver_fence` (`DriverFenceStorage`, whose
+        // names were written in `prepare`) that nothing else uses; a NULL lock selects the
+        // fence's inline lock. The ops read the names behind the fence and have no `release`,
+        // so the memory, which came from kmalloc, is freed by `dma_fence_free()` with
+        // `kfree_rcu`; they stay valid while `ops_module` pins `dmabuf_lock.ko`.
         unsafe {
             bindings::dma_fence_init(
                 raw,

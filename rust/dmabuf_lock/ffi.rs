@@ -34,7 +34,8 @@ extern "C" {
     pub(super) fn dl_dma_fence_is_later_or_same(f1: *mut dma_fence, f2: *mut dma_fence) -> bool;
     /// `dma_fence_set_error(fence, error)`.
     pub(super) fn dl_dma_fence_set_error(fence: *mut dma_fence, error: i32);
-    /// The ops of the library's driver fences, in `dmabuf_lock.ko`.
+    /// The ops of the library's driver fences, in `dmabuf_lock.ko`: they work only on a
+    /// `struct dl_driver_fence` (`fence::DriverFenceStorage`).
     pub(super) static dl_driver_fence_ops: dma_fence_ops;
     /// `THIS_MODULE` of `dmabuf_lock.ko`.
     pub(super) fn dl_core_module() -> *mut module;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Fence-signalling critical sections (R4, R5, R7).
+//! Fence-signalling critical sections (R4, R5, R7), and the work that signals a job's fence (R8).
 //!
 //! A section covers the path from publishing a fence to signalling it. [`SignallingSection`]
 //! brackets it with `dma_fence_begin_signalling()` / `dma_fence_end_signalling()`, so lockdep
@@ -10,8 +10,19 @@
 //! is offered by [`SectionCtx`]: allocate with `GFP_ATOMIC` or `GFP_NOWAIT`, signal fences, nest.
 //! Spinlocks are fine too.
 //!
-//! Work that leads to a signal runs in a section automatically when it is spawned with
-//! [`spawn_signalling_work`]: that is where C drivers forget the annotation.
+//! A job's submission is in that order, and the types allow no other (R4, R8):
+//!
+//! 1. [`SignallingQueue::prepare`], before any lock: allocates the job's fence and the work
+//!    item that will signal it (`GFP_KERNEL`, hence the [`MayBlock`]);
+//! 2. lock the reservations and reserve fence slots (may block);
+//! 3. enter a section, [`PreparedSignal::arm`] the job in it and publish its fence (add it to
+//!    the reservations): the section is the submission tail;
+//! 4. [`ArmedSignal::queue_after`] (or [`ArmedSignal::queue`]) inside the same section: queueing
+//!    allocates nothing, and an armed job cannot outlive its section, so the whole tail from
+//!    publishing to queueing is annotated.
+//!
+//! The work item runs its function inside a section of its own, so the annotation cannot be
+//! forgotten there either.
 //!
 //! What the types cannot see, lockdep still can: a driver lock taken inside a section and held
 //! elsewhere while allocating or waiting (see `tests/lockdep/`).
@@ -20,22 +31,42 @@
 //!
 //! # Examples
 //!
-//! (KUnit case `dmabuf_lock_signalling::section_nests`.)
+//! (KUnit cases `dmabuf_lock_signalling::section_nests` and
+//! `dmabuf_lock_signalling::job_signals_from_its_queue`.)
 //!
 //! ```ignore
-//! let fence = timeline.prepare(&task)?; // allocates: before the section
-//! let mut section = task.signalling_section();
-//! let fence = fence.arm();                // no allocation, cannot fail
-//! let note = section.alloc(42u32, SectionGfp::Atomic)?;
-//! fence.signal(Ok(()));
+//! let job = queue.prepare(&task, &timeline, |fence, _section| fence.signal(Ok(())))?;
+//! let mut guard = resv.lock(&task);
+//! guard.reserve_fences(1)?;
+//! let section = task.signalling_section();
+//! let job = job.arm(&section);            // no allocation, cannot fail
+//! guard.add_fence(job.fence(), FenceUsage::Write)?;
+//! job.queue();                            // no allocation either
 //! ```
 
-use super::context::MayBlock;
+use super::{
+    context::MayBlock,
+    fence::{DriverFence, Fence, FenceTimeline, ModuleRef, PreparedFence},
+};
 use core::{
+    marker::PhantomData,
     ops::{Deref, DerefMut},
     ptr::NonNull,
 };
-use kernel::{alloc::Flags, error::Result, prelude::*, types::NotThreadSafe, workqueue::Queue};
+use kernel::{
+    alloc::Flags,
+    error::Result,
+    prelude::*,
+    static_lock_class,
+    sync::{
+        aref::ARef,
+        atomic::{Atomic, Full, Relaxed},
+        Arc, Completion, LockClassKey,
+    },
+    time::{msecs_to_jiffies, Msecs},
+    types::NotThreadSafe,
+    workqueue::{impl_has_delayed_work, DelayedWork, Queue, WorkItem},
+};
 
 /// The allocation flags a signalling section may use (R4): neither may enter reclaim.
 ///
@@ -150,41 +181,83 @@ impl MayBlock {
 
 /// A workqueue of the driver's own for signalling work (`WQ_MEM_RECLAIM`, as `drm_sched` uses:
 /// work that signals fences may be what memory reclaim waits for, so it must make progress
-/// without allocating a worker). Dropping it drains every queued item and destroys it, so a
-/// driver that keeps it in its module (or device) data knows that no work item of its own runs
-/// after the module's exit (no code of the module is left to run).
+/// without allocating a worker; the system queues are not made so).
 ///
-/// It lends no [`Queue`]: that would allow delayed work, whose pending timer `destroy_workqueue`
-/// does not wait for; work goes in through [`spawn_signalling_work`] only. Dropping it from a
-/// work item of its own queue deadlocks (the drain waits for that very item).
+/// Dropping it waits until every job queued on it has run its function (delayed ones after
+/// their delay), then drains and destroys the workqueue, so a driver that keeps it in its module
+/// (or device) data knows that no job of its own runs after the module's exit (no code of the
+/// module is left to run). Each queued job also holds a reference on the module that queued it
+/// until it returns, so a queue that is leaked cannot let the module go under its jobs either.
+///
+/// It lends no [`Queue`]: work goes in through [`SignallingQueue::prepare`] only, which the
+/// queue's drop knows how to wait for. Dropping it from a job of its own deadlocks (the drain
+/// waits for that very job).
 ///
 /// # Invariants
 ///
-/// `raw` is a workqueue made by `alloc_workqueue()`, destroyed only in `drop`.
+/// `raw` is a workqueue made by `alloc_workqueue()`, destroyed only in `drop`. `pending.count`
+/// is one (the queue's own, given up in `drop`) plus the number of jobs queued on `raw` whose
+/// function has not returned; only [`ArmedSignal::queue_after`] queues on `raw`.
 ///
 /// # Examples
 ///
-/// (The sample exporter keeps one in its module.)
+/// (KUnit case `dmabuf_lock_signalling::queue_drop_waits_for_delayed_jobs`; the sample exporter
+/// keeps one in its module.)
 ///
 /// ```ignore
 /// let queue = SignallingQueue::new(c"my_gpu_signal", &task)?;
-/// spawn_signalling_work(&task, &queue, move |_section| fence.signal(Ok(())))?;
-/// drop(queue); // waits for the work item
+/// // ... jobs prepared, armed and queued on it ...
+/// drop(queue); // waits for every queued job
 /// ```
 pub struct SignallingQueue {
     raw: NonNull<kernel::bindings::workqueue_struct>,
+    pending: Arc<Pending>,
 }
 
 // SAFETY: A workqueue is made to be used from any task; the pointer is owned.
 unsafe impl Send for SignallingQueue {}
 
-// SAFETY: Every operation on a `Queue` is safe to call concurrently.
+// SAFETY: Every operation on a `Queue` is safe to call concurrently, and `pending` is shared.
 unsafe impl Sync for SignallingQueue {}
+
+/// The count of a [`SignallingQueue`] and of its jobs that have not finished, and the completion
+/// its drop waits on.
+#[pin_data]
+struct Pending {
+    count: Atomic<u64>,
+    #[pin]
+    idle: Completion,
+}
+
+impl Pending {
+    /// Counts one more job; the caller holds a count already (the queue's), so it is not zero.
+    fn get(&self) {
+        self.count.fetch_add(1, Relaxed);
+    }
+
+    /// Gives up a count; the last one completes `idle`.
+    fn put(&self) {
+        if self.count.fetch_sub(1, Full) == 1 {
+            self.idle.complete_all();
+        }
+    }
+}
 
 impl SignallingQueue {
     /// Allocates an unbound `WQ_MEM_RECLAIM` workqueue called `name` (allocates, hence the
     /// [`MayBlock`]).
+    ///
+    /// ```ignore
+    /// let queue = SignallingQueue::new(c"my_gpu_signal", &task)?;
+    /// ```
     pub fn new(name: &'static CStr, _task: &MayBlock) -> Result<Self> {
+        let pending = Arc::pin_init(
+            pin_init!(Pending {
+                count: Atomic::new(1),
+                idle <- Completion::new(),
+            }),
+            GFP_KERNEL,
+        )?;
         let flags =
             kernel::bindings::wq_flags_WQ_MEM_RECLAIM | kernel::bindings::wq_flags_WQ_UNBOUND;
         // SAFETY: The format is `"%s"` with one string argument, which is static.
@@ -196,14 +269,52 @@ impl SignallingQueue {
                 name.as_char_ptr(),
             )
         };
-        // INVARIANT: A non-NULL result is a new workqueue that this value owns.
+        // INVARIANT: A non-NULL result is a new workqueue that this value owns; no job is queued
+        // on it, so the count is the queue's own.
         Ok(Self {
             raw: NonNull::new(raw).ok_or(ENOMEM)?,
+            pending,
         })
     }
-}
 
-impl SignallingQueue {
+    /// Prepares a job that will signal a fence of `timeline` from this queue: allocates the
+    /// fence's storage and the work item (`GFP_KERNEL`, hence the [`MayBlock`]), before any
+    /// fence is published (R4). `func` receives the fence once the job runs, inside a section,
+    /// and must signal it (R8; a fence it drops is cancelled with a warning).
+    ///
+    /// Fails with `ENOMEM`, or `ENODEV` while this module is being unloaded.
+    ///
+    /// ```ignore
+    /// let job = queue.prepare(&task, &timeline, |fence, _section| fence.signal(Ok(())))?;
+    /// ```
+    pub fn prepare<'a, F>(
+        &'a self,
+        task: &MayBlock,
+        timeline: &'a FenceTimeline,
+        func: F,
+    ) -> Result<PreparedSignal<'a, F>>
+    where
+        F: FnOnce(DriverFence, &mut SectionCtx) + Send + 'static,
+    {
+        let fence = timeline.prepare(task)?;
+        let module = ModuleRef::this_module()?;
+        let work = KBox::pin_init(
+            pin_init!(SignalWork {
+                work <- signal_work_class(),
+                fence: None,
+                func: Some(func),
+                pending: self.pending.clone(),
+                _module: module,
+            }),
+            GFP_KERNEL,
+        )?;
+        Ok(PreparedSignal {
+            fence,
+            work,
+            queue: self,
+        })
+    }
+
     fn queue(&self) -> &Queue {
         // SAFETY: The workqueue lives until `drop` (type invariant), which needs `self`.
         unsafe { Queue::from_raw(self.raw.as_ptr()) }
@@ -212,32 +323,202 @@ impl SignallingQueue {
 
 impl Drop for SignallingQueue {
     fn drop(&mut self) {
-        // SAFETY: The queue is ours (type invariant). Only `spawn_signalling_work` queues on it,
-        // never with a timer, and every such call borrowed `self`, so every item is queued
-        // already and `destroy_workqueue` drains them all before freeing the queue.
+        // No job can be queued any more (queueing borrows `self`); wait until every job queued
+        // before has run its function, delayed ones included.
+        self.pending.put();
+        self.pending.idle.wait_for_completion();
+        // SAFETY: The queue is ours (type invariant). Every job queued on it has run its
+        // function, so no timer of a delayed job is pending; `destroy_workqueue` drains the
+        // jobs' last instructions before freeing the queue.
         unsafe { kernel::bindings::destroy_workqueue(self.raw.as_ptr()) };
     }
 }
 
-/// Runs `work` on `queue` inside a fence-signalling critical section (R4, R5): the section is
-/// entered before `work` runs and ended after it returns. Spawning allocates with `GFP_KERNEL`,
-/// hence the [`MayBlock`]. The queue is one the driver owns and drops before its code goes
-/// away, so the work item never outlives the module.
+/// A job's fence storage and work item, allocated ahead of the submission tail; made by
+/// [`SignallingQueue::prepare`]. Dropping it frees both: nothing was published.
+///
+/// # Examples
+///
+/// (KUnit case `dmabuf_lock_signalling::job_signals_from_its_queue`.)
 ///
 /// ```ignore
-/// spawn_signalling_work(&task, &self.signal_queue, move |_section| {
-///     fence.signal(Ok(()));
-/// })?;
+/// let section = task.signalling_section();
+/// let job = prepared.arm(&section);
 /// ```
-pub fn spawn_signalling_work<F>(_task: &MayBlock, queue: &SignallingQueue, work: F) -> Result
+#[must_use = "dropping it frees the job; arm it inside the submission tail's section"]
+pub struct PreparedSignal<'a, F: FnOnce(DriverFence, &mut SectionCtx) + Send + 'static> {
+    fence: PreparedFence<'a>,
+    work: Pin<KBox<SignalWork<F>>>,
+    queue: &'a SignallingQueue,
+}
+
+impl<'a, F: FnOnce(DriverFence, &mut SectionCtx) + Send + 'static> PreparedSignal<'a, F> {
+    /// Arms the job's fence, to be published now: it takes the `section` of the submission tail,
+    /// and the armed job borrows it, so the fence is published, and the job queued or cancelled,
+    /// inside that section (R4, R5). Allocates nothing and cannot fail.
+    ///
+    /// ```ignore
+    /// let job = prepared.arm(&section);
+    /// ```
+    pub fn arm<'s>(self, _section: &'s SectionCtx) -> ArmedSignal<'s, F>
+    where
+        'a: 's,
+    {
+        let Self {
+            fence,
+            mut work,
+            queue,
+        } = self;
+        let fence = fence.arm();
+        let published = ARef::from(fence.fence());
+        *work.as_mut().project().fence = Some(fence);
+        ArmedSignal {
+            fence: published,
+            work: Some(work),
+            queue,
+            _section: PhantomData,
+        }
+    }
+}
+
+/// A job whose fence is armed, inside the submission tail's section, which it borrows.
+///
+/// Queue it with [`ArmedSignal::queue`] or [`ArmedSignal::queue_after`]. Dropped instead (an
+/// error after publishing, for example adding the fence to a reservation failed), it signals
+/// its fence with `-ECANCELED` and frees the work item unrun: the fence signals either way (R8).
+///
+/// # Examples
+///
+/// (KUnit cases `dmabuf_lock_signalling::job_signals_from_its_queue` and
+/// `dmabuf_lock_signalling::armed_job_dropped_cancels_its_fence`.)
+///
+/// ```ignore
+/// let job = prepared.arm(&section);
+/// guard.add_fence(job.fence(), FenceUsage::Write)?;
+/// job.queue_after(delay_ms);
+/// ```
+#[must_use = "queue it; dropping it cancels its fence"]
+pub struct ArmedSignal<'s, F: FnOnce(DriverFence, &mut SectionCtx) + Send + 'static> {
+    fence: ARef<Fence>,
+    work: Option<Pin<KBox<SignalWork<F>>>>,
+    queue: &'s SignallingQueue,
+    _section: PhantomData<&'s SectionCtx>,
+}
+
+impl<F: FnOnce(DriverFence, &mut SectionCtx) + Send + 'static> ArmedSignal<'_, F> {
+    /// Returns the job's fence, to publish it.
+    ///
+    /// ```ignore
+    /// held.add_fence(job.fence(), FenceUsage::Write)?;
+    /// ```
+    pub fn fence(&self) -> &Fence {
+        &self.fence
+    }
+
+    /// Queues the job to run at once.
+    ///
+    /// ```ignore
+    /// job.queue();
+    /// ```
+    pub fn queue(self) {
+        self.queue_after(0);
+    }
+
+    /// Queues the job to run after `delay_ms` milliseconds. Allocates nothing: the work item
+    /// was allocated in [`SignallingQueue::prepare`].
+    ///
+    /// ```ignore
+    /// job.queue_after(10);
+    /// ```
+    pub fn queue_after(mut self, delay_ms: Msecs) {
+        if let Some(work) = self.work.take() {
+            // INVARIANT: Counted before it is queued, so before its function can return.
+            self.queue.pending.get();
+            self.queue
+                .queue()
+                .enqueue_delayed(work, msecs_to_jiffies(delay_ms));
+        }
+    }
+}
+
+impl<F: FnOnce(DriverFence, &mut SectionCtx) + Send + 'static> Drop for ArmedSignal<'_, F> {
+    fn drop(&mut self) {
+        // Not queued: the job will not run, and its published fence is cancelled.
+        if let Some(mut work) = self.work.take() {
+            if let Some(fence) = work.as_mut().project().fence.take() {
+                fence.cancel();
+            }
+        }
+    }
+}
+
+/// The work item of a job: runs `func` with the fence inside a section, on its queue.
+#[pin_data]
+struct SignalWork<F> {
+    #[pin]
+    work: DelayedWork<SignalWork<F>>,
+    fence: Option<DriverFence>,
+    func: Option<F>,
+    pending: Arc<Pending>,
+    /// This module's code runs the job: dropped last.
+    _module: ModuleRef,
+}
+
+/// The work item's and its timer's lockdep classes, from [`SignalWorkClass::get`].
+fn signal_work_class<F>() -> impl PinInit<DelayedWork<SignalWork<F>>>
 where
-    F: FnOnce(&mut SectionCtx) + Send + 'static,
+    F: FnOnce(DriverFence, &mut SectionCtx) + Send + 'static,
 {
-    queue.queue().try_spawn(GFP_KERNEL, move || {
-        let mut section = SignallingSection::begin();
-        work(&mut section);
-    })?;
-    Ok(())
+    let class = SignalWorkClass::get();
+    DelayedWork::new(
+        class.work_name,
+        class.work_key,
+        class.timer_name,
+        class.timer_key,
+    )
+}
+
+/// The lockdep class keys and names of the jobs' work items and timers.
+///
+/// They come from a function that is not generic: a `static` of a generic function (the keys)
+/// is shared by all its instances, but a string literal (the names) may not be, and lockdep
+/// warns about one key registered under two names. One set per module, since the library is
+/// compiled into each.
+struct SignalWorkClass {
+    work_name: &'static CStr,
+    work_key: Pin<&'static LockClassKey>,
+    timer_name: &'static CStr,
+    timer_key: Pin<&'static LockClassKey>,
+}
+
+impl SignalWorkClass {
+    fn get() -> Self {
+        Self {
+            work_name: c"dmabuf_lock::SignalWork",
+            work_key: static_lock_class!(),
+            timer_name: c"dmabuf_lock::SignalWork_timer",
+            timer_key: static_lock_class!(),
+        }
+    }
+}
+
+impl_has_delayed_work! {
+    impl{F} HasDelayedWork<SignalWork<F>> for SignalWork<F> { self.work }
+}
+
+impl<F: FnOnce(DriverFence, &mut SectionCtx) + Send + 'static> WorkItem for SignalWork<F> {
+    type Pointer = Pin<KBox<Self>>;
+
+    fn run(mut this: Pin<KBox<Self>>) {
+        let job = this.as_mut().project();
+        if let (Some(fence), Some(func)) = (job.fence.take(), job.func.take()) {
+            let mut section = SignallingSection::begin();
+            func(fence, &mut section);
+        }
+        // The queue's drop may go on now; destroying the workqueue waits for this function to
+        // return, and the module reference, dropped with `this`, goes last.
+        this.pending.put();
+    }
 }
 
 /// Tells lockdep that this path may wait for a fence, so a path that only sometimes waits

@@ -861,6 +861,19 @@ fn sync_file_status(fd: RawFd) -> io::Result<i32> {
     Ok(info.status)
 }
 
+/// The name of a sync_file: unless userspace named it, the kernel builds it from its fence's
+/// driver and timeline names (`sync_file_get_name()`), truncated to 31 bytes.
+fn sync_file_name(fd: RawFd) -> io::Result<String> {
+    let mut info = SyncFileInfo::default();
+    ioctl(fd, SYNC_IOC_FILE_INFO, &mut info)?;
+    let len = info
+        .name
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(info.name.len());
+    Ok(String::from_utf8_lossy(&info.name[..len]).into_owned())
+}
+
 /// `delete_module(name, O_NONBLOCK)`, as `rmmod` does.
 fn unload_module(name: &CStr) -> io::Result<()> {
     // SAFETY: `name` is a C string; the call only reads it.
@@ -901,6 +914,12 @@ fn unload() -> Report {
         "unload: the job's fence is pending with its buffer and device closed",
         matches!(pending, Ok(0)),
         format_args!("status {pending:?}"),
+    );
+    let name = sync_file_name(sync_file.as_raw_fd());
+    r.check(
+        "unload: the job's fence reports the exporter's driver and timeline names",
+        matches!(&name, Ok(n) if n.starts_with("dmabuf_exporter-dmabuf_exporter")),
+        format_args!("{name:?}"),
     );
     let refused = unload_module(c"dmabuf_exporter");
     r.check(
