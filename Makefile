@@ -22,7 +22,7 @@ help:
 	@echo '  make kdir                  print the kernel build directory the modules are built against'
 	@echo '  make run                   boot the test kernel, load every module, tell what they did'
 	@echo '  make test                  everything: deps, kernels, modules, lint, snippets, every test boot'
-	@echo '  make bench                 the Rust paths against the C ones, on the perf kernel'
+	@echo '  make bench [WRITE=1]       the Rust paths against the C ones (WRITE=1: into Documentation/)'
 	@echo '  make clippy                clippy on every module (warnings are errors)'
 	@echo '  make fmtcheck              rustfmt --check with the kernel'"'"'s .rustfmt.toml (make fmt rewrites)'
 	@echo '  make rust-analyzer         write rust-project.json for an editor'
