@@ -17,6 +17,7 @@ mod resv_test;
 mod signalling_test;
 mod soundness_test;
 mod st_dma_resv_port_test;
+mod ww_mutex_port_test;
 
 module! {
     type: DmabufLockTest,
