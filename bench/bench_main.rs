@@ -29,6 +29,9 @@ use dmabuf_lock::{
     resv::{OwnedResv, Resv},
 };
 
+#[path = "../tests/support/work.rs"]
+mod work;
+
 module! {
     type: DmabufLockBench,
     name: "dmabuf_lock_bench",
@@ -300,7 +303,7 @@ fn contention(rust: bool) -> Result<(u64, u64)> {
     )?;
     for (worker, seed) in [(0u32, 0x1234_5678u32), (1, 0x9abc_def1)] {
         let s = shared.clone();
-        workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
+        crate::work::spawn(workqueue::system_unbound(), move || {
             let (acq, back) = if s.rust {
                 contend_rust(&s, seed)
             } else {

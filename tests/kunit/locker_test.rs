@@ -382,7 +382,7 @@ mod tests {
             GFP_KERNEL,
         )?;
         let h = holder.clone();
-        workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
+        crate::work::spawn(workqueue::system_unbound(), move || {
             let Ok(task) = MayBlock::new() else {
                 return;
             };
@@ -473,7 +473,7 @@ mod tests {
         let failures = Arc::new(Atomic::new(0u32), GFP_KERNEL)?;
         for backward in [false, true] {
             let (s, f) = (shared.clone(), failures.clone());
-            workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
+            crate::work::spawn(workqueue::system_unbound(), move || {
                 if lock_rounds(&s, backward).is_err() {
                     f.add(1, Relaxed);
                 }

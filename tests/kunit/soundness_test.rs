@@ -183,7 +183,7 @@ mod tests {
             let published: kernel::sync::aref::ARef<_> = fence.fence().into();
             let signalled = Arc::pin_init(Completion::new(), GFP_KERNEL)?;
             let done = signalled.clone();
-            workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
+            crate::work::spawn(workqueue::system_unbound(), move || {
                 fence.signal(Ok(()));
                 done.complete_all();
             })?;

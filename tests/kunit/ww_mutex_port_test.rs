@@ -175,7 +175,7 @@ mod tests {
         for k in 0..workers {
             let t = table.clone();
             table.running.add(1, Relaxed);
-            let spawned = workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
+            let spawned = crate::work::spawn(workqueue::system_unbound(), move || {
                 if f(&t, k).is_err() {
                     t.failures.add(1, Relaxed);
                 }
