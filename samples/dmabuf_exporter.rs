@@ -48,9 +48,10 @@ pub mod uapi;
 
 use dmabuf_lock::{
     context::MayBlock,
+    dmabuf::DmaBuf,
     fence::FenceTimeline,
     locker::{LockerFlags, ResvLocker},
-    resv::{FenceUsage, Resv},
+    resv::FenceUsage,
     signalling::SignallingQueue,
 };
 use uapi::{DlsCreate, DlsJob, DLS_MAX_FILE_PAGES, DLS_MAX_JOB_BUFFERS, DLS_MAX_PAGES};
@@ -61,7 +62,6 @@ module! {
     authors: ["dmabuf-lock developers"],
     description: "dmabuf-lock sample: a dma-buf exporter with fenced jobs",
     license: "GPL",
-    imports_ns: ["DMA_BUF"],
 }
 
 // SAFETY: `DlsCreate` is `repr(C)` of integers with no padding: every bit pattern is valid.
@@ -227,31 +227,14 @@ fn export(count: usize, charge: Charge) -> Result<*mut bindings::dma_buf> {
     })
 }
 
-/// A dma-buf of this exporter, referenced from an fd; dropped with `dma_buf_put`.
-struct OwnBuffer(*mut bindings::dma_buf);
-
-impl OwnBuffer {
-    fn from_fd(fd: i32) -> Result<Self> {
-        let buf = OwnBuffer(sys::dma_buf_get(fd)?);
-        // SAFETY: `buf.0` is a live dma-buf; its ops tell whose it is.
-        if !core::ptr::eq(unsafe { (*buf.0).ops }, &EXPORTER_OPS) {
-            return Err(EINVAL);
-        }
-        Ok(buf)
+/// Takes a reference on the dma-buf behind `fd` if this exporter made it: `EINVAL` for another
+/// exporter's dma-buf or a file that is not one, `EBADF` for no file.
+fn own_buffer(fd: i32) -> Result<ARef<DmaBuf>> {
+    let buf = DmaBuf::from_fd(fd)?;
+    if !buf.is_exported_with(&EXPORTER_OPS) {
+        return Err(EINVAL);
     }
-
-    fn resv(&self) -> &Resv {
-        // SAFETY: A dma-buf's reservation is initialised for its whole life, which our reference
-        // extends over `self`.
-        unsafe { Resv::from_raw((*self.0).resv) }
-    }
-}
-
-impl Drop for OwnBuffer {
-    fn drop(&mut self) {
-        // SAFETY: The reference was taken in `from_fd`.
-        unsafe { sys::dma_buf_put(self.0) };
-    }
+    Ok(buf)
 }
 
 impl ExporterFile {
@@ -272,7 +255,7 @@ impl ExporterFile {
         let mut buffers = KVec::with_capacity(count, GFP_KERNEL)?;
         for fd in raw.chunks_exact(size_of::<i32>()) {
             let fd = i32::from_ne_bytes([fd[0], fd[1], fd[2], fd[3]]);
-            buffers.push(OwnBuffer::from_fd(fd)?, GFP_KERNEL)?;
+            buffers.push(own_buffer(fd)?, GFP_KERNEL)?;
         }
         // The seqno is written back once the fence is published, when the job can no longer be
         // taken back: check now, before any lock (R1), that the argument can be written.
@@ -294,7 +277,7 @@ impl ExporterFile {
             stack_pin_init!(let locker = ResvLocker::new(flags));
             locker
                 .as_mut()
-                .lock_iter(task, buffers.iter().map(OwnBuffer::resv))?;
+                .lock_iter(task, buffers.iter().map(|buf| buf.resv()))?;
             // The submission tail: from publishing the fence until the work item that signals
             // it is queued, this is a fence-signalling critical section (R4, R5). Nothing in it
             // allocates or blocks, and lockdep would report it if something did.
@@ -319,11 +302,10 @@ impl ExporterFile {
 
 fn evict(task: &MayBlock, arg: usize) -> Result<isize> {
     let a: DlsCreate = sys::read_arg(arg, |a: &DlsCreate| (a.version, a.size))?;
-    let buffer = OwnBuffer::from_fd(a.fd)?;
-    let guard = buffer.resv().lock_interruptible(task)?;
-    // SAFETY: The buffer is live and its reservation is held, as the call requires.
-    unsafe { bindings::dma_buf_invalidate_mappings(buffer.0) };
-    drop(guard);
+    let buffer = own_buffer(a.fd)?;
+    let mut guard = buffer.resv().lock_interruptible(task)?;
+    // Importers' `invalidate_mappings` run now, with the reservation held (R10).
+    buffer.invalidate_mappings(&mut guard)?;
     Ok(0)
 }
 

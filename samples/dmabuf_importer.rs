@@ -12,14 +12,16 @@
 //! to add one or to take one out: never across a wait, so one thread's long wait does not block
 //! another's map.
 //!
-//! The mapping lives in a cell that only code holding the reservation touches, which is what
-//! the invalidate callback, called from the exporter's task, relies on.
+//! Attaching, mapping under the reservation and unmapping on `invalidate_mappings` are the
+//! library's `DynamicAttachment`: the mapping lives in a `ResvCell` that only code holding the
+//! reservation reaches, which is what the invalidate callback, called from the exporter's task,
+//! relies on.
 
-use core::{cell::UnsafeCell, ptr};
+use core::ptr;
 use kernel::{
     bindings,
     device::Device,
-    error::from_err_ptr,
+    dma::DataDirection,
     fs::File,
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
     new_mutex,
@@ -36,7 +38,8 @@ pub mod uapi;
 
 use dmabuf_lock::{
     context::MayBlock,
-    resv::{FenceUsage, Resv},
+    dmabuf::{DmaBuf, DynamicAttachment},
+    resv::FenceUsage,
 };
 use uapi::{DliImport, DliOp};
 
@@ -46,7 +49,6 @@ module! {
     authors: ["dmabuf-lock developers"],
     description: "dmabuf-lock sample: a dynamic dma-buf importer",
     license: "GPL",
-    imports_ns: ["DMA_BUF"],
 }
 
 // SAFETY: `DliImport` is `repr(C)` of integers with no padding: every bit pattern is valid.
@@ -90,83 +92,10 @@ struct ImporterFile {
     imports: Mutex<KVec<Option<Arc<Import>>>>,
 }
 
-/// One imported dma-buf: a reference, a dynamic attachment, and its mapping.
-///
-/// # Invariants
-///
-/// `buf` is a referenced dma-buf and `attach` a live attachment of it whose `importer_priv`
-/// points to `self`'s `mapping`. `mapping` is only read or written with the buffer's
-/// reservation held.
+/// One imported dma-buf: the library's dynamic attachment holds the buffer, maps it under its
+/// reservation, and unmaps it when the exporter moves the buffer (R10).
 struct Import {
-    buf: *mut bindings::dma_buf,
-    attach: *mut bindings::dma_buf_attachment,
-    mapping: KBox<Mapping>,
-}
-
-/// The attachment's current mapping: null when unmapped.
-struct Mapping(UnsafeCell<*mut bindings::sg_table>);
-
-// SAFETY: `Import` owns its references; the mapping is accessed under the reservation lock only.
-unsafe impl Send for Import {}
-// SAFETY: Through `&Import` the dma-buf and the attachment are only passed to dma-buf calls that
-// may run concurrently, and the mapping is only touched with the reservation held.
-unsafe impl Sync for Import {}
-
-impl Import {
-    fn resv(&self) -> &Resv {
-        // SAFETY: A dma-buf's reservation lives as long as the dma-buf, which `self` references.
-        unsafe { Resv::from_raw((*self.buf).resv) }
-    }
-
-    /// Unmaps the attachment if it is mapped.
-    ///
-    /// # Safety
-    ///
-    /// The buffer's reservation is held by the caller.
-    unsafe fn unmap_locked(attach: *mut bindings::dma_buf_attachment, mapping: &Mapping) {
-        // SAFETY: The caller holds the reservation, which guards the cell.
-        let sgt = unsafe { &mut *mapping.0.get() };
-        if !sgt.is_null() {
-            // SAFETY: `*sgt` was mapped for `attach`, with the reservation held as now.
-            unsafe {
-                bindings::dma_buf_unmap_attachment(
-                    attach,
-                    *sgt,
-                    bindings::dma_data_direction::DMA_BIDIRECTIONAL,
-                )
-            };
-            *sgt = ptr::null_mut();
-        }
-    }
-}
-
-impl Drop for Import {
-    fn drop(&mut self) {
-        // Imports are dropped from an ioctl or the file's release, in process context; were it
-        // ever otherwise, leaking the import is the safe way out.
-        let Ok(task) = MayBlock::new() else {
-            return;
-        };
-        let guard = self.resv().lock(&task);
-        // SAFETY: The reservation is held.
-        unsafe { Self::unmap_locked(self.attach, &self.mapping) };
-        drop(guard);
-        // SAFETY: The attachment and the reference are ours (type invariant), released once.
-        unsafe {
-            bindings::dma_buf_detach(self.buf, self.attach);
-            sys::dma_buf_put(self.buf);
-        }
-    }
-}
-
-/// Called by the exporter, with the reservation held, when the buffer moves (R10).
-extern "C" fn invalidate_mappings(attach: *mut bindings::dma_buf_attachment) {
-    // SAFETY: `importer_priv` is the `Mapping` of a live import (type invariant of `Import`),
-    // and the core calls this with the reservation held.
-    unsafe {
-        let mapping = &*(*attach).importer_priv.cast::<Mapping>();
-        Import::unmap_locked(attach, mapping);
-    }
+    attachment: DynamicAttachment,
 }
 
 /// The `struct device` behind a [`Device`].
@@ -174,11 +103,6 @@ fn raw_device(dev: &Device) -> *mut bindings::device {
     // `Device` is `repr(transparent)` over `Opaque<bindings::device>`.
     ptr::from_ref(dev).cast_mut().cast()
 }
-
-static ATTACH_OPS: bindings::dma_buf_attach_ops = bindings::dma_buf_attach_ops {
-    allow_peer2peer: false,
-    invalidate_mappings: Some(invalidate_mappings),
-};
 
 #[vtable]
 impl MiscDevice for ImporterFile {
@@ -201,7 +125,7 @@ impl MiscDevice for ImporterFile {
     fn ioctl(me: Pin<&ImporterFile>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
         let task = MayBlock::new()?;
         match cmd {
-            uapi::DLI_IOCTL_IMPORT => me.import(arg),
+            uapi::DLI_IOCTL_IMPORT => me.import(&task, arg),
             uapi::DLI_IOCTL_MAP => me.op(arg, |import, _| import.map(&task)),
             uapi::DLI_IOCTL_WAIT => me.op(arg, |import, op| import.wait(&task, op.timeout_ms)),
             uapi::DLI_IOCTL_CHECKSUM => me.op(arg, |import, _| import.checksum(&task)),
@@ -212,44 +136,10 @@ impl MiscDevice for ImporterFile {
 }
 
 impl ImporterFile {
-    fn import(&self, arg: usize) -> Result<isize> {
+    fn import(&self, task: &MayBlock, arg: usize) -> Result<isize> {
         let mut a: DliImport = sys::read_arg(arg, |a: &DliImport| (a.version, a.size))?;
-        let buf = sys::dma_buf_get(a.fd)?;
-        let mapping = match KBox::new(Mapping(UnsafeCell::new(ptr::null_mut())), GFP_KERNEL) {
-            Ok(m) => m,
-            Err(e) => {
-                // SAFETY: The reference was just taken.
-                unsafe { sys::dma_buf_put(buf) };
-                return Err(e.into());
-            }
-        };
-        // SAFETY: `buf` is referenced; the mapping box outlives the attachment (both are dropped
-        // together in `Import::drop`, the attachment first).
-        let attach = from_err_ptr(unsafe {
-            bindings::dma_buf_dynamic_attach(
-                buf,
-                raw_device(&self.dev),
-                &ATTACH_OPS,
-                ptr::from_ref(&*mapping).cast_mut().cast(),
-            )
-        });
-        let attach = match attach {
-            Ok(attach) => attach,
-            Err(e) => {
-                // SAFETY: As above.
-                unsafe { sys::dma_buf_put(buf) };
-                return Err(e);
-            }
-        };
-        // INVARIANT: `attach` is a live attachment of `buf` whose private data is `mapping`.
-        let import = Arc::new(
-            Import {
-                buf,
-                attach,
-                mapping,
-            },
-            GFP_KERNEL,
-        )?;
+        let attachment = DynamicAttachment::new(task, DmaBuf::from_fd(a.fd)?, self.dev.clone())?;
+        let import = Arc::new(Import { attachment }, GFP_KERNEL)?;
         let mut imports = self.imports.lock();
         let slot = match imports.iter().position(Option::is_none) {
             Some(free) => free,
@@ -308,30 +198,19 @@ impl ImporterFile {
 }
 
 impl Import {
-    /// Maps the attachment under the reservation (R10); returns the number of segments.
+    /// Maps the attachment under the buffer's reservation (R10), unless it still is, and
+    /// returns its number of DMA segments.
     fn map(&self, task: &MayBlock) -> Result<u64> {
-        let _guard = self.resv().lock_interruptible(task)?;
-        // SAFETY: The reservation is held, which guards the cell.
-        let sgt = unsafe { &mut *self.mapping.0.get() };
-        if sgt.is_null() {
-            // SAFETY: The attachment is live and the reservation held, as a dynamic map needs.
-            *sgt = from_err_ptr(unsafe {
-                bindings::dma_buf_map_attachment(
-                    self.attach,
-                    bindings::dma_data_direction::DMA_BIDIRECTIONAL,
-                )
-            })?;
-        }
-        // SAFETY: `*sgt` is a live table while the reservation is held.
-        Ok(u64::from(unsafe { (**sgt).nents }))
+        let mut guard = self.attachment.dmabuf().resv().lock_interruptible(task)?;
+        let mapping = self
+            .attachment
+            .map(&mut guard, DataDirection::Bidirectional)?;
+        Ok(mapping.table().iter().count() as u64)
     }
 
-    /// Waits up to `timeout_ms` for the buffer's implicit write fences (R3).
     fn wait(&self, task: &MayBlock, timeout_ms: u32) -> Result<u64> {
-        if self
-            .resv()
-            .wait(task, FenceUsage::Write, true, timeout_ms)?
-        {
+        let resv = self.attachment.dmabuf().resv();
+        if resv.wait(task, FenceUsage::Write, true, timeout_ms)? {
             Ok(1)
         } else {
             Err(ETIMEDOUT)
@@ -346,42 +225,36 @@ impl Import {
     /// calling process, as its own `mmap` of the dma-buf would be, and read through that mapping
     /// a page at a time: every failure is an errno. The mapping is the caller's own memory, which
     /// is only ever copied from.
-    fn checksum(&self, _task: &MayBlock) -> Result<u64> {
-        let dir = bindings::dma_data_direction::DMA_FROM_DEVICE;
-        // SAFETY: The buffer is referenced; begin and end are paired below. Waiting for the
-        // buffer's fences here is interruptible, and the caller holds no lock (`MayBlock`).
-        kernel::error::to_result(unsafe { bindings::dma_buf_begin_cpu_access(self.buf, dir) })?;
-        let sum = self.read_mapped();
-        // SAFETY: Pairs with the begin above.
-        unsafe { bindings::dma_buf_end_cpu_access(self.buf, dir) };
-        sum
+    fn checksum(&self, task: &MayBlock) -> Result<u64> {
+        let buf = self.attachment.dmabuf();
+        let _access = buf.begin_cpu_access(task, DataDirection::FromDevice)?;
+        read_mapped(buf)
     }
+}
 
-    /// Maps the whole buffer read-only into the calling process and checksums it; unmaps it.
-    fn read_mapped(&self) -> Result<u64> {
-        // SAFETY: The dma-buf is referenced, so its file and size are valid.
-        let (file, size) = unsafe { ((*self.buf).file, (*self.buf).size) };
-        let len = size as kernel::ffi::c_ulong;
-        // SAFETY: An ioctl runs in the calling process, whose memory map this changes; `file` is
-        // a live file, referenced by the dma-buf.
-        let addr = unsafe { bindings::vm_mmap(file, 0, len, PROT_READ, MAP_SHARED, 0) };
-        // `vm_mmap` returns an address or a negative errno.
-        if let Ok(errno @ -4095..=-1) = i32::try_from(addr as isize) {
-            return Err(Error::from_errno(errno));
-        }
-        let sum = (|| {
-            let mut page = KVec::from_elem(0u8, kernel::page::PAGE_SIZE, GFP_KERNEL)?;
-            let mut reader = UserSlice::new(UserPtr::from_addr(addr as usize), size).reader();
-            let mut sum = uapi::CHECKSUM_START;
-            while !reader.is_empty() {
-                let n = reader.len().min(page.len());
-                reader.read_slice(&mut page[..n])?;
-                sum = uapi::checksum_more(sum, &page[..n]);
-            }
-            Ok(sum)
-        })();
-        // SAFETY: Unmaps the range mapped above, in the same process.
-        unsafe { bindings::vm_munmap(addr, len as usize) };
-        sum
+/// Maps the whole buffer read-only into the calling process and checksums it; unmaps it.
+fn read_mapped(buf: &DmaBuf) -> Result<u64> {
+    let size = buf.size();
+    let len = size as kernel::ffi::c_ulong;
+    // SAFETY: An ioctl runs in the calling process, whose memory map this changes; the file
+    // is live, referenced by the dma-buf.
+    let addr = unsafe { bindings::vm_mmap(buf.file().as_ptr(), 0, len, PROT_READ, MAP_SHARED, 0) };
+    // `vm_mmap` returns an address or a negative errno.
+    if let Ok(errno @ -4095..=-1) = i32::try_from(addr as isize) {
+        return Err(Error::from_errno(errno));
     }
+    let sum = (|| {
+        let mut page = KVec::from_elem(0u8, kernel::page::PAGE_SIZE, GFP_KERNEL)?;
+        let mut reader = UserSlice::new(UserPtr::from_addr(addr as usize), size).reader();
+        let mut sum = uapi::CHECKSUM_START;
+        while !reader.is_empty() {
+            let n = reader.len().min(page.len());
+            reader.read_slice(&mut page[..n])?;
+            sum = uapi::checksum_more(sum, &page[..n]);
+        }
+        Ok(sum)
+    })();
+    // SAFETY: Unmaps the range mapped above, in the same process.
+    unsafe { bindings::vm_munmap(addr, len as usize) };
+    sum
 }

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! What both sample drivers need: the C helpers they call (`rust/helpers.c`, exported by
-//! `dmabuf_lock.ko`), dma-buf references, and reading and writing ioctl arguments.
+//! `dmabuf_lock.ko`), and reading and writing ioctl arguments.
 
 use super::uapi::DLS_UAPI_VERSION;
 use core::mem::size_of;
 use kernel::{
-    bindings::{device, dma_buf, dma_data_direction, page, sg_table},
-    error::{from_err_ptr, Result},
+    bindings::{device, dma_data_direction, page, sg_table},
+    error::Result,
     prelude::*,
     transmute::{AsBytes, FromBytes},
     uaccess::{UserPtr, UserSlice},
@@ -31,23 +31,6 @@ extern "C" {
     pub fn dl_dma_unmap_sgtable(dev: *mut device, sgt: *mut sg_table, dir: dma_data_direction);
     /// `dma_coerce_mask_and_coherent(dev, DMA_BIT_MASK(64))`.
     pub fn dl_dma_coerce_mask_64(dev: *mut device) -> i32;
-}
-
-/// Takes a reference on the dma-buf behind `fd` (`dma_buf_get`); `EBADF` or `EINVAL` if it is
-/// not one.
-pub fn dma_buf_get(fd: i32) -> Result<*mut dma_buf> {
-    // SAFETY: `dma_buf_get` accepts any integer and returns a referenced dma-buf or an error.
-    from_err_ptr(unsafe { kernel::bindings::dma_buf_get(fd) })
-}
-
-/// Drops a reference taken with [`dma_buf_get`].
-///
-/// # Safety
-///
-/// `buf` is a dma-buf reference the caller owns.
-pub unsafe fn dma_buf_put(buf: *mut dma_buf) {
-    // SAFETY: The caller gives up its reference.
-    unsafe { kernel::bindings::dma_buf_put(buf) };
 }
 
 /// Reads an ioctl argument from `arg` and checks its version and size (`EINVAL` otherwise);

@@ -13,12 +13,14 @@
 //! | [`resv`] | reservation objects, their single-object lock and fence slots | R2, R3, R7, R10 |
 //! | [`fence`] | fence handle and a minimal driver fence | R3, R8 |
 //! | [`lockdep`] | lockdep maps, might-lock, reclaim scopes, priming a driver's lock order | R2, R9 |
+//! | [`dmabuf`] | dma-buf handles, an importer's dynamic attachment | R10 |
 //! | [`locker`] | the multi-object locker (`drm_exec`), owner of acquire contexts | R2, R6, R7 |
 //!
 //! The rule ids are listed in `Documentation/rules.md`; why safe code cannot cause undefined
 //! behaviour with these types, leaks included, is in `Documentation/soundness.md`.
 
 pub mod context;
+pub mod dmabuf;
 pub mod fence;
 pub mod lockdep;
 pub mod locker;

@@ -29,8 +29,10 @@ use kernel::{
     types::{NotThreadSafe, Opaque},
 };
 
+mod cell;
 mod unlocked;
 
+pub use cell::{HoldsResv, ResvCell, ResvHeld};
 pub use unlocked::{FenceSnapshot, UnlockedFence, UnlockedFences};
 
 /// The most fence slots one [`ResvGuard::reserve_fences`] call may ask for.

@@ -10,10 +10,12 @@ mod tests {
         common::task,
         dmabuf_lock::{
             fence::{Fence, FenceTimeline},
-            resv::{FenceUsage, OwnedResv, Resv},
+            locker::{LockerFlags, ResvLocker},
+            resv::{FenceUsage, OwnedResv, Resv, ResvCell},
         },
     };
     use kernel::prelude::*;
+    use pin_init::stack_pin_init;
 
     fn new_resv() -> Result<Pin<KBox<OwnedResv>>> {
         KBox::pin_init(OwnedResv::new(), GFP_KERNEL)
@@ -339,6 +341,36 @@ mod tests {
         assert!(!both.is_signaled());
         b.signal(Ok(()));
         assert!(both.is_signaled());
+        Ok(())
+    }
+
+    /// `ResvCell`: reached with a proof of its own reservation (a guard, a locker's lock),
+    /// refused with `EINVAL` for another's.
+    #[test]
+    fn cell_needs_its_own_reservation() -> Result {
+        let task = task()?;
+        let (resv, other) = (new_resv()?, new_resv()?);
+        let mut cell = ResvCell::new(&resv, 1u32);
+        {
+            let mut guard = resv.lock(&task);
+            *cell.get_mut(&mut guard)? += 1;
+            assert_eq!(*cell.get(&guard)?, 2);
+        }
+        {
+            let mut wrong = other.lock(&task);
+            assert_eq!(cell.get(&wrong).err(), Some(EINVAL));
+            assert_eq!(cell.get_mut(&mut wrong).err(), Some(EINVAL));
+        }
+        {
+            stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
+            locker.as_mut().lock_slice(&task, &[&**other, &**resv])?;
+            for mut held in locker.as_mut().locked_mut() {
+                if let Ok(value) = cell.get_mut(&mut held) {
+                    *value += 1;
+                }
+            }
+        }
+        assert_eq!(*cell.get_mut_unlocked(), 3);
         Ok(())
     }
 }

@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! dma-bufs: a refcounted handle ([`DmaBuf`]) and an importer's dynamic attachment
+//! ([`DynamicAttachment`]).
+//!
+//! A dma-buf is the file a buffer is shared through. Its reservation is where every user
+//! synchronises: importers map and unmap their attachments under it, and the exporter calls
+//! their `invalidate_mappings` with it held (R10). Here, mapping needs a proof that the
+//! reservation is held, the mapping lives in a [`ResvCell`] guarded by it, and the library's
+//! `invalidate_mappings` callback gets the [`ResvHeld`] proof, so none of these steps can be
+//! taken without the lock and none takes it again.
+//!
+//! Rules: R10 (map, unmap and invalidate under the reservation), R1 (nothing here touches user
+//! memory), R4 (attaching and detaching need a [`MayBlock`]).
+//!
+//! [`ResvCell`]: super::resv::ResvCell
+//! [`ResvHeld`]: super::resv::ResvHeld
+//! [`MayBlock`]: super::context::MayBlock
+
+mod attachment;
+
+pub use attachment::{DynamicAttachment, Mapping};
+
+use super::{
+    context::MayBlock,
+    resv::{HoldsResv, Resv},
+};
+use core::ptr::NonNull;
+use kernel::{
+    bindings,
+    dma::DataDirection,
+    error::{code::EINVAL, from_err_ptr, to_result},
+    prelude::*,
+    sync::aref::{ARef, AlwaysRefCounted},
+    types::Opaque,
+};
+
+// The dma-buf core exports its functions in the `DMA_BUF` symbol namespace: the module the
+// library is compiled into imports it, as `imports_ns: ["DMA_BUF"]` in `module!` would.
+#[cfg(MODULE)]
+#[link_section = ".modinfo"]
+#[used(compiler)]
+static IMPORT_NS_DMA_BUF: [u8; 18] = *b"import_ns=DMA_BUF\0";
+
+/// A dma-buf, used through [`ARef<DmaBuf>`] (one reference on its file) or borrowed.
+///
+/// # Invariants
+///
+/// The wrapped `dma_buf` is live: a reference on its file is held for as long as the
+/// `&DmaBuf` or `ARef<DmaBuf>` exists. Its reservation (`resv`) and `ops` are set at export and
+/// never change.
+///
+/// # Examples
+///
+/// (KUnit case `dmabuf_lock_dmabuf::handle_from_fd`.)
+///
+/// ```ignore
+/// let buf: ARef<DmaBuf> = DmaBuf::from_fd(fd)?;
+/// let guard = buf.resv().lock_interruptible(&task)?;
+/// ```
+#[repr(transparent)]
+pub struct DmaBuf(Opaque<bindings::dma_buf>);
+
+// SAFETY: A dma-buf is shared between tasks by design: its state is protected by its
+// reservation and its own locks, and every method here takes `&self`.
+unsafe impl Send for DmaBuf {}
+
+// SAFETY: As above.
+unsafe impl Sync for DmaBuf {}
+
+// SAFETY: The dma-buf lives while its file is referenced: `get_dma_buf()` takes a file
+// reference, `dma_buf_put()` drops one, and the last drop releases the buffer.
+unsafe impl AlwaysRefCounted for DmaBuf {
+    fn inc_ref(&self) {
+        // SAFETY: The dma-buf is live (type invariant), so its file is; `get_dma_buf()` is
+        // `get_file(dmabuf->file)`.
+        unsafe { bindings::get_file((*self.as_raw()).file) };
+    }
+
+    unsafe fn dec_ref(obj: NonNull<Self>) {
+        // SAFETY: The caller gives up one reference.
+        unsafe { bindings::dma_buf_put(obj.as_ptr().cast()) };
+    }
+}
+
+impl DmaBuf {
+    /// Takes a reference on the dma-buf behind file descriptor `fd` of the current task
+    /// (`dma_buf_get()`): `EBADF` if there is none, `EINVAL` if the file is not a dma-buf.
+    ///
+    /// ```ignore
+    /// let buf = DmaBuf::from_fd(args.fd)?;
+    /// ```
+    pub fn from_fd(fd: i32) -> Result<ARef<DmaBuf>> {
+        // SAFETY: `dma_buf_get` accepts any integer and returns a dma-buf with a reference for
+        // the caller, or an error pointer.
+        let raw = from_err_ptr(unsafe { bindings::dma_buf_get(fd) })?;
+        // SAFETY: `raw` is a live dma-buf whose reference the `ARef` takes over; `DmaBuf` is
+        // `repr(transparent)` over the `dma_buf`.
+        Ok(unsafe { ARef::from_raw(NonNull::new_unchecked(raw.cast())) })
+    }
+
+    /// Borrows the dma-buf at `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is a live dma-buf, referenced for `'a`.
+    pub unsafe fn from_raw<'a>(ptr: *mut bindings::dma_buf) -> &'a DmaBuf {
+        // SAFETY: `DmaBuf` is `repr(transparent)` over `dma_buf`; the caller vouches for `'a`.
+        unsafe { &*ptr.cast() }
+    }
+
+    /// Returns the raw `struct dma_buf` pointer.
+    pub fn as_raw(&self) -> *mut bindings::dma_buf {
+        self.0.get()
+    }
+
+    /// Returns the buffer's reservation, which every user locks and fences (R10).
+    ///
+    /// ```ignore
+    /// buf.resv().wait(&task, FenceUsage::Write, true, 100)?;
+    /// ```
+    pub fn resv(&self) -> &Resv {
+        // SAFETY: A dma-buf's reservation is initialised at export and finalised at release,
+        // after the last reference, which `self` holds (type invariant).
+        unsafe { Resv::from_raw((*self.as_raw()).resv) }
+    }
+
+    /// Returns the buffer's size in bytes.
+    ///
+    /// ```ignore
+    /// assert_eq!(buf.size(), 4 * PAGE_SIZE);
+    /// ```
+    pub fn size(&self) -> usize {
+        // SAFETY: `size` is set at export and never changes (type invariant).
+        unsafe { (*self.as_raw()).size }
+    }
+
+    /// Returns whether this dma-buf was exported with `ops`: how an exporter recognises its
+    /// own buffers among the fds it is given.
+    ///
+    /// ```ignore
+    /// if !buf.is_exported_with(&EXPORTER_OPS) { return Err(EINVAL); }
+    /// ```
+    pub fn is_exported_with(&self, ops: &'static bindings::dma_buf_ops) -> bool {
+        // SAFETY: `ops` is set at export and never changes (type invariant).
+        core::ptr::eq(unsafe { (*self.as_raw()).ops }, ops)
+    }
+
+    /// Returns the dma-buf's file, e.g. to map it (`vm_mmap`).
+    ///
+    /// ```ignore
+    /// let file = buf.file();
+    /// ```
+    pub fn file(&self) -> &kernel::fs::File {
+        // SAFETY: The file is the dma-buf's and lives while the dma-buf does (type invariant).
+        unsafe { kernel::fs::File::from_raw_file((*self.as_raw()).file) }
+    }
+
+    /// Tells every dynamic importer that the buffer moves (`dma_buf_invalidate_mappings()`):
+    /// an exporter calls it with the reservation held (R10), and `held` must prove it; `EINVAL`
+    /// for a proof of another reservation. The proof is borrowed mutably because importers'
+    /// callbacks run now, on this task, with a proof of their own.
+    ///
+    /// ```ignore
+    /// let mut guard = buf.resv().lock_interruptible(&task)?;
+    /// buf.invalidate_mappings(&mut guard)?;
+    /// ```
+    pub fn invalidate_mappings(&self, held: &mut impl HoldsResv) -> Result {
+        check_held(self, held)?;
+        // SAFETY: The dma-buf is live and its reservation is held by the current task (the
+        // proof), as the call requires.
+        unsafe { bindings::dma_buf_invalidate_mappings(self.as_raw()) };
+        Ok(())
+    }
+
+    /// Prepares the buffer for CPU access in direction `dir` and returns a guard that ends it
+    /// (`dma_buf_begin_cpu_access()` / `dma_buf_end_cpu_access()`). It may wait for fences and
+    /// take the reservation, so it needs a [`MayBlock`] and no reservation may be held.
+    ///
+    /// ```ignore
+    /// let _access = buf.begin_cpu_access(&task, DataDirection::FromDevice)?;
+    /// ```
+    pub fn begin_cpu_access(&self, _task: &MayBlock, dir: DataDirection) -> Result<CpuAccess<'_>> {
+        // SAFETY: The dma-buf is live (type invariant).
+        to_result(unsafe { bindings::dma_buf_begin_cpu_access(self.as_raw(), dir.into()) })?;
+        Ok(CpuAccess { buf: self, dir })
+    }
+}
+
+/// CPU access to a dma-buf, ended on drop; see [`DmaBuf::begin_cpu_access`].
+#[must_use = "CPU access ends when the guard is dropped"]
+pub struct CpuAccess<'a> {
+    buf: &'a DmaBuf,
+    dir: DataDirection,
+}
+
+impl Drop for CpuAccess<'_> {
+    fn drop(&mut self) {
+        // SAFETY: `begin_cpu_access` succeeded for this direction; the buffer is live.
+        // The exporter's result is not actionable here: the access is over either way.
+        let _ = unsafe { bindings::dma_buf_end_cpu_access(self.buf.as_raw(), self.dir.into()) };
+    }
+}
+
+/// `EINVAL` unless `held` proves the reservation of `buf`.
+fn check_held(buf: &DmaBuf, held: &impl HoldsResv) -> Result {
+    if core::ptr::eq(held.held_resv(), buf.resv()) {
+        Ok(())
+    } else {
+        Err(EINVAL)
+    }
+}
