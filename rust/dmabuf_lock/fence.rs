@@ -282,7 +282,7 @@ pub(super) struct ModuleRef {
 
 impl ModuleRef {
     /// Takes a reference on the module this code is compiled into, for a callback that points
-    /// at its code. `ENODEV` while the module is being unloaded: its exit ignores references.
+    /// at its code. `ENODEV` while the module is being unloaded: its exit does not wait for references.
     pub(super) fn this_module() -> Result<Self> {
         let module = this_module();
         // SAFETY: `module` is valid (see `this_module`); the state is read once, racing only
