@@ -9,7 +9,7 @@
 KDIR ?=
 export KDIR
 
-.PHONY: all help modules deps kernel kdir clippy fmtcheck fmt rust-analyzer test run bench clean \
+.PHONY: all help modules deps kernel kdir clippy fmtcheck fmt rust-analyzer doc test run bench clean \
 	ext ext-clippy ext-run
 
 all: modules
@@ -26,6 +26,7 @@ help:
 	@echo '  make clippy                clippy on every module (warnings are errors)'
 	@echo '  make fmtcheck              rustfmt --check with the kernel'"'"'s .rustfmt.toml (make fmt rewrites)'
 	@echo '  make rust-analyzer         write rust-project.json for an editor'
+	@echo '  make doc                   the library'"'"'s rustdoc HTML into build/doc/ (warnings are errors)'
 	@echo '  make ext EXT=DIR           build your own module in DIR against the library (README)'
 	@echo '  make ext-clippy EXT=DIR    clippy on your module'
 	@echo '  make ext-run EXT=DIR       boot your module with the library core (CMD=... runs after insmod)'
@@ -45,7 +46,7 @@ endif
 kdir:
 	@scripts/build kdir
 
-modules clippy fmtcheck fmt rust-analyzer clean ext ext-clippy:
+modules clippy fmtcheck fmt rust-analyzer doc clean ext ext-clippy:
 	@scripts/build $@
 
 ext-run:

@@ -86,6 +86,6 @@ dl_kernel_build_dir() {
 dl_kmake() { # build-dir args...
 	local build=$1
 	shift
-	make -C "$build" LLVM="$DL_LLVM_SUFFIX" RUSTC="$DL_RUSTC" BINDGEN="$DL_BINDGEN" \
+	make -C "$build" LLVM="$DL_LLVM_SUFFIX" RUSTC="$DL_RUSTC" RUSTDOC="${DL_RUSTC%/*}/rustdoc" BINDGEN="$DL_BINDGEN" \
 		CLIPPY_DRIVER=/usr/bin/clippy-driver RUSTFMT=/usr/bin/rustfmt "$@"
 }

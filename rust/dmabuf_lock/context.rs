@@ -21,14 +21,21 @@
 //!
 //! # Examples
 //!
-//! (KUnit case `dmabuf_lock_signalling::section_nests`.)
+//! ```
+//! use dmabuf_lock::{context::MayBlock, resv::OwnedResv};
 //!
-//! ```ignore
+//! # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
 //! let mut task = MayBlock::new()?;
 //! let guard = resv.lock(&task);
+//! assert!(resv.is_locked());
 //! drop(guard);
 //! let section = task.signalling_section();
-//! // `resv.lock(&task)` here is a compile error: `task` is borrowed by the section.
+//! // `resv.lock(&task)` here is a compile error: `task` is borrowed by the section
+//! // (`compile-fail/resv_lock_inside_section.rs`).
+//! drop(section);
+//! let _guard = resv.lock(&task); // the section is over: the proof is usable again
+//! assert!(resv.is_locked());
+//! # Ok::<(), Error>(())
 //! ```
 
 use super::ffi;
@@ -63,11 +70,18 @@ impl MayBlock {
     /// with lockdep), it warns once and returns `EDEADLK`; otherwise it is a `might_sleep()`
     /// point.
     ///
-    /// ```ignore
-    /// fn ioctl(me: &Self, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, resv::OwnedResv};
+    /// // The body of a file operation (`ioctl`), which runs in process context.
+    /// fn ioctl(resv: &OwnedResv) -> Result<isize> {
     ///     let task = MayBlock::new()?;
-    ///     // ...
+    ///     let _guard = resv.lock(&task);
+    ///     Ok(0)
     /// }
+    /// # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+    /// assert_eq!(ioctl(&resv), Ok(0));
+    /// assert!(!resv.is_locked());
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn new() -> Result<Self> {
         if !may_block_here() {

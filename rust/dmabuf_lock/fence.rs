@@ -42,11 +42,16 @@ use kernel::{
 ///
 /// # Examples
 ///
-/// (KUnit case `dmabuf_lock_fence::driver_fence_signals_once`.)
-///
-/// ```ignore
+/// ```
+/// # use dmabuf_lock::{context::MayBlock, fence::{Fence, FenceTimeline}};
+/// # use kernel::sync::aref::ARef;
+/// # let task = MayBlock::new()?;
+/// # let driver_fence = FenceTimeline::new().prepare(&task)?.arm();
 /// let fence: ARef<Fence> = driver_fence.fence().into();
 /// assert!(!fence.is_signaled());
+/// driver_fence.signal(Ok(()));
+/// assert!(fence.is_signaled()); // the reference outlives the driver fence
+/// # Ok::<(), Error>(())
 /// ```
 #[repr(transparent)]
 pub struct Fence(Opaque<bindings::dma_fence>);
@@ -90,8 +95,18 @@ impl Fence {
 
     /// Returns whether the fence has signalled.
     ///
-    /// ```ignore
-    /// if fence.is_signaled() { /* the work is done */ }
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::FenceTimeline};
+    /// # let task = MayBlock::new()?;
+    /// # let job = FenceTimeline::new().prepare(&task)?.arm();
+    /// # let fence = job.fence();
+    /// let mut done = false;
+    /// if fence.is_signaled() {
+    ///     done = true; // the work is done
+    /// }
+    /// assert!(!done);
+    /// # job.signal(Ok(()));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn is_signaled(&self) -> bool {
         // SAFETY: The fence is initialised by the type invariant.
@@ -101,8 +116,16 @@ impl Fence {
     /// Returns the fence's status: `Ok(false)` while pending, `Ok(true)` once signalled without
     /// error, and the error it was signalled with otherwise.
     ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::{Fence, FenceTimeline}};
+    /// # use kernel::sync::aref::ARef;
+    /// # let task = MayBlock::new()?;
+    /// # let job = FenceTimeline::new().prepare(&task)?.arm();
+    /// let fence: ARef<Fence> = job.fence().into();
+    /// assert_eq!(fence.status(), Ok(false)); // pending
+    /// job.cancel();
     /// assert_eq!(fence.status(), Err(ECANCELED));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn status(&self) -> Result<bool> {
         // SAFETY: The fence is initialised by the type invariant.
@@ -112,8 +135,16 @@ impl Fence {
 
     /// Returns the fence context (the timeline) this fence belongs to.
     ///
-    /// ```ignore
-    /// assert_eq!(fence.context(), timeline.context());
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::FenceTimeline};
+    /// # let task = MayBlock::new()?;
+    /// # let timeline = FenceTimeline::new();
+    /// # let (a, b) = (timeline.prepare(&task)?.arm(), timeline.prepare(&task)?.arm());
+    /// // Each fence of a timeline has a fence context of its own: jobs may finish in any order.
+    /// assert_ne!(a.fence().context(), b.fence().context());
+    /// # a.signal(Ok(()));
+    /// # b.signal(Ok(()));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn context(&self) -> u64 {
         // SAFETY: `context` is set at initialisation and never changes.
@@ -122,8 +153,17 @@ impl Fence {
 
     /// Returns the fence's sequence number on its timeline.
     ///
-    /// ```ignore
-    /// assert!(second.seqno() > first.seqno());
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::FenceTimeline};
+    /// # let task = MayBlock::new()?;
+    /// # let timeline = FenceTimeline::new();
+    /// let first = timeline.prepare(&task)?.arm();
+    /// let second = timeline.prepare(&task)?.arm();
+    /// assert_eq!(first.fence().seqno(), 1);
+    /// assert!(second.fence().seqno() > first.fence().seqno());
+    /// # first.signal(Ok(()));
+    /// # second.signal(Ok(()));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn seqno(&self) -> u64 {
         // SAFETY: `seqno` is set at initialisation and never changes.
@@ -135,8 +175,18 @@ impl Fence {
     /// initialised with 64-bit seqnos, `DMA_FENCE_FLAG_SEQNO64_BIT`). A seqno comparison means nothing across timelines: fences of different
     /// contexts are `false` here, where C's result would be meaningless.
     ///
-    /// ```ignore
-    /// assert!(second.is_later_or_same(&first) && !first.is_later_or_same(&second));
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::FenceTimeline};
+    /// # let task = MayBlock::new()?;
+    /// # let timeline = FenceTimeline::new();
+    /// # let (first, second) = (timeline.prepare(&task)?.arm(), timeline.prepare(&task)?.arm());
+    /// assert!(first.fence().is_later_or_same(first.fence()));
+    /// // Two driver fences are never of one context: neither comes after the other.
+    /// assert!(!second.fence().is_later_or_same(first.fence()));
+    /// assert!(!first.fence().is_later_or_same(second.fence()));
+    /// # first.signal(Ok(()));
+    /// # second.signal(Ok(()));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn is_later_or_same(&self, other: &Fence) -> bool {
         if self.context() != other.context() {
@@ -153,8 +203,15 @@ impl Fence {
     /// `enable_signaling` with the fence's lock held: not from code that holds that lock (a
     /// callback of a fence sharing it), which would deadlock.
     ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::FenceTimeline};
+    /// # let task = MayBlock::new()?;
+    /// # let job = FenceTimeline::new().prepare(&task)?.arm();
+    /// # let fence = job.fence();
     /// fence.enable_signaling();
+    /// assert!(!fence.is_signaled()); // asked for, not done: the driver signals when its work is
+    /// # job.signal(Ok(()));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn enable_signaling(&self) {
         // SAFETY: The fence is initialised by the type invariant.
@@ -165,8 +222,18 @@ impl Fence {
     /// time-out, `EINTR` if `interruptible` and a signal arrived. Allowed under a reservation
     /// (R3); the [`MayBlock`] keeps it out of signalling sections (R4).
     ///
-    /// ```ignore
-    /// if !fence.wait(&task, true, 100)? { return Err(ETIMEDOUT); }
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::{Fence, FenceTimeline}};
+    /// # use kernel::sync::aref::ARef;
+    /// # let task = MayBlock::new()?;
+    /// # let job = FenceTimeline::new().prepare(&task)?.arm();
+    /// # let fence: ARef<Fence> = job.fence().into();
+    /// assert_eq!(fence.wait(&task, true, 10), Ok(false)); // pending: times out
+    /// job.signal(Ok(()));
+    /// if !fence.wait(&task, true, 100)? {
+    ///     return Err(ETIMEDOUT);
+    /// }
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn wait(&self, _task: &MayBlock, interruptible: bool, timeout_ms: Msecs) -> Result<bool> {
         let (fence, timeout) = (self.as_raw(), jiffies_timeout(timeout_ms));
@@ -215,7 +282,7 @@ pub(super) struct ModuleRef {
 
 impl ModuleRef {
     /// Takes a reference on the module this code is compiled into, for a callback that points
-    /// at its code. `ENODEV` while the module is being unloaded: its exit ignores references.
+    /// at its code. `ENODEV` while the module is being unloaded: its exit does not wait for references.
     pub(super) fn this_module() -> Result<Self> {
         let module = this_module();
         // SAFETY: `module` is valid (see `this_module`); the state is read once, racing only
@@ -328,11 +395,14 @@ struct DriverFenceStorage {
 ///
 /// # Examples
 ///
-/// (KUnit case `dmabuf_lock_signalling::fences_carry_their_driver_names`.)
-///
-/// ```ignore
+/// ```
+/// # use dmabuf_lock::{context::MayBlock, fence::FenceTimeline};
+/// # let task = MayBlock::new()?;
 /// let timeline = FenceTimeline::with_names(c"my_gpu", c"my_gpu-ring0")?;
 /// let fence = timeline.prepare(&task)?.arm();
+/// assert_eq!(fence.fence().seqno(), 1); // the timeline's first fence
+/// # fence.signal(Ok(()));
+/// # Ok::<(), Error>(())
 /// ```
 pub struct FenceTimeline {
     next_seqno: Atomic<u64>,
@@ -357,8 +427,14 @@ impl FenceTimeline {
     /// Returns a timeline whose fences report `driver` and `timeline` as their names; `EINVAL`
     /// if one is longer than [`MAX_FENCE_NAME`] bytes.
     ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::fence::{FenceTimeline, MAX_FENCE_NAME};
     /// let ring0 = FenceTimeline::with_names(c"my_gpu", c"my_gpu-ring0")?;
+    /// # let _ = ring0;
+    /// let long = c"a driver name longer than 31 bytes";
+    /// assert!(long.to_bytes().len() > MAX_FENCE_NAME);
+    /// assert!(FenceTimeline::with_names(long, c"ring0").is_err());
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn with_names(driver: &CStr, timeline: &CStr) -> Result<Self> {
         Ok(Self {
@@ -370,8 +446,16 @@ impl FenceTimeline {
     /// Allocates the storage of this timeline's next fence (`GFP_KERNEL`, hence the
     /// [`MayBlock`]). Arming it later, inside a signalling section, cannot fail or allocate (R4).
     ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::FenceTimeline};
+    /// # let task = MayBlock::new()?;
+    /// # let timeline = FenceTimeline::new();
     /// let prepared = timeline.prepare(&task)?;
+    /// // ... later, inside the submission's signalling section:
+    /// let fence = prepared.arm();
+    /// assert!(!fence.fence().is_signaled());
+    /// # fence.signal(Ok(()));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn prepare(&self, _task: &MayBlock) -> Result<PreparedFence<'_>> {
         let storage = DriverFenceStorage {
@@ -402,8 +486,17 @@ impl PreparedFence<'_> {
     /// A fence that outlives the module that armed it (in a `sync_file`, or leaked) points at
     /// no code or data of that module.
     ///
-    /// ```ignore
-    /// let fence = prepared.arm();
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::FenceTimeline};
+    /// # let mut task = MayBlock::new()?;
+    /// # let timeline = FenceTimeline::new();
+    /// # let prepared = timeline.prepare(&task)?;
+    /// let section = task.signalling_section();
+    /// let fence = prepared.arm(); // allocates nothing
+    /// # drop(section);
+    /// assert_eq!(fence.fence().status(), Ok(false));
+    /// # fence.signal(Ok(()));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn arm(self) -> DriverFence {
         // `base` is the first field of a `repr(C)` struct: the fence's pointer is the
@@ -444,12 +537,20 @@ impl PreparedFence<'_> {
 ///
 /// # Examples
 ///
-/// (KUnit case `dmabuf_lock_fence::driver_fence_signals_once`.)
-///
-/// ```ignore
+/// ```
+/// # use dmabuf_lock::{context::MayBlock, fence::FenceTimeline, resv::{FenceUsage, OwnedResv}};
+/// # let task = MayBlock::new()?;
+/// # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+/// # let timeline = FenceTimeline::new();
+/// # let mut guard = resv.lock(&task);
+/// # guard.reserve_fences(1)?;
 /// let job_fence = timeline.prepare(&task)?.arm();
 /// guard.add_fence(job_fence.fence(), FenceUsage::Write)?;
+/// # drop(guard);
+/// assert!(!resv.test_signaled(FenceUsage::Write));
 /// job_fence.signal(Ok(()));
+/// assert!(resv.test_signaled(FenceUsage::Write));
+/// # Ok::<(), Error>(())
 /// ```
 ///
 /// # Invariants
@@ -470,8 +571,15 @@ impl DriverFence {
 
     /// Signals the fence, setting `result`'s error on it first.
     ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::{Fence, FenceTimeline}};
+    /// # use kernel::sync::aref::ARef;
+    /// # let task = MayBlock::new()?;
+    /// # let job_fence = FenceTimeline::new().prepare(&task)?.arm();
+    /// # let fence: ARef<Fence> = job_fence.fence().into();
     /// job_fence.signal(Err(ETIMEDOUT));
+    /// assert_eq!(fence.status(), Err(ETIMEDOUT));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn signal(self, result: Result) {
         self.signal_with(result);
@@ -479,8 +587,15 @@ impl DriverFence {
 
     /// Signals the fence with `-ECANCELED`: the work it stands for will not be done.
     ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::{Fence, FenceTimeline}};
+    /// # use kernel::sync::aref::ARef;
+    /// # let task = MayBlock::new()?;
+    /// # let job_fence = FenceTimeline::new().prepare(&task)?.arm();
+    /// # let fence: ARef<Fence> = job_fence.fence().into();
     /// job_fence.cancel();
+    /// assert_eq!(fence.status(), Err(ECANCELED));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn cancel(self) {
         self.signal_with(Err(ECANCELED));
@@ -549,14 +664,30 @@ pub enum CallbackStatus {
 ///
 /// # Examples
 ///
-/// (KUnit case `dmabuf_lock_fence::callback_runs_once`.)
+/// ```
+/// use dmabuf_lock::{
+///     context::MayBlock,
+///     fence::{CallbackStatus, FenceCallback, FenceTimeline},
+/// };
+/// use kernel::sync::{
+///     atomic::{Atomic, Relaxed},
+///     Arc,
+/// };
 ///
-/// ```ignore
-/// let cb = KBox::pin_init(FenceCallback::new(move || done.complete_all()), GFP_KERNEL)?;
+/// # let task = MayBlock::new()?;
+/// # let job = FenceTimeline::new().prepare(&task)?.arm();
+/// # let fence = job.fence();
+/// let runs = Arc::new(Atomic::<u32>::new(0), GFP_KERNEL)?;
+/// let seen = runs.clone();
+/// let mut cb = KBox::pin_init(FenceCallback::new(move || seen.add(1, Relaxed)), GFP_KERNEL)?;
 /// match cb.as_mut().add(fence)? {
 ///     CallbackStatus::Registered => {}
-///     CallbackStatus::AlreadySignaled => done.complete_all(),
+///     // Signalled already: the callback will not run, do its work here.
+///     CallbackStatus::AlreadySignaled => runs.add(1, Relaxed),
 /// }
+/// job.signal(Ok(())); // runs the callback
+/// assert_eq!(runs.load(Relaxed), 1);
+/// # Ok::<(), Error>(())
 /// ```
 #[pin_data(PinnedDrop)]
 pub struct FenceCallback<F: FnOnce() + Send + 'static> {
@@ -585,8 +716,17 @@ impl<F: FnOnce() + Send + 'static> FenceCallback<F> {
 
     /// Registers the callback on `fence`; `EBUSY` if it is already registered.
     ///
-    /// ```ignore
-    /// let status = cb.as_mut().add(&fence)?;
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::{CallbackStatus, FenceCallback, FenceTimeline}};
+    /// # let task = MayBlock::new()?;
+    /// # let job = FenceTimeline::new().prepare(&task)?.arm();
+    /// # let fence = job.fence();
+    /// # let mut cb = KBox::pin_init(FenceCallback::new(|| {}), GFP_KERNEL)?;
+    /// let status = cb.as_mut().add(fence)?;
+    /// assert_eq!(status, CallbackStatus::Registered);
+    /// assert_eq!(cb.as_mut().add(fence), Err(EBUSY)); // once only
+    /// # job.signal(Ok(()));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn add(self: Pin<&mut Self>, fence: &Fence) -> Result<CallbackStatus> {
         // SAFETY: Only `registration`, which is not structurally pinned, is written through
@@ -621,8 +761,23 @@ impl<F: FnOnce() + Send + 'static> FenceCallback<F> {
 
     /// Removes the callback; returns true if it was registered and had not run.
     ///
-    /// ```ignore
-    /// if cb.as_mut().remove() { /* it will never run */ }
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::{FenceCallback, FenceTimeline}};
+    /// # use kernel::sync::{atomic::{Atomic, Relaxed}, Arc};
+    /// # let task = MayBlock::new()?;
+    /// # let job = FenceTimeline::new().prepare(&task)?.arm();
+    /// # let runs = Arc::new(Atomic::<u32>::new(0), GFP_KERNEL)?;
+    /// # let seen = runs.clone();
+    /// # let mut cb = KBox::pin_init(FenceCallback::new(move || seen.add(1, Relaxed)), GFP_KERNEL)?;
+    /// # cb.as_mut().add(job.fence())?;
+    /// let mut removed = false;
+    /// if cb.as_mut().remove() {
+    ///     removed = true; // it will never run
+    /// }
+    /// assert!(removed);
+    /// job.signal(Ok(()));
+    /// assert_eq!(runs.load(Relaxed), 0);
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn remove(self: Pin<&mut Self>) -> bool {
         // SAFETY: Only `registration`, which is not structurally pinned, is changed below.

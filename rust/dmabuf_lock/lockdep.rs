@@ -13,11 +13,21 @@
 //!
 //! # Examples
 //!
-//! (The lockdep case `tests/lockdep/r9_job_queue_primed_bad.rs`.)
+//! Priming a driver's two orders; the lockdep case `tests/lockdep/r9_job_queue_primed_bad.rs`
+//! shows the first wrong acquisition that lockdep then reports.
 //!
-//! ```ignore
+//! ```
+//! use dmabuf_lock::{
+//!     context::MayBlock,
+//!     lockdep::{Level, LockOrder},
+//! };
+//! use kernel::{new_mutex, new_spinlock};
+//!
+//! # let task = MayBlock::new()?;
+//! let vm_lock = KBox::pin_init(new_mutex!(()), GFP_KERNEL)?;
+//! let job_queue = KBox::pin_init(new_spinlock!(()), GFP_KERNEL)?;
+//! // In module init, where the task has an mm, `Level::MmapLock` would come first.
 //! LockOrder::new(c"vm")
-//!     .then(Level::MmapLock)
 //!     .then(Level::Driver(&*vm_lock, c"vm_lock"))
 //!     .then(Level::Resv)
 //!     .then(Level::Reclaim)
@@ -26,6 +36,10 @@
 //!     .then(Level::Signalling)
 //!     .then(Level::Driver(&*job_queue, c"job_queue"))
 //!     .prime(&task)?;
+//! // An order that breaks a rule is refused before anything is taken (R2 here).
+//! let wrong = LockOrder::new(c"wrong").then(Level::Reclaim).then(Level::Resv);
+//! assert_eq!(wrong.validate(), Err(EINVAL));
+//! # Ok::<(), Error>(())
 //! ```
 
 #[cfg(CONFIG_LOCKDEP)]
@@ -48,11 +62,20 @@ use kernel::{
 ///
 /// # Examples
 ///
-/// (KUnit case `dmabuf_lock_lockdep::map_nests_under_reservation`.)
-///
-/// ```ignore
+/// ```
+/// # use dmabuf_lock::{context::MayBlock, lockdep::LockdepMap, resv::OwnedResv};
+/// # use kernel::static_lock_class;
+/// # let task = MayBlock::new()?;
+/// # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
 /// let ring = KBox::pin_init(LockdepMap::new(c"ring", static_lock_class!()), GFP_KERNEL)?;
-/// let held = ring.acquire();
+/// let guard = resv.lock(&task);
+/// let held = ring.acquire(); // the ring nests inside reservations
+/// drop(held);
+/// drop(guard);
+/// // Lockdep reported nothing: after a report it switches itself off.
+/// // SAFETY: `debug_locks` is a plain global that lockdep only ever clears.
+/// assert_eq!(unsafe { core::ptr::read_volatile(&raw const kernel::bindings::debug_locks) }, 1);
+/// # Ok::<(), Error>(())
 /// ```
 ///
 /// # Invariants
@@ -197,8 +220,13 @@ impl Drop for MapGuard<'_> {
 
 /// Tells lockdep "this may take the lock here", without taking it.
 ///
-/// ```ignore
+/// ```
+/// # use dmabuf_lock::lockdep::MightLock;
+/// # use kernel::new_mutex;
+/// # let job_queue = KBox::pin_init(new_mutex!(0u32), GFP_KERNEL)?;
 /// job_queue.might_lock(); // at the top of a path that locks it only sometimes
+/// assert_eq!(*job_queue.lock(), 0); // it was not taken
+/// # Ok::<(), Error>(())
 /// ```
 pub trait MightLock {
     /// Records an acquisition and release of the lock for lockdep.
@@ -244,13 +272,18 @@ impl MightLock for Resv {
 ///
 /// # Examples
 ///
-/// (KUnit case `dmabuf_lock_lockdep::reclaim_scope_trylocks`.)
-///
-/// ```ignore
+/// ```
+/// # use dmabuf_lock::{context::MayBlock, resv::OwnedResv};
+/// # let mut task = MayBlock::new()?;
+/// # let bo_resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
 /// let reclaim = task.reclaim_scope();
-/// if let Some(guard) = reclaim.try_lock(&bo_resv) {
-///     // evict
+/// let mut evicted = false;
+/// if let Some(_guard) = reclaim.try_lock(&bo_resv) {
+///     evicted = true; // evict
 /// }
+/// drop(reclaim);
+/// assert!(evicted);
+/// # Ok::<(), Error>(())
 /// ```
 ///
 /// # Invariants

@@ -35,19 +35,39 @@
 //!
 //! # Examples
 //!
-//! (KUnit case `dmabuf_lock_locker::lock_slice_and_closure`.)
+//! ```
+//! use dmabuf_lock::{
+//!     context::MayBlock,
+//!     fence::FenceTimeline,
+//!     locker::{LockerFlags, ResvLocker},
+//!     resv::{FenceUsage, OwnedResv},
+//! };
+//! use pin_init::stack_pin_init;
 //!
-//! ```ignore
-//! stack_pin_init!(let locker = ResvLocker::new(LockerFlags { fence_slots: 1, ..Default::default() }));
-//! locker.as_mut().lock_all(&task, |pass| {
-//!     for bo in job.buffers() {
-//!         pass.lock(bo.resv())?;
+//! # let task = MayBlock::new()?;
+//! # let timeline = FenceTimeline::new();
+//! # let bos = [
+//! #     KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?,
+//! #     KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?,
+//! # ];
+//! let job_fence = timeline.prepare(&task)?.arm();
+//! {
+//!     stack_pin_init!(let locker = ResvLocker::new(LockerFlags { fence_slots: 1, ..Default::default() }));
+//!     locker.as_mut().lock_all(&task, |pass| {
+//!         for bo in &bos {
+//!             pass.lock(bo)?;
+//!         }
+//!         Ok(())
+//!     })?;
+//!     for mut held in locker.as_mut().locked_mut() {
+//!         held.add_fence(job_fence.fence(), FenceUsage::Write)?;
 //!     }
-//!     Ok(())
-//! })?;
-//! for mut held in locker.as_mut().locked_mut() {
-//!     held.add_fence(job_fence.fence(), FenceUsage::Write)?;
-//! }
+//!     assert_eq!(locker.locked().len(), 2);
+//! } // everything unlocked, the acquire context finalised
+//! assert!(bos.iter().all(|bo| !bo.is_locked() && !bo.test_signaled(FenceUsage::Write)));
+//! job_fence.signal(Ok(()));
+//! assert!(bos.iter().all(|bo| bo.test_signaled(FenceUsage::Write)));
+//! # Ok::<(), Error>(())
 //! ```
 
 use super::{
@@ -63,8 +83,16 @@ use kernel::{
 
 /// How a [`ResvLocker`] locks.
 ///
-/// ```ignore
+/// ```
+/// # use dmabuf_lock::{context::MayBlock, locker::{LockerFlags, ResvLocker}, resv::OwnedResv};
+/// # use pin_init::stack_pin_init;
+/// # let task = MayBlock::new()?;
+/// # let a = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
 /// let flags = LockerFlags { interruptible: true, ignore_duplicates: true, fence_slots: 1 };
+/// stack_pin_init!(let locker = ResvLocker::new(flags));
+/// locker.as_mut().lock_slice(&task, &[&a, &a])?; // a duplicate is not an error
+/// assert_eq!(locker.locked().len(), 1);
+/// # Ok::<(), Error>(())
 /// ```
 #[derive(Clone, Copy, Default, Debug)]
 pub struct LockerFlags {
@@ -93,12 +121,23 @@ pub struct LockerStats {
 /// converts one), or a contention reported by [`Pass::lock`], after which the locker runs the
 /// closure again. Only the locker can report a contention, so a closure cannot make it loop.
 ///
-/// ```ignore
-/// locker.as_mut().lock_all(&task, |pass| {
-///     pass.lock(&a)?;                  // a contention, passed on
-///     check_something().map_err(PassError::from)?; // an error
+/// ```
+/// # use dmabuf_lock::{context::MayBlock, locker::{LockerFlags, ResvLocker}, resv::OwnedResv};
+/// # use pin_init::stack_pin_init;
+/// # let task = MayBlock::new()?;
+/// # let a = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+/// # stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
+/// fn check_job_size() -> Result {
+///     Err(E2BIG)
+/// }
+/// let ret = locker.as_mut().lock_all(&task, |pass| {
+///     pass.lock(&a)?; // a contention, passed on
+///     check_job_size()?; // an error, converted by `?`
 ///     Ok(())
-/// })?;
+/// });
+/// assert_eq!(ret, Err(E2BIG));
+/// assert!(!a.is_locked()); // on error nothing stays locked
+/// # Ok::<(), Error>(())
 /// ```
 pub struct PassError(PassErrorKind);
 
@@ -144,8 +183,13 @@ pub struct ResvLocker<'o> {
 impl<'o> ResvLocker<'o> {
     /// Returns an initialiser for an empty locker. It allocates nothing until the first lock.
     ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::locker::{LockerFlags, ResvLocker};
+    /// # use pin_init::stack_pin_init;
     /// stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
+    /// assert!(locker.locked().is_empty());
+    /// assert_eq!(locker.stats().allocations, 0);
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn new(flags: LockerFlags) -> impl PinInit<Self> {
         pin_init!(Self {
@@ -162,10 +206,15 @@ impl<'o> ResvLocker<'o> {
     /// (`drm_exec_init(exec, flags, count)`): the first pass allocates nothing unless it locks
     /// more. `ENOMEM` if the array cannot be allocated.
     ///
-    /// (KUnit case `dmabuf_lock_locker::capacity_hint_allocates_up_front`.)
-    ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, locker::{LockerFlags, ResvLocker}, resv::OwnedResv};
+    /// # use pin_init::stack_try_pin_init;
+    /// # let task = MayBlock::new()?;
+    /// # let (a, b) = (KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?, KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?);
     /// stack_try_pin_init!(let locker =? ResvLocker::with_capacity(LockerFlags::default(), 16));
+    /// locker.as_mut().lock_slice(&task, &[&a, &b])?;
+    /// assert_eq!(locker.stats().allocations, 0); // the array was there already
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn with_capacity(flags: LockerFlags, count: usize) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
@@ -189,12 +238,20 @@ impl<'o> ResvLocker<'o> {
     /// without running the closure and keeping every lock (C's `drm_exec` warns in the same
     /// case, and keeps them too). [`ResvLocker::reset`] starts over.
     ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, locker::{LockerFlags, ResvLocker}, resv::OwnedResv};
+    /// # use pin_init::stack_pin_init;
+    /// # let task = MayBlock::new()?;
+    /// # let (a, b) = (KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?, KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?);
+    /// # stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
     /// locker.as_mut().lock_all(&task, |pass| {
     ///     pass.lock(&a)?;
     ///     pass.lock(&b)?;
     ///     Ok(())
     /// })?;
+    /// assert!(a.is_locked() && b.is_locked());
+    /// assert_eq!(locker.as_mut().lock_all(&task, |_| Ok(())), Err(EINVAL)); // done: once only
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn lock_all(
         self: Pin<&mut Self>,
@@ -247,8 +304,16 @@ impl<'o> ResvLocker<'o> {
     /// Locks every reservation of `objs`; the same as a [`ResvLocker::lock_all`] pass that locks
     /// them in order.
     ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, locker::{LockerFlags, ResvLocker}, resv::OwnedResv};
+    /// # use pin_init::stack_pin_init;
+    /// # let task = MayBlock::new()?;
+    /// # let (a, b) = (KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?, KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?);
+    /// # let c = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+    /// # stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
     /// locker.as_mut().lock_slice(&task, &[&a, &b, &c])?;
+    /// assert_eq!(locker.locked().len(), 3);
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn lock_slice(self: Pin<&mut Self>, task: &MayBlock, objs: &[&'o Resv]) -> Result {
         self.lock_iter(task, objs.iter().copied())
@@ -257,8 +322,28 @@ impl<'o> ResvLocker<'o> {
     /// Locks every reservation `objs` yields. The iterator is cloned for each pass, so it must
     /// yield the same objects every time (iterators over collections do).
     ///
-    /// ```ignore
-    /// locker.as_mut().lock_iter(&task, job.bos().iter().map(|bo| bo.resv()))?;
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, locker::{LockerFlags, ResvLocker}, resv::{OwnedResv, Resv}};
+    /// # use pin_init::stack_pin_init;
+    /// # let task = MayBlock::new()?;
+    /// struct Bo {
+    ///     resv: Pin<KBox<OwnedResv>>,
+    /// }
+    ///
+    /// impl Bo {
+    ///     fn resv(&self) -> &Resv {
+    ///         &self.resv
+    ///     }
+    /// }
+    ///
+    /// let bos = [
+    ///     Bo { resv: KBox::pin_init(OwnedResv::new(), GFP_KERNEL)? },
+    ///     Bo { resv: KBox::pin_init(OwnedResv::new(), GFP_KERNEL)? },
+    /// ];
+    /// stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
+    /// locker.as_mut().lock_iter(&task, bos.iter().map(|bo| bo.resv()))?;
+    /// assert!(bos.iter().all(|bo| bo.resv().is_locked()));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn lock_iter<I>(self: Pin<&mut Self>, task: &MayBlock, objs: I) -> Result
     where
@@ -275,10 +360,20 @@ impl<'o> ResvLocker<'o> {
     /// Returns the reservations held, in the order they were locked, for reading (their fences,
     /// [`ResvGuard::resv`]).
     ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, locker::{LockerFlags, ResvLocker}, resv::{FenceUsage, OwnedResv}};
+    /// # use pin_init::stack_pin_init;
+    /// # let task = MayBlock::new()?;
+    /// # let (a, b) = (KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?, KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?);
+    /// # stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
+    /// # locker.as_mut().lock_slice(&task, &[&a, &b])?;
+    /// let mut busy = 0;
     /// for guard in locker.locked() {
-    ///     let busy = guard.fences(FenceUsage::Write).count();
+    ///     busy += guard.fences(FenceUsage::Write).count();
     /// }
+    /// assert_eq!(busy, 0);
+    /// assert!(core::ptr::eq(locker.locked()[0].resv(), &**a)); // in the order they were locked
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn locked(&self) -> &[ResvGuard<'o>] {
         &self.held
@@ -289,10 +384,20 @@ impl<'o> ResvLocker<'o> {
     /// Each item borrows one lock of the locker mutably; it cannot be moved out or swapped with
     /// another guard, so the locks stay with the locker that took them in its context (R6).
     ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::FenceTimeline, locker::{LockerFlags, ResvLocker}, resv::{FenceUsage, OwnedResv}};
+    /// # use pin_init::stack_pin_init;
+    /// # let task = MayBlock::new()?;
+    /// # let (a, b) = (KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?, KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?);
+    /// # let job_fence = FenceTimeline::new().prepare(&task)?.arm();
+    /// # stack_pin_init!(let locker = ResvLocker::new(LockerFlags { fence_slots: 1, ..Default::default() }));
+    /// # locker.as_mut().lock_slice(&task, &[&a, &b])?;
     /// for mut held in locker.as_mut().locked_mut() {
     ///     held.add_fence(job_fence.fence(), FenceUsage::Write)?;
     /// }
+    /// assert!(locker.locked().iter().all(|g| g.fences(FenceUsage::Write).count() == 1));
+    /// # job_fence.signal(Ok(()));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn locked_mut(self: Pin<&mut Self>) -> impl Iterator<Item = HeldResv<'_, 'o>> {
         // SAFETY: `held` is not structurally pinned.
@@ -304,12 +409,18 @@ impl<'o> ResvLocker<'o> {
     /// (`drm_exec_unlock_obj()`); returns whether it was held. Cheapest for the objects locked
     /// last, as in C. Inside a pass use [`Pass::unlock`].
     ///
-    /// (KUnit case `dmabuf_lock_drm_exec::duplicates`.)
-    ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, locker::{LockerFlags, ResvLocker}, resv::OwnedResv};
+    /// # use pin_init::stack_pin_init;
+    /// # let task = MayBlock::new()?;
+    /// # let (a, b) = (KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?, KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?);
+    /// # stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
     /// locker.as_mut().lock_slice(&task, &[&a, &b])?;
     /// assert!(locker.as_mut().unlock(&b));
     /// assert_eq!(locker.locked().len(), 1);
+    /// assert!(!b.is_locked());
+    /// assert!(!locker.as_mut().unlock(&b)); // not held any more
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn unlock(self: Pin<&mut Self>, resv: &Resv) -> bool {
         // SAFETY: `held` and `prelocked` are not structurally pinned.
@@ -319,8 +430,17 @@ impl<'o> ResvLocker<'o> {
     /// Unlocks everything now, keeping the locker (and its context) for nothing further: the
     /// context is marked done once a pass succeeds.
     ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, locker::{LockerFlags, ResvLocker}, resv::OwnedResv};
+    /// # use pin_init::stack_pin_init;
+    /// # let task = MayBlock::new()?;
+    /// # let a = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+    /// # stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
+    /// # locker.as_mut().lock_slice(&task, &[&a])?;
     /// locker.as_mut().unlock_all();
+    /// assert!(!a.is_locked());
+    /// assert!(locker.locked().is_empty());
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn unlock_all(self: Pin<&mut Self>) {
         // SAFETY: `held` and `prelocked` are not structurally pinned.
@@ -333,11 +453,23 @@ impl<'o> ResvLocker<'o> {
     /// a locker reused for job after job allocates nothing after the first (the counters are
     /// kept too).
     ///
-    /// ```ignore
-    /// for job in jobs {
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, locker::{LockerFlags, ResvLocker}, resv::{OwnedResv, Resv}};
+    /// # use pin_init::stack_pin_init;
+    /// # let task = MayBlock::new()?;
+    /// # let (a, b) = (KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?, KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?);
+    /// # stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
+    /// let jobs: [[&Resv; 2]; 2] = [[&a, &b], [&b, &a]];
+    /// let mut allocations = 0;
+    /// for job in &jobs {
     ///     locker.as_mut().reset();
-    ///     locker.as_mut().lock_slice(&task, job.resvs())?;
+    ///     locker.as_mut().lock_slice(&task, job)?;
+    ///     if allocations == 0 {
+    ///         allocations = locker.stats().allocations; // the first job's
+    ///     }
     /// }
+    /// assert_eq!(locker.stats().allocations, allocations); // none after the first job
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn reset(self: Pin<&mut Self>) {
         // SAFETY: `ctx` stays pinned: it is only reached through `map_unchecked_mut` below.
@@ -353,8 +485,17 @@ impl<'o> ResvLocker<'o> {
 
     /// Returns the locker's counters.
     ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, locker::{LockerFlags, ResvLocker}, resv::OwnedResv};
+    /// # use pin_init::stack_pin_init;
+    /// # let task = MayBlock::new()?;
+    /// # let a = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+    /// # stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
+    /// # locker.as_mut().lock_slice(&task, &[&a])?;
     /// pr_info!("{} backoffs\n", locker.stats().backoffs);
+    /// assert_eq!(locker.stats().passes, 1); // nobody contended
+    /// assert_eq!(locker.stats().backoffs, 0);
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn stats(&self) -> LockerStats {
         self.stats
@@ -428,8 +569,18 @@ impl<'o> Pass<'_, 'o> {
     /// locked before the contended object). The object taken
     /// first, or one locked twice with [`LockerFlags::ignore_duplicates`], is not an error.
     ///
-    /// ```ignore
-    /// pass.lock(&resv)?;
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, locker::{LockerFlags, ResvLocker}, resv::OwnedResv};
+    /// # use pin_init::stack_pin_init;
+    /// # let task = MayBlock::new()?;
+    /// # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+    /// # stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
+    /// locker.as_mut().lock_all(&task, |pass| {
+    ///     pass.lock(&resv)?;
+    ///     Ok(())
+    /// })?;
+    /// assert!(resv.is_locked());
+    /// # Ok::<(), Error>(())
     /// ```
     #[inline(always)]
     pub fn lock(&mut self, resv: &'o Resv) -> core::result::Result<(), PassError> {
@@ -443,9 +594,26 @@ impl<'o> Pass<'_, 'o> {
     /// warns, is `EINVAL` here. On a duplicate ignored with [`LockerFlags::ignore_duplicates`]
     /// the slots are reserved on the object already held, as in C.
     ///
-    /// ```ignore
-    /// pass.prepare(job.vm_resv(), 1)?;
-    /// pass.lock(bo.resv())?; // with the default flags: lock only
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::FenceTimeline, locker::{LockerFlags, ResvLocker}, resv::{FenceUsage, OwnedResv}};
+    /// # use pin_init::stack_pin_init;
+    /// # let task = MayBlock::new()?;
+    /// # let (vm_resv, bo) = (KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?, KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?);
+    /// # let job_fence = FenceTimeline::new().prepare(&task)?.arm();
+    /// # stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
+    /// locker.as_mut().lock_all(&task, |pass| {
+    ///     pass.prepare(&vm_resv, 1)?;
+    ///     pass.lock(&bo)?; // with the default flags: lock only
+    ///     Ok(())
+    /// })?;
+    /// let mut held = locker.as_mut().locked_mut();
+    /// let (Some(mut vm), Some(mut bo)) = (held.next(), held.next()) else {
+    ///     return Err(EINVAL);
+    /// };
+    /// vm.add_fence(job_fence.fence(), FenceUsage::Bookkeep)?;
+    /// assert_eq!(bo.add_fence(job_fence.fence(), FenceUsage::Write), Err(ENOSPC)); // no slot
+    /// # job_fence.signal(Ok(()));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn prepare(
         &mut self,
@@ -461,10 +629,15 @@ impl<'o> Pass<'_, 'o> {
     /// Locks every reservation of `objs` and reserves `num_fences` slots on each
     /// (`drm_exec_prepare_array()`); stops at the first that fails.
     ///
-    /// (KUnit case `dmabuf_lock_drm_exec::prepare_array`.)
-    ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, locker::{LockerFlags, ResvLocker}, resv::OwnedResv};
+    /// # use pin_init::stack_pin_init;
+    /// # let task = MayBlock::new()?;
+    /// # let (a, b) = (KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?, KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?);
+    /// # stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
     /// locker.as_mut().lock_all(&task, |pass| pass.prepare_slice(&[&a, &b], 1))?;
+    /// assert_eq!(locker.locked().len(), 2);
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn prepare_slice(
         &mut self,
@@ -479,12 +652,21 @@ impl<'o> Pass<'_, 'o> {
     /// it was held. The pass may lock it again (`drm_exec_unlock_obj()` inside
     /// `drm_exec_until_all_locked()`).
     ///
-    /// (KUnit case `dmabuf_lock_drm_exec::lock_unlock`.)
-    ///
-    /// ```ignore
-    /// pass.lock(&a)?;
-    /// pass.unlock(&a);
-    /// pass.lock(&a)?;
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, locker::{LockerFlags, ResvLocker}, resv::OwnedResv};
+    /// # use pin_init::stack_pin_init;
+    /// # let task = MayBlock::new()?;
+    /// # let a = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+    /// # stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
+    /// locker.as_mut().lock_all(&task, |pass| {
+    ///     pass.lock(&a)?;
+    ///     assert!(pass.unlock(&a));
+    ///     assert!(!a.is_locked());
+    ///     pass.lock(&a)?;
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!(locker.locked().len(), 1);
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn unlock(&mut self, resv: &Resv) -> bool {
         self.locker.unlock_one(resv)
@@ -533,10 +715,20 @@ impl<'o> Pass<'_, 'o> {
 /// One lock of a [`ResvLocker`], borrowed mutably to add fences; see
 /// [`ResvLocker::locked_mut`]. Dereferences to the [`ResvGuard`] for reading.
 ///
-/// ```ignore
+/// ```
+/// # use dmabuf_lock::{context::MayBlock, fence::FenceTimeline, locker::{LockerFlags, ResvLocker}, resv::{FenceUsage, OwnedResv}};
+/// # use pin_init::stack_pin_init;
+/// # let task = MayBlock::new()?;
+/// # let a = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+/// # let fence = FenceTimeline::new().prepare(&task)?.arm();
+/// # stack_pin_init!(let locker = ResvLocker::new(LockerFlags { fence_slots: 1, ..Default::default() }));
+/// # locker.as_mut().lock_slice(&task, &[&a])?;
 /// for mut held in locker.as_mut().locked_mut() {
 ///     held.add_fence(fence.fence(), FenceUsage::Write)?;
 /// }
+/// assert_eq!(locker.locked()[0].fences(FenceUsage::Write).count(), 1); // read through the guard
+/// # fence.signal(Ok(()));
+/// # Ok::<(), Error>(())
 /// ```
 pub struct HeldResv<'l, 'o> {
     guard: &'l mut ResvGuard<'o>,
@@ -545,8 +737,24 @@ pub struct HeldResv<'l, 'o> {
 impl<'o> HeldResv<'_, 'o> {
     /// Makes room for `count` more fences; see [`ResvGuard::reserve_fences`].
     ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::FenceTimeline, locker::{LockerFlags, ResvLocker}, resv::{FenceUsage, OwnedResv}};
+    /// # use pin_init::stack_pin_init;
+    /// # let task = MayBlock::new()?;
+    /// # let a = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+    /// # let timeline = FenceTimeline::new();
+    /// # let (read, write) = (timeline.prepare(&task)?.arm(), timeline.prepare(&task)?.arm());
+    /// # stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
+    /// # locker.as_mut().lock_slice(&task, &[&a])?;
+    /// # let mut all = locker.as_mut().locked_mut();
+    /// # let Some(mut held) = all.next() else { return Err(EINVAL) };
     /// held.reserve_fences(2)?;
+    /// held.add_fence(read.fence(), FenceUsage::Read)?;
+    /// held.add_fence(write.fence(), FenceUsage::Write)?;
+    /// assert_eq!(held.fences(FenceUsage::Read).count(), 2);
+    /// # read.signal(Ok(()));
+    /// # write.signal(Ok(()));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn reserve_fences(&mut self, count: u32) -> Result {
         self.guard.reserve_fences(count)
@@ -554,8 +762,21 @@ impl<'o> HeldResv<'_, 'o> {
 
     /// Adds `fence` with `usage`; see [`ResvGuard::add_fence`].
     ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::FenceTimeline, locker::{LockerFlags, ResvLocker}, resv::{FenceUsage, OwnedResv}};
+    /// # use pin_init::stack_pin_init;
+    /// # let task = MayBlock::new()?;
+    /// # let a = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+    /// # let fence = FenceTimeline::new().prepare(&task)?.arm();
+    /// # stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
+    /// # locker.as_mut().lock_slice(&task, &[&a])?;
+    /// # let mut all = locker.as_mut().locked_mut();
+    /// # let Some(mut held) = all.next() else { return Err(EINVAL) };
+    /// assert_eq!(held.add_fence(fence.fence(), FenceUsage::Write), Err(ENOSPC)); // reserve first
+    /// held.reserve_fences(1)?;
     /// held.add_fence(fence.fence(), FenceUsage::Write)?;
+    /// # fence.signal(Ok(()));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn add_fence(&mut self, fence: &Fence, usage: FenceUsage) -> Result {
         self.guard.add_fence(fence, usage)

@@ -43,10 +43,20 @@ pub const MAX_FENCE_RESERVE: u32 = 1 << 16;
 /// The order is C's (`enum dma_resv_usage`): `Kernel < Write < Read < Bookkeep`, and a query for
 /// one usage returns the fences of every usage that compares less or equal.
 ///
-/// ```ignore
-/// guard.add_fence(fence, FenceUsage::Write)?;
+/// ```
+/// # use dmabuf_lock::{context::MayBlock, fence::FenceTimeline, resv::{FenceUsage, OwnedResv}};
+/// # let task = MayBlock::new()?;
+/// # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+/// # let fence = FenceTimeline::new().prepare(&task)?.arm();
+/// let mut guard = resv.lock(&task);
+/// guard.reserve_fences(1)?;
+/// guard.add_fence(fence.fence(), FenceUsage::Write)?;
 /// assert!(!resv.test_signaled(FenceUsage::Read)); // Read includes Write
+/// assert!(resv.test_signaled(FenceUsage::Kernel)); // Kernel does not
 /// assert!(FenceUsage::Write < FenceUsage::Read);
+/// # drop(guard);
+/// # fence.signal(Ok(()));
+/// # Ok::<(), Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum FenceUsage {
@@ -74,8 +84,15 @@ impl FenceUsage {
     /// implicit-sync reader and writer ([`FenceUsage::Read`]), a read only for the writers
     /// ([`FenceUsage::Write`]).
     ///
-    /// ```ignore
-    /// resv.wait(&task, FenceUsage::for_access(true), true, 100)?;
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, resv::{FenceUsage, OwnedResv}};
+    /// # let task = MayBlock::new()?;
+    /// # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+    /// assert_eq!(FenceUsage::for_access(true), FenceUsage::Read);
+    /// assert_eq!(FenceUsage::for_access(false), FenceUsage::Write);
+    /// // Nothing is pending, so a writer does not wait.
+    /// assert_eq!(resv.wait(&task, FenceUsage::for_access(true), true, 100), Ok(true));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn for_access(write: bool) -> Self {
         if write {
@@ -109,14 +126,23 @@ impl FenceUsage {
 ///
 /// # Examples
 ///
-/// Locking a reservation owned elsewhere (this example is the KUnit case
-/// `dmabuf_lock_resv::resv_from_raw`):
+/// Locking a reservation owned elsewhere:
 ///
-/// ```ignore
-/// // SAFETY: `buf` is a live `struct dma_buf` whose `resv` outlives `resv`.
-/// let resv = unsafe { Resv::from_raw((*buf).resv) };
-/// let guard = resv.lock(&task);
+/// ```
+/// # use dmabuf_lock::{context::MayBlock, resv::{OwnedResv, Resv}};
+/// # let task = MayBlock::new()?;
+/// # let owner = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+/// // A reservation pointer from C: a `dma_buf`'s `resv`, a GEM object's (here, `owner`'s).
+/// let raw: *mut kernel::bindings::dma_resv = owner.as_raw();
+/// // SAFETY: `raw` points to an initialised reservation, which `owner` keeps alive and in place
+/// // for as long as `resv` is used.
+/// let resv = unsafe { Resv::from_raw(raw) };
+/// let mut guard = resv.lock(&task);
 /// guard.reserve_fences(1)?;
+/// assert!(owner.is_locked());
+/// drop(guard);
+/// assert!(!owner.is_locked());
+/// # Ok::<(), Error>(())
 /// ```
 #[repr(transparent)]
 pub struct Resv(Opaque<bindings::dma_resv>);
@@ -182,10 +208,15 @@ impl Resv {
     /// Without an acquire context a single lock cannot be asked to back off, so this cannot
     /// fail. To lock several reservations use [`super::locker::ResvLocker`] (R6).
     ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, resv::OwnedResv};
+    /// # let task = MayBlock::new()?;
+    /// # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
     /// let guard = resv.lock(&task);
     /// assert!(resv.is_locked());
     /// drop(guard);
+    /// assert!(!resv.is_locked());
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn lock(&self, _task: &MayBlock) -> ResvGuard<'_> {
         // SAFETY: The mutex is initialised (type invariant). With a NULL context,
@@ -198,8 +229,13 @@ impl Resv {
 
     /// Locks the reservation, or returns `EINTR` if a signal arrives first.
     ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, resv::OwnedResv};
+    /// # let task = MayBlock::new()?;
+    /// # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
     /// let guard = resv.lock_interruptible(&task)?;
+    /// assert!(guard.resv().is_locked());
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn lock_interruptible(&self, _task: &MayBlock) -> Result<ResvGuard<'_>> {
         // SAFETY: The mutex is initialised (type invariant); with a NULL context the call
@@ -216,10 +252,18 @@ impl Resv {
     /// This is the only way reclaim paths (shrinkers, R2) may lock a reservation. Signalling
     /// sections may not take reservations at all (R4), so it needs a [`MayBlock`] too.
     ///
-    /// ```ignore
-    /// if let Some(guard) = resv.try_lock(&task) {
-    ///     // evict the buffer
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, resv::OwnedResv};
+    /// # let task = MayBlock::new()?;
+    /// # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+    /// let mut evicted = false;
+    /// if let Some(_guard) = resv.try_lock(&task) {
+    ///     evicted = true; // evict the buffer
     /// }
+    /// assert!(evicted);
+    /// let _held = resv.lock(&task);
+    /// assert!(resv.try_lock(&task).is_none()); // held: it does not wait
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn try_lock(&self, _task: &MayBlock) -> Option<ResvGuard<'_>> {
         self.try_lock_nosleep()
@@ -241,8 +285,14 @@ impl Resv {
     ///
     /// Only a snapshot: use it for assertions and statistics, never to decide whether to lock.
     ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, resv::OwnedResv};
+    /// # let task = MayBlock::new()?;
+    /// # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
     /// assert!(!resv.is_locked());
+    /// let _guard = resv.lock(&task);
+    /// assert!(resv.is_locked());
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn is_locked(&self) -> bool {
         // SAFETY: `as_raw` is initialised by the type invariant.
@@ -252,8 +302,20 @@ impl Resv {
     /// Returns whether every fence of `usage` (and of the usages it includes) has signalled.
     /// Needs no lock: the fence list is read under RCU.
     ///
-    /// ```ignore
-    /// if resv.test_signaled(FenceUsage::Write) { /* no writer pending */ }
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::FenceTimeline, resv::{FenceUsage, OwnedResv}};
+    /// # let task = MayBlock::new()?;
+    /// # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+    /// # let job = FenceTimeline::new().prepare(&task)?.arm();
+    /// assert!(resv.test_signaled(FenceUsage::Write)); // no fences at all
+    /// let mut guard = resv.lock(&task);
+    /// guard.reserve_fences(1)?;
+    /// guard.add_fence(job.fence(), FenceUsage::Write)?;
+    /// drop(guard);
+    /// assert!(!resv.test_signaled(FenceUsage::Write)); // a writer is pending
+    /// job.signal(Ok(()));
+    /// assert!(resv.test_signaled(FenceUsage::Write));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn test_signaled(&self, usage: FenceUsage) -> bool {
         // SAFETY: `as_raw` is initialised by the type invariant.
@@ -264,8 +326,21 @@ impl Resv {
     /// `Ok(false)` on time-out, `EINTR` if `interruptible` and a signal arrived. Allowed with or
     /// without the lock (R3), never inside a signalling section (R4).
     ///
-    /// ```ignore
-    /// if !resv.wait(&task, FenceUsage::Write, true, 100)? { return Err(ETIMEDOUT); }
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::FenceTimeline, resv::{FenceUsage, OwnedResv}};
+    /// # let task = MayBlock::new()?;
+    /// # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+    /// # let job = FenceTimeline::new().prepare(&task)?.arm();
+    /// # let mut guard = resv.lock(&task);
+    /// # guard.reserve_fences(1)?;
+    /// # guard.add_fence(job.fence(), FenceUsage::Write)?;
+    /// # drop(guard);
+    /// assert_eq!(resv.wait(&task, FenceUsage::Write, true, 10), Ok(false)); // a writer is pending
+    /// job.signal(Ok(()));
+    /// if !resv.wait(&task, FenceUsage::Write, true, 100)? {
+    ///     return Err(ETIMEDOUT);
+    /// }
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn wait(
         &self,
@@ -293,11 +368,16 @@ impl Resv {
 ///
 /// # Examples
 ///
-/// (KUnit case `dmabuf_lock_resv::owned_resv_lifecycle`.)
+/// ```
+/// use dmabuf_lock::{context::MayBlock, resv::OwnedResv};
 ///
-/// ```ignore
+/// let task = MayBlock::new()?;
 /// let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
 /// let guard = resv.lock(&task);
+/// assert!(resv.is_locked());
+/// drop(guard);
+/// // Dropping `resv` finalises the reservation (`dma_resv_fini`).
+/// # Ok::<(), Error>(())
 /// ```
 #[pin_data(PinnedDrop)]
 pub struct OwnedResv {
@@ -371,11 +451,21 @@ impl core::ops::Deref for OwnedResv {
 ///
 /// # Examples
 ///
-/// (KUnit case `dmabuf_lock_resv::guard_reserves_fences`.)
-///
-/// ```ignore
-/// let guard = resv.lock(&task);
+/// ```
+/// # use dmabuf_lock::{context::MayBlock, fence::FenceTimeline, resv::{FenceUsage, OwnedResv}};
+/// # let task = MayBlock::new()?;
+/// # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+/// # let timeline = FenceTimeline::new();
+/// # let (write, read) = (timeline.prepare(&task)?.arm(), timeline.prepare(&task)?.arm());
+/// let mut guard = resv.lock(&task);
 /// guard.reserve_fences(2)?;
+/// guard.add_fence(write.fence(), FenceUsage::Write)?;
+/// guard.add_fence(read.fence(), FenceUsage::Read)?;
+/// assert_eq!(guard.fences(FenceUsage::Read).count(), 2);
+/// # drop(guard);
+/// # write.signal(Ok(()));
+/// # read.signal(Ok(()));
+/// # Ok::<(), Error>(())
 /// ```
 #[must_use = "the reservation is unlocked when the guard is dropped"]
 pub struct ResvGuard<'a> {
@@ -402,8 +492,14 @@ impl<'a> ResvGuard<'a> {
 
     /// Returns the locked reservation.
     ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, resv::OwnedResv};
+    /// # let task = MayBlock::new()?;
+    /// # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+    /// let guard = resv.lock(&task);
     /// assert!(guard.resv().is_locked());
+    /// assert!(core::ptr::eq(guard.resv(), &**resv));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn resv(&self) -> &'a Resv {
         self.resv
@@ -415,8 +511,15 @@ impl<'a> ResvGuard<'a> {
     /// `count` is 1 to [`MAX_FENCE_RESERVE`]; anything else is `EINVAL` before the C function
     /// sees it (it warns on 0, and its slot arithmetic is 32-bit).
     ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, resv::{OwnedResv, MAX_FENCE_RESERVE}};
+    /// # let task = MayBlock::new()?;
+    /// # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+    /// # let mut guard = resv.lock(&task);
     /// guard.reserve_fences(1)?;
+    /// assert_eq!(guard.reserve_fences(0), Err(EINVAL));
+    /// assert_eq!(guard.reserve_fences(MAX_FENCE_RESERVE + 1), Err(EINVAL));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn reserve_fences(&mut self, count: u32) -> Result {
         if count == 0 || count > MAX_FENCE_RESERVE {
@@ -445,11 +548,19 @@ impl<'a> ResvGuard<'a> {
     /// A container fence (`dma_fence_array`, `dma_fence_chain`, as a merged `sync_file` gives)
     /// is `EINVAL`: the C function warns on one; add the fences it holds one by one.
     ///
-    /// (KUnit case `dmabuf_lock_resv::same_context_fence_replaced_without_a_slot`.)
-    ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::FenceTimeline, resv::{FenceUsage, OwnedResv}};
+    /// # let task = MayBlock::new()?;
+    /// # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+    /// # let job_fence = FenceTimeline::new().prepare(&task)?.arm();
+    /// # let mut guard = resv.lock(&task);
+    /// assert_eq!(guard.add_fence(job_fence.fence(), FenceUsage::Write), Err(ENOSPC)); // no slot yet
     /// guard.reserve_fences(1)?;
     /// guard.add_fence(job_fence.fence(), FenceUsage::Write)?;
+    /// assert_eq!(guard.fences(FenceUsage::Write).count(), 1);
+    /// # drop(guard);
+    /// # job_fence.signal(Ok(()));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn add_fence(&mut self, fence: &Fence, usage: FenceUsage) -> Result {
         // SAFETY: The fence is initialised (type invariant of `Fence`); this reads its ops.
@@ -496,10 +607,23 @@ impl<'a> ResvGuard<'a> {
     /// [`Resv::get_singleton`] array, and containers nested that way recurse once per level when
     /// they signal or are freed, until the stack overflows.
     ///
-    /// (KUnit case `dmabuf_lock_resv::replace_fences_of_a_context`.)
-    ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::FenceTimeline, resv::{FenceUsage, OwnedResv}};
+    /// # let task = MayBlock::new()?;
+    /// # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+    /// # let timeline = FenceTimeline::new();
+    /// # let (preempt, update) = (timeline.prepare(&task)?.arm(), timeline.prepare(&task)?.arm());
+    /// # let mut guard = resv.lock(&task);
+    /// # guard.reserve_fences(1)?;
+    /// # guard.add_fence(preempt.fence(), FenceUsage::Bookkeep)?;
+    /// let old_ctx = preempt.fence().context();
     /// guard.replace_fences(old_ctx, update.fence(), FenceUsage::Bookkeep)?;
+    /// assert_eq!(guard.fences(FenceUsage::Bookkeep).count(), 1);
+    /// assert!(guard.fences(FenceUsage::Bookkeep).all(|f| f.context() == update.fence().context()));
+    /// # drop(guard);
+    /// # preempt.signal(Ok(()));
+    /// # update.signal(Ok(()));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn replace_fences(
         &mut self,
@@ -529,8 +653,20 @@ impl<'a> ResvGuard<'a> {
 
     /// Iterates over the fences of `usage` and the usages it includes, under the lock.
     ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::FenceTimeline, resv::{FenceUsage, OwnedResv}};
+    /// # let task = MayBlock::new()?;
+    /// # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+    /// # let job = FenceTimeline::new().prepare(&task)?.arm();
+    /// # let mut guard = resv.lock(&task);
+    /// # guard.reserve_fences(1)?;
+    /// # guard.add_fence(job.fence(), FenceUsage::Write)?;
     /// let writers = guard.fences(FenceUsage::Write).count();
+    /// assert_eq!(writers, 1);
+    /// assert_eq!(guard.fences(FenceUsage::Kernel).count(), 0);
+    /// # drop(guard);
+    /// # job.signal(Ok(()));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn fences(&self, usage: FenceUsage) -> Fences<'_> {
         Fences(self.fence_entries(usage))
@@ -539,12 +675,27 @@ impl<'a> ResvGuard<'a> {
     /// Iterates over the fences of `usage` and the usages it includes, under the lock, each with
     /// the usage it was added with (`dma_resv_iter_usage()`).
     ///
-    /// (KUnit case `dmabuf_lock_st_dma_resv::for_each`.)
-    ///
-    /// ```ignore
-    /// for (fence, usage) in guard.fence_entries(FenceUsage::Bookkeep) {
-    ///     if usage <= FenceUsage::Write { /* an implicit-sync writer */ }
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::FenceTimeline, resv::{FenceUsage, OwnedResv}};
+    /// # let task = MayBlock::new()?;
+    /// # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+    /// # let timeline = FenceTimeline::new();
+    /// # let (write, read) = (timeline.prepare(&task)?.arm(), timeline.prepare(&task)?.arm());
+    /// # let mut guard = resv.lock(&task);
+    /// # guard.reserve_fences(2)?;
+    /// # guard.add_fence(write.fence(), FenceUsage::Write)?;
+    /// # guard.add_fence(read.fence(), FenceUsage::Read)?;
+    /// let mut writers = 0;
+    /// for (_fence, usage) in guard.fence_entries(FenceUsage::Bookkeep) {
+    ///     if usage <= FenceUsage::Write {
+    ///         writers += 1; // an implicit-sync writer
+    ///     }
     /// }
+    /// assert_eq!(writers, 1);
+    /// # drop(guard);
+    /// # write.signal(Ok(()));
+    /// # read.signal(Ok(()));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn fence_entries(&self, usage: FenceUsage) -> FenceEntries<'_> {
         FenceEntries {

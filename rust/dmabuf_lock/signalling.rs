@@ -31,17 +31,32 @@
 //!
 //! # Examples
 //!
-//! (KUnit cases `dmabuf_lock_signalling::section_nests` and
-//! `dmabuf_lock_signalling::job_signals_from_its_queue`.)
+//! ```
+//! use dmabuf_lock::{
+//!     context::MayBlock,
+//!     fence::{Fence, FenceTimeline},
+//!     resv::{FenceUsage, OwnedResv},
+//!     signalling::SignallingQueue,
+//! };
+//! use kernel::sync::aref::ARef;
 //!
-//! ```ignore
+//! # let mut task = MayBlock::new()?;
+//! # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+//! # let queue = SignallingQueue::new(c"dl_doc_signal", &task)?;
+//! # let timeline = FenceTimeline::new();
 //! let job = queue.prepare(&task, &timeline, |fence, _section| fence.signal(Ok(())))?;
 //! let mut guard = resv.lock(&task);
 //! guard.reserve_fences(1)?;
 //! let section = task.signalling_section();
-//! let job = job.arm(&section);            // no allocation, cannot fail
+//! let job = job.arm(&section); // no allocation, cannot fail
 //! guard.add_fence(job.fence(), FenceUsage::Write)?;
-//! job.queue();                            // no allocation either
+//! let published: ARef<Fence> = job.fence().into();
+//! job.queue(); // no allocation either
+//! drop(section);
+//! drop(guard);
+//! assert_eq!(published.wait(&task, false, 5000), Ok(true));
+//! assert!(resv.test_signaled(FenceUsage::Write));
+//! # Ok::<(), Error>(())
 //! ```
 
 use super::{
@@ -70,8 +85,13 @@ use kernel::{
 
 /// The allocation flags a signalling section may use (R4): neither may enter reclaim.
 ///
-/// ```ignore
-/// let item = section.alloc(item, SectionGfp::NoWait)?;
+/// ```
+/// # use dmabuf_lock::{context::MayBlock, signalling::SectionGfp};
+/// # let mut task = MayBlock::new()?;
+/// let section = task.signalling_section();
+/// let item = section.alloc(7u32, SectionGfp::NoWait)?;
+/// assert_eq!(*item, 7);
+/// # Ok::<(), Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SectionGfp {
@@ -100,8 +120,13 @@ pub struct SectionCtx {
 impl SectionCtx {
     /// Allocates `value` in a box with flags that cannot enter reclaim.
     ///
-    /// ```ignore
-    /// let node = section.alloc(node, SectionGfp::Atomic)?;
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, signalling::SectionGfp};
+    /// # let mut task = MayBlock::new()?;
+    /// # let section = task.signalling_section();
+    /// let node = section.alloc([0u64; 4], SectionGfp::Atomic)?;
+    /// assert_eq!(node.len(), 4);
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn alloc<T>(&self, value: T, gfp: SectionGfp) -> Result<KBox<T>> {
         Ok(KBox::new(value, gfp.flags())?)
@@ -109,8 +134,15 @@ impl SectionCtx {
 
     /// Enters a nested section (R5); it ends before this one can be used again.
     ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, signalling::SectionGfp};
+    /// # let mut task = MayBlock::new()?;
+    /// let mut section = task.signalling_section();
     /// let inner = section.nested();
+    /// drop(inner); // ends before the outer section is used again
+    /// let node = section.alloc(1u8, SectionGfp::Atomic)?;
+    /// assert_eq!(*node, 1);
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn nested(&mut self) -> SignallingSection<'_> {
         SignallingSection::begin()
@@ -171,8 +203,16 @@ impl MayBlock {
     /// Enters a fence-signalling critical section. The section borrows `self` until it ends, so
     /// none of the blocking operations of this library can be called inside it (R4).
     ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, resv::OwnedResv};
+    /// # let mut task = MayBlock::new()?;
+    /// # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
     /// let section = task.signalling_section();
+    /// // `resv.lock(&task)` does not compile here (`compile-fail/resv_lock_inside_section.rs`).
+    /// drop(section);
+    /// let _guard = resv.lock(&task); // the section has ended
+    /// assert!(resv.is_locked());
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn signalling_section(&mut self) -> SignallingSection<'_> {
         SignallingSection::begin()
@@ -201,13 +241,26 @@ impl MayBlock {
 ///
 /// # Examples
 ///
-/// (KUnit case `dmabuf_lock_signalling::queue_drop_waits_for_delayed_jobs`; the sample exporter
-/// keeps one in its module.)
+/// ```
+/// use dmabuf_lock::{
+///     context::MayBlock,
+///     fence::{Fence, FenceTimeline},
+///     signalling::SignallingQueue,
+/// };
+/// use kernel::sync::aref::ARef;
 ///
-/// ```ignore
+/// # let mut task = MayBlock::new()?;
+/// # let timeline = FenceTimeline::new();
 /// let queue = SignallingQueue::new(c"my_gpu_signal", &task)?;
-/// // ... jobs prepared, armed and queued on it ...
-/// drop(queue); // waits for every queued job
+/// let job = queue.prepare(&task, &timeline, |fence, _section| fence.signal(Ok(())))?;
+/// let section = task.signalling_section();
+/// let job = job.arm(&section);
+/// let fence: ARef<Fence> = job.fence().into();
+/// job.queue_after(20);
+/// drop(section);
+/// drop(queue); // waits for every queued job, delayed ones included
+/// assert!(fence.is_signaled());
+/// # Ok::<(), Error>(())
 /// ```
 pub struct SignallingQueue {
     raw: NonNull<kernel::bindings::workqueue_struct>,
@@ -247,8 +300,20 @@ impl SignallingQueue {
     /// Allocates an unbound `WQ_MEM_RECLAIM` workqueue called `name` (allocates, hence the
     /// [`MayBlock`]).
     ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::{Fence, FenceTimeline}, signalling::SignallingQueue};
+    /// # use kernel::sync::aref::ARef;
+    /// # let mut task = MayBlock::new()?;
+    /// # let timeline = FenceTimeline::new();
     /// let queue = SignallingQueue::new(c"my_gpu_signal", &task)?;
+    /// # let job = queue.prepare(&task, &timeline, |fence, _section| fence.signal(Ok(())))?;
+    /// # let section = task.signalling_section();
+    /// # let job = job.arm(&section);
+    /// # let fence: ARef<Fence> = job.fence().into();
+    /// # job.queue();
+    /// # drop(section);
+    /// assert_eq!(fence.wait(&task, false, 5000), Ok(true)); // signalled from the queue
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn new(name: &'static CStr, _task: &MayBlock) -> Result<Self> {
         let pending = Arc::pin_init(
@@ -284,8 +349,21 @@ impl SignallingQueue {
     ///
     /// Fails with `ENOMEM`, or `ENODEV` while this module is being unloaded.
     ///
-    /// ```ignore
-    /// let job = queue.prepare(&task, &timeline, |fence, _section| fence.signal(Ok(())))?;
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::{Fence, FenceTimeline}, signalling::SignallingQueue};
+    /// # use kernel::sync::aref::ARef;
+    /// # let mut task = MayBlock::new()?;
+    /// # let timeline = FenceTimeline::new();
+    /// # let queue = SignallingQueue::new(c"dl_doc_signal", &task)?;
+    /// let job = queue.prepare(&task, &timeline, |fence, _section| fence.signal(Err(EIO)))?;
+    /// # let section = task.signalling_section();
+    /// # let job = job.arm(&section);
+    /// # let fence: ARef<Fence> = job.fence().into();
+    /// # job.queue();
+    /// # drop(section);
+    /// # assert_eq!(fence.wait(&task, false, 5000), Ok(true));
+    /// assert_eq!(fence.status(), Err(EIO)); // as the job's function signalled it
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn prepare<'a, F>(
         &'a self,
@@ -339,11 +417,20 @@ impl Drop for SignallingQueue {
 ///
 /// # Examples
 ///
-/// (KUnit case `dmabuf_lock_signalling::job_signals_from_its_queue`.)
-///
-/// ```ignore
+/// ```
+/// # use dmabuf_lock::{context::MayBlock, fence::{Fence, FenceTimeline}, signalling::SignallingQueue};
+/// # use kernel::sync::aref::ARef;
+/// # let mut task = MayBlock::new()?;
+/// # let timeline = FenceTimeline::new();
+/// # let queue = SignallingQueue::new(c"dl_doc_signal", &task)?;
+/// # let prepared = queue.prepare(&task, &timeline, |fence, _section| fence.signal(Ok(())))?;
 /// let section = task.signalling_section();
 /// let job = prepared.arm(&section);
+/// # let fence: ARef<Fence> = job.fence().into();
+/// job.queue();
+/// # drop(section);
+/// assert_eq!(fence.wait(&task, false, 5000), Ok(true));
+/// # Ok::<(), Error>(())
 /// ```
 #[must_use = "dropping it frees the job; arm it inside the submission tail's section"]
 pub struct PreparedSignal<'a, F: FnOnce(DriverFence, &mut SectionCtx) + Send + 'static> {
@@ -357,8 +444,21 @@ impl<'a, F: FnOnce(DriverFence, &mut SectionCtx) + Send + 'static> PreparedSigna
     /// and the armed job borrows it, so the fence is published, and the job queued or cancelled,
     /// inside that section (R4, R5). Allocates nothing and cannot fail.
     ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::{Fence, FenceTimeline}, signalling::SignallingQueue};
+    /// # use kernel::sync::aref::ARef;
+    /// # let mut task = MayBlock::new()?;
+    /// # let timeline = FenceTimeline::new();
+    /// # let queue = SignallingQueue::new(c"dl_doc_signal", &task)?;
+    /// # let prepared = queue.prepare(&task, &timeline, |fence, _section| fence.signal(Ok(())))?;
+    /// # let section = task.signalling_section();
     /// let job = prepared.arm(&section);
+    /// assert!(!job.fence().is_signaled()); // published, to be signalled by the job
+    /// # let fence: ARef<Fence> = job.fence().into();
+    /// # job.queue();
+    /// # drop(section);
+    /// # assert_eq!(fence.wait(&task, false, 5000), Ok(true));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn arm<'s>(self, _section: &'s SectionCtx) -> ArmedSignal<'s, F>
     where
@@ -389,13 +489,24 @@ impl<'a, F: FnOnce(DriverFence, &mut SectionCtx) + Send + 'static> PreparedSigna
 ///
 /// # Examples
 ///
-/// (KUnit cases `dmabuf_lock_signalling::job_signals_from_its_queue` and
-/// `dmabuf_lock_signalling::armed_job_dropped_cancels_its_fence`.)
-///
-/// ```ignore
+/// ```
+/// # use dmabuf_lock::{context::MayBlock, fence::FenceTimeline, resv::{FenceUsage, OwnedResv}, signalling::SignallingQueue};
+/// # let mut task = MayBlock::new()?;
+/// # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+/// # let timeline = FenceTimeline::new();
+/// # let queue = SignallingQueue::new(c"dl_doc_signal", &task)?;
+/// # let prepared = queue.prepare(&task, &timeline, |fence, _section| fence.signal(Ok(())))?;
+/// # let delay_ms = 10;
+/// # let mut guard = resv.lock(&task);
+/// # guard.reserve_fences(1)?;
+/// # let section = task.signalling_section();
 /// let job = prepared.arm(&section);
 /// guard.add_fence(job.fence(), FenceUsage::Write)?;
 /// job.queue_after(delay_ms);
+/// # drop(section);
+/// # drop(guard);
+/// assert_eq!(resv.wait(&task, FenceUsage::Write, false, 5000), Ok(true));
+/// # Ok::<(), Error>(())
 /// ```
 #[must_use = "queue it; dropping it cancels its fence"]
 pub struct ArmedSignal<'s, F: FnOnce(DriverFence, &mut SectionCtx) + Send + 'static> {
@@ -408,8 +519,23 @@ pub struct ArmedSignal<'s, F: FnOnce(DriverFence, &mut SectionCtx) + Send + 'sta
 impl<F: FnOnce(DriverFence, &mut SectionCtx) + Send + 'static> ArmedSignal<'_, F> {
     /// Returns the job's fence, to publish it.
     ///
-    /// ```ignore
-    /// held.add_fence(job.fence(), FenceUsage::Write)?;
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::{Fence, FenceTimeline}, resv::{FenceUsage, OwnedResv}, signalling::SignallingQueue};
+    /// # use kernel::sync::aref::ARef;
+    /// # let mut task = MayBlock::new()?;
+    /// # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+    /// # let timeline = FenceTimeline::new();
+    /// # let queue = SignallingQueue::new(c"dl_doc_signal", &task)?;
+    /// # let prepared = queue.prepare(&task, &timeline, |fence, _section| fence.signal(Ok(())))?;
+    /// # let mut guard = resv.lock(&task);
+    /// # guard.reserve_fences(1)?;
+    /// # let section = task.signalling_section();
+    /// # let job = prepared.arm(&section);
+    /// guard.add_fence(job.fence(), FenceUsage::Write)?;
+    /// let fence: ARef<Fence> = job.fence().into();
+    /// drop(job); // not queued after all (an error later in the submission): cancelled
+    /// assert_eq!(fence.status(), Err(ECANCELED));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn fence(&self) -> &Fence {
         &self.fence
@@ -417,8 +543,20 @@ impl<F: FnOnce(DriverFence, &mut SectionCtx) + Send + 'static> ArmedSignal<'_, F
 
     /// Queues the job to run at once.
     ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::{Fence, FenceTimeline}, signalling::SignallingQueue};
+    /// # use kernel::sync::aref::ARef;
+    /// # let mut task = MayBlock::new()?;
+    /// # let timeline = FenceTimeline::new();
+    /// # let queue = SignallingQueue::new(c"dl_doc_signal", &task)?;
+    /// # let prepared = queue.prepare(&task, &timeline, |fence, _section| fence.signal(Ok(())))?;
+    /// # let section = task.signalling_section();
+    /// # let job = prepared.arm(&section);
+    /// # let fence: ARef<Fence> = job.fence().into();
     /// job.queue();
+    /// # drop(section);
+    /// assert_eq!(fence.wait(&task, false, 5000), Ok(true));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn queue(self) {
         self.queue_after(0);
@@ -427,8 +565,20 @@ impl<F: FnOnce(DriverFence, &mut SectionCtx) + Send + 'static> ArmedSignal<'_, F
     /// Queues the job to run after `delay_ms` milliseconds. Allocates nothing: the work item
     /// was allocated in [`SignallingQueue::prepare`].
     ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::{Fence, FenceTimeline}, signalling::SignallingQueue};
+    /// # use kernel::sync::aref::ARef;
+    /// # let mut task = MayBlock::new()?;
+    /// # let timeline = FenceTimeline::new();
+    /// # let queue = SignallingQueue::new(c"dl_doc_signal", &task)?;
+    /// # let prepared = queue.prepare(&task, &timeline, |fence, _section| fence.signal(Ok(())))?;
+    /// # let section = task.signalling_section();
+    /// # let job = prepared.arm(&section);
+    /// # let fence: ARef<Fence> = job.fence().into();
     /// job.queue_after(10);
+    /// # drop(section);
+    /// assert_eq!(fence.wait(&task, false, 5000), Ok(true)); // 10 ms later
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn queue_after(mut self, delay_ms: Msecs) {
         if let Some(work) = self.work.take() {
@@ -528,8 +678,16 @@ impl<F: FnOnce(DriverFence, &mut SectionCtx) + Send + 'static> WorkItem for Sign
 /// the always-signalled stub fence that runs it: `dma_fence_wait_timeout()` annotates before it
 /// looks at the fence. Without `CONFIG_LOCKDEP` it compiles to nothing.
 ///
-/// ```ignore
-/// might_wait_for_fence(&task);
+/// ```
+/// # use dmabuf_lock::{context::MayBlock, resv::OwnedResv, signalling::might_wait_for_fence};
+/// # let task = MayBlock::new()?;
+/// # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+/// let _guard = resv.lock(&task);
+/// might_wait_for_fence(&task); // waiting under a reservation is allowed (R3)
+/// // Lockdep reported nothing: after a report it switches itself off.
+/// // SAFETY: `debug_locks` is a plain global that lockdep only ever clears.
+/// assert_eq!(unsafe { core::ptr::read_volatile(&raw const kernel::bindings::debug_locks) }, 1);
+/// # Ok::<(), Error>(())
 /// ```
 pub fn might_wait_for_fence(_task: &MayBlock) {
     #[cfg(CONFIG_LOCKDEP)]

@@ -26,14 +26,25 @@ impl Resv {
     /// list during the walk, the walk starts over and the next item has
     /// [`UnlockedFence::restarted`] set (the first item always has).
     ///
-    /// (KUnit case `dmabuf_lock_st_dma_resv::for_each_unlocked`.)
-    ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::FenceTimeline, resv::{FenceUsage, OwnedResv}};
+    /// # let task = MayBlock::new()?;
+    /// # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+    /// # let job = FenceTimeline::new().prepare(&task)?.arm();
+    /// # let mut guard = resv.lock(&task);
+    /// # guard.reserve_fences(1)?;
+    /// # guard.add_fence(job.fence(), FenceUsage::Write)?;
+    /// # drop(guard);
     /// let mut busy = 0;
     /// for item in resv.fences_unlocked(FenceUsage::Write) {
-    ///     if item.restarted { busy = 0; }
+    ///     if item.restarted {
+    ///         busy = 0;
+    ///     }
     ///     busy += usize::from(!item.fence.is_signaled());
     /// }
+    /// assert_eq!(busy, 1);
+    /// # job.signal(Ok(()));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn fences_unlocked(&self, usage: FenceUsage) -> UnlockedFences<'_> {
         UnlockedFences {
@@ -50,11 +61,22 @@ impl Resv {
     /// Returns a snapshot of the fences of `usage` and the usages it includes, each referenced
     /// (`dma_resv_get_fences()`); `ENOMEM` if the array cannot be allocated.
     ///
-    /// (KUnit case `dmabuf_lock_st_dma_resv::get_fences`.)
-    ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::FenceTimeline, resv::{FenceUsage, OwnedResv}};
+    /// # let task = MayBlock::new()?;
+    /// # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+    /// # let job = FenceTimeline::new().prepare(&task)?.arm();
+    /// # let mut guard = resv.lock(&task);
+    /// # guard.reserve_fences(1)?;
+    /// # guard.add_fence(job.fence(), FenceUsage::Write)?;
+    /// # drop(guard);
     /// let fences = resv.get_fences(&task, FenceUsage::Read)?;
-    /// for fence in fences.iter() { fence.wait(&task, true, 100)?; }
+    /// assert_eq!(fences.as_slice().len(), 1); // Read includes the writer
+    /// job.signal(Ok(()));
+    /// for fence in fences.iter() {
+    ///     assert_eq!(fence.wait(&task, true, 100), Ok(true));
+    /// }
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn get_fences(&self, _task: &MayBlock, usage: FenceUsage) -> Result<FenceSnapshot> {
         let mut len = 0u32;
@@ -77,10 +99,24 @@ impl Resv {
     /// one, otherwise a new `dma_fence_array` of them all (a container fence: it cannot be added
     /// to a reservation, see [`super::ResvGuard::add_fence`]).
     ///
-    /// ```ignore
-    /// if let Some(fence) = resv.get_singleton(&task, FenceUsage::Write)? {
-    ///     fence.wait(&task, true, 100)?;
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::FenceTimeline, resv::{FenceUsage, OwnedResv}};
+    /// # let task = MayBlock::new()?;
+    /// # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+    /// # let job = FenceTimeline::new().prepare(&task)?.arm();
+    /// assert!(resv.get_singleton(&task, FenceUsage::Write)?.is_none()); // no fences
+    /// # let mut guard = resv.lock(&task);
+    /// # guard.reserve_fences(1)?;
+    /// # guard.add_fence(job.fence(), FenceUsage::Write)?;
+    /// # drop(guard);
+    /// let singleton = resv.get_singleton(&task, FenceUsage::Write)?;
+    /// // One fence: the fence itself, not an array of one.
+    /// assert!(singleton.as_deref().is_some_and(|f| core::ptr::eq(f, job.fence())));
+    /// job.signal(Ok(()));
+    /// if let Some(fence) = singleton {
+    ///     assert_eq!(fence.wait(&task, true, 100), Ok(true));
     /// }
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn get_singleton(
         &self,
@@ -190,8 +226,19 @@ pub struct FenceSnapshot {
 impl FenceSnapshot {
     /// Returns the fences.
     ///
-    /// ```ignore
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::FenceTimeline, resv::{FenceUsage, OwnedResv}};
+    /// # let task = MayBlock::new()?;
+    /// # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+    /// # let job = FenceTimeline::new().prepare(&task)?.arm();
+    /// # let mut guard = resv.lock(&task);
+    /// # guard.reserve_fences(1)?;
+    /// # guard.add_fence(job.fence(), FenceUsage::Write)?;
+    /// # drop(guard);
+    /// let snapshot = resv.get_fences(&task, FenceUsage::Write)?;
     /// assert_eq!(snapshot.as_slice().len(), 1);
+    /// # job.signal(Ok(()));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn as_slice(&self) -> &[&Fence] {
         if self.len == 0 {
@@ -205,8 +252,22 @@ impl FenceSnapshot {
 
     /// Iterates over the fences.
     ///
-    /// ```ignore
-    /// for fence in snapshot.iter() { fence.enable_signaling(); }
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, fence::FenceTimeline, resv::{FenceUsage, OwnedResv}};
+    /// # let task = MayBlock::new()?;
+    /// # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+    /// # let job = FenceTimeline::new().prepare(&task)?.arm();
+    /// # let mut guard = resv.lock(&task);
+    /// # guard.reserve_fences(1)?;
+    /// # guard.add_fence(job.fence(), FenceUsage::Write)?;
+    /// # drop(guard);
+    /// # let snapshot = resv.get_fences(&task, FenceUsage::Write)?;
+    /// for fence in snapshot.iter() {
+    ///     fence.enable_signaling();
+    /// }
+    /// assert!(snapshot.iter().all(|fence| !fence.is_signaled()));
+    /// # job.signal(Ok(()));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn iter(&self) -> impl Iterator<Item = &Fence> {
         self.as_slice().iter().copied()
