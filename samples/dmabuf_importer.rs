@@ -238,7 +238,7 @@ fn read_mapped(buf: &DmaBuf) -> Result<u64> {
     let len = size as kernel::ffi::c_ulong;
     // SAFETY: An ioctl runs in the calling process, whose memory map this changes; the file
     // is live, referenced by the dma-buf.
-    let addr = unsafe { bindings::vm_mmap(buf.file().as_ptr(), 0, len, PROT_READ, MAP_SHARED, 0) };
+    let addr = unsafe { bindings::vm_mmap(buf.file_ptr(), 0, len, PROT_READ, MAP_SHARED, 0) };
     // `vm_mmap` returns an address or a negative errno.
     if let Ok(errno @ -4095..=-1) = i32::try_from(addr as isize) {
         return Err(Error::from_errno(errno));

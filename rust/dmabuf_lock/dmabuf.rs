@@ -23,7 +23,7 @@ pub use attachment::{DynamicAttachment, Mapping};
 
 use super::{
     context::MayBlock,
-    resv::{HoldsResv, Resv},
+    resv::{HoldsResv, HoldsResvPrivate, Resv},
 };
 use core::ptr::NonNull;
 use kernel::{
@@ -36,8 +36,9 @@ use kernel::{
 };
 
 // The dma-buf core exports its functions in the `DMA_BUF` symbol namespace: the module the
-// library is compiled into imports it, as `imports_ns: ["DMA_BUF"]` in `module!` would.
-#[cfg(MODULE)]
+// library is compiled into imports it, as `imports_ns: ["DMA_BUF"]` in `module!` would
+// (not when rustdoc collects the examples, which it does without the kernel's features).
+#[cfg(all(MODULE, not(doctest)))]
 #[link_section = ".modinfo"]
 #[used(compiler)]
 static IMPORT_NS_DMA_BUF: [u8; 18] = *b"import_ns=DMA_BUF\0";
@@ -47,16 +48,25 @@ static IMPORT_NS_DMA_BUF: [u8; 18] = *b"import_ns=DMA_BUF\0";
 /// # Invariants
 ///
 /// The wrapped `dma_buf` is live: a reference on its file is held for as long as the
-/// `&DmaBuf` or `ARef<DmaBuf>` exists. Its reservation (`resv`) and `ops` are set at export and
-/// never change.
+/// `&DmaBuf` or `ARef<DmaBuf>` exists. Its reservation (`resv`), `ops`, `size` and `file` are
+/// set at export and never change.
 ///
 /// # Examples
 ///
 /// (KUnit case `dmabuf_lock_dmabuf::handle_from_fd`.)
 ///
-/// ```ignore
-/// let buf: ARef<DmaBuf> = DmaBuf::from_fd(fd)?;
-/// let guard = buf.resv().lock_interruptible(&task)?;
+/// ```
+/// # use dmabuf_lock::{context::MayBlock, dmabuf::DmaBuf, resv::FenceUsage};
+/// # use kernel::sync::aref::ARef;
+/// fn f(task: &MayBlock, fd: i32) -> Result<bool> {
+///     let buf: ARef<DmaBuf> = DmaBuf::from_fd(fd)?;
+///     let _guard = buf.resv().lock_interruptible(task)?;
+///     Ok(buf.resv().test_signaled(FenceUsage::Write))
+/// }
+/// # let task = MayBlock::new()?;
+/// // A descriptor with no file behind it (a kthread has none open):
+/// assert_eq!(f(&task, -1).err(), Some(EBADF));
+/// # Ok::<(), Error>(())
 /// ```
 #[repr(transparent)]
 pub struct DmaBuf(Opaque<bindings::dma_buf>);
@@ -87,8 +97,16 @@ impl DmaBuf {
     /// Takes a reference on the dma-buf behind file descriptor `fd` of the current task
     /// (`dma_buf_get()`): `EBADF` if there is none, `EINVAL` if the file is not a dma-buf.
     ///
-    /// ```ignore
-    /// let buf = DmaBuf::from_fd(args.fd)?;
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, dmabuf::DmaBuf, resv::FenceUsage};
+    /// # use kernel::sync::aref::ARef;
+    /// fn f(_task: &MayBlock, fd: i32) -> Result<ARef<DmaBuf>> {
+    ///     DmaBuf::from_fd(fd)
+    /// }
+    /// # let task = MayBlock::new()?;
+    /// // A descriptor with no file behind it (a kthread has none open):
+    /// assert_eq!(f(&task, -1).err(), Some(EBADF));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn from_fd(fd: i32) -> Result<ARef<DmaBuf>> {
         // SAFETY: `dma_buf_get` accepts any integer and returns a dma-buf with a reference for
@@ -116,8 +134,16 @@ impl DmaBuf {
 
     /// Returns the buffer's reservation, which every user locks and fences (R10).
     ///
-    /// ```ignore
-    /// buf.resv().wait(&task, FenceUsage::Write, true, 100)?;
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, dmabuf::DmaBuf, resv::FenceUsage};
+    /// # use kernel::sync::aref::ARef;
+    /// fn f(task: &MayBlock, fd: i32) -> Result<bool> {
+    ///     DmaBuf::from_fd(fd)?.resv().wait(task, FenceUsage::Write, true, 100)
+    /// }
+    /// # let task = MayBlock::new()?;
+    /// // A descriptor with no file behind it (a kthread has none open):
+    /// assert_eq!(f(&task, -1).err(), Some(EBADF));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn resv(&self) -> &Resv {
         // SAFETY: A dma-buf's reservation is initialised at export and finalised at release,
@@ -127,8 +153,16 @@ impl DmaBuf {
 
     /// Returns the buffer's size in bytes.
     ///
-    /// ```ignore
-    /// assert_eq!(buf.size(), 4 * PAGE_SIZE);
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, dmabuf::DmaBuf, resv::FenceUsage};
+    /// # use kernel::sync::aref::ARef;
+    /// fn f(_task: &MayBlock, fd: i32) -> Result<usize> {
+    ///     Ok(DmaBuf::from_fd(fd)?.size() / kernel::page::PAGE_SIZE)
+    /// }
+    /// # let task = MayBlock::new()?;
+    /// // A descriptor with no file behind it (a kthread has none open):
+    /// assert_eq!(f(&task, -1).err(), Some(EBADF));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn size(&self) -> usize {
         // SAFETY: `size` is set at export and never changes (type invariant).
@@ -138,22 +172,59 @@ impl DmaBuf {
     /// Returns whether this dma-buf was exported with `ops`: how an exporter recognises its
     /// own buffers among the fds it is given.
     ///
-    /// ```ignore
-    /// if !buf.is_exported_with(&EXPORTER_OPS) { return Err(EINVAL); }
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, dmabuf::DmaBuf, resv::FenceUsage};
+    /// # use kernel::sync::aref::ARef;
+    /// // The exporter's own ops (a real exporter fills them in).
+    /// static MY_OPS: kernel::bindings::dma_buf_ops = kernel::bindings::dma_buf_ops {
+    /// #     attach: None,
+    /// #     detach: None,
+    /// #     pin: None,
+    /// #     unpin: None,
+    /// #     map_dma_buf: None,
+    /// #     unmap_dma_buf: None,
+    /// #     release: None,
+    /// #     begin_cpu_access: None,
+    /// #     end_cpu_access: None,
+    /// #     mmap: None,
+    /// #     vmap: None,
+    /// #     vunmap: None,
+    /// };
+    /// fn f(_task: &MayBlock, fd: i32) -> Result<ARef<DmaBuf>> {
+    ///     let buf = DmaBuf::from_fd(fd)?;
+    ///     if !buf.is_exported_with(&MY_OPS) {
+    ///         return Err(EINVAL);
+    ///     }
+    ///     Ok(buf)
+    /// }
+    /// # let task = MayBlock::new()?;
+    /// // A descriptor with no file behind it (a kthread has none open):
+    /// assert_eq!(f(&task, -1).err(), Some(EBADF));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn is_exported_with(&self, ops: &'static bindings::dma_buf_ops) -> bool {
         // SAFETY: `ops` is set at export and never changes (type invariant).
         core::ptr::eq(unsafe { (*self.as_raw()).ops }, ops)
     }
 
-    /// Returns the dma-buf's file, e.g. to map it (`vm_mmap`).
+    /// Returns the dma-buf's `struct file`, for C calls that take one (`vm_mmap()`): a raw
+    /// pointer, valid while `self` is. (A `&kernel::fs::File` would promise more than a
+    /// dma-buf's file can: `File::from_raw_file` wants every `fdget_pos` on it to take
+    /// `f_pos_lock`, which an anonymous-inode file without `FMODE_ATOMIC_POS` does not.)
     ///
-    /// ```ignore
-    /// let file = buf.file();
     /// ```
-    pub fn file(&self) -> &kernel::fs::File {
-        // SAFETY: The file is the dma-buf's and lives while the dma-buf does (type invariant).
-        unsafe { kernel::fs::File::from_raw_file((*self.as_raw()).file) }
+    /// # use dmabuf_lock::{context::MayBlock, dmabuf::DmaBuf};
+    /// fn f(_task: &MayBlock, fd: i32) -> Result<bool> {
+    ///     Ok(!DmaBuf::from_fd(fd)?.file_ptr().is_null())
+    /// }
+    /// # let task = MayBlock::new()?;
+    /// // A descriptor with no file behind it (a kthread has none open):
+    /// assert_eq!(f(&task, -1).err(), Some(EBADF));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn file_ptr(&self) -> *mut bindings::file {
+        // SAFETY: `file` is set at export and never changes (type invariant).
+        unsafe { (*self.as_raw()).file }
     }
 
     /// Tells every dynamic importer that the buffer moves (`dma_buf_invalidate_mappings()`):
@@ -161,9 +232,18 @@ impl DmaBuf {
     /// for a proof of another reservation. The proof is borrowed mutably because importers'
     /// callbacks run now, on this task, with a proof of their own.
     ///
-    /// ```ignore
-    /// let mut guard = buf.resv().lock_interruptible(&task)?;
-    /// buf.invalidate_mappings(&mut guard)?;
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, dmabuf::DmaBuf, resv::FenceUsage};
+    /// # use kernel::sync::aref::ARef;
+    /// fn f(task: &MayBlock, fd: i32) -> Result {
+    ///     let buf = DmaBuf::from_fd(fd)?;
+    ///     let mut guard = buf.resv().lock_interruptible(task)?;
+    ///     buf.invalidate_mappings(&mut guard)
+    /// }
+    /// # let task = MayBlock::new()?;
+    /// // A descriptor with no file behind it (a kthread has none open):
+    /// assert_eq!(f(&task, -1).err(), Some(EBADF));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn invalidate_mappings(&self, held: &mut impl HoldsResv) -> Result {
         check_held(self, held)?;
@@ -176,12 +256,24 @@ impl DmaBuf {
     /// Prepares the buffer for CPU access in direction `dir` and returns a guard that ends it
     /// (`dma_buf_begin_cpu_access()` / `dma_buf_end_cpu_access()`). It may wait for fences and
     /// take the reservation, so it needs a [`MayBlock`] and no reservation may be held.
+    /// `DataDirection::None` is `EINVAL` (the DMA API's `BUG_ON` in exporters that sync).
     ///
-    /// ```ignore
-    /// let _access = buf.begin_cpu_access(&task, DataDirection::FromDevice)?;
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, dmabuf::DmaBuf, resv::FenceUsage};
+    /// # use kernel::sync::aref::ARef;
+    /// fn f(task: &MayBlock, fd: i32) -> Result {
+    ///     let buf = DmaBuf::from_fd(fd)?;
+    ///     let _access = buf.begin_cpu_access(task, kernel::dma::DataDirection::FromDevice)?;
+    ///     Ok(())
+    /// }
+    /// # let task = MayBlock::new()?;
+    /// // A descriptor with no file behind it (a kthread has none open):
+    /// assert_eq!(f(&task, -1).err(), Some(EBADF));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn begin_cpu_access(&self, _task: &MayBlock, dir: DataDirection) -> Result<CpuAccess<'_>> {
-        // SAFETY: The dma-buf is live (type invariant).
+        check_direction(dir)?;
+        // SAFETY: The dma-buf is live (type invariant); `dir` is a valid DMA direction.
         to_result(unsafe { bindings::dma_buf_begin_cpu_access(self.as_raw(), dir.into()) })?;
         Ok(CpuAccess { buf: self, dir })
     }
@@ -202,9 +294,18 @@ impl Drop for CpuAccess<'_> {
     }
 }
 
+/// `EINVAL` for `DataDirection::None`, which the DMA API's map and sync functions `BUG_ON`.
+fn check_direction(dir: DataDirection) -> Result {
+    if matches!(dir, DataDirection::None) {
+        Err(EINVAL)
+    } else {
+        Ok(())
+    }
+}
+
 /// `EINVAL` unless `held` proves the reservation of `buf`.
 fn check_held(buf: &DmaBuf, held: &impl HoldsResv) -> Result {
-    if core::ptr::eq(held.held_resv(), buf.resv()) {
+    if core::ptr::eq(HoldsResvPrivate::held_resv(held), buf.resv()) {
         Ok(())
     } else {
         Err(EINVAL)

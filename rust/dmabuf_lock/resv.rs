@@ -32,6 +32,7 @@ use kernel::{
 mod cell;
 mod unlocked;
 
+pub(super) use cell::HoldsResvPrivate;
 pub use cell::{HoldsResv, ResvCell, ResvHeld};
 pub use unlocked::{FenceSnapshot, UnlockedFence, UnlockedFences};
 

@@ -10,12 +10,10 @@ mod tests {
         common::task,
         dmabuf_lock::{
             fence::{Fence, FenceTimeline},
-            locker::{LockerFlags, ResvLocker},
             resv::{FenceUsage, OwnedResv, Resv, ResvCell},
         },
     };
     use kernel::prelude::*;
-    use pin_init::stack_pin_init;
 
     fn new_resv() -> Result<Pin<KBox<OwnedResv>>> {
         KBox::pin_init(OwnedResv::new(), GFP_KERNEL)
@@ -344,8 +342,8 @@ mod tests {
         Ok(())
     }
 
-    /// `ResvCell`: reached with a proof of its own reservation (a guard, a locker's lock),
-    /// refused with `EINVAL` for another's.
+    /// `ResvCell`: reached with a proof of its own reservation, refused with `EINVAL` for
+    /// another's.
     #[test]
     fn cell_needs_its_own_reservation() -> Result {
         let task = task()?;
@@ -362,13 +360,8 @@ mod tests {
             assert_eq!(cell.get_mut(&mut wrong).err(), Some(EINVAL));
         }
         {
-            stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
-            locker.as_mut().lock_slice(&task, &[&**other, &**resv])?;
-            for mut held in locker.as_mut().locked_mut() {
-                if let Ok(value) = cell.get_mut(&mut held) {
-                    *value += 1;
-                }
-            }
+            let mut again = resv.lock(&task);
+            *cell.get_mut(&mut again)? += 1;
         }
         assert_eq!(*cell.get_mut_unlocked(), 3);
         Ok(())

@@ -8,7 +8,7 @@ use super::super::{
     fence::ModuleRef,
     resv::{HoldsResv, ResvCell, ResvHeld},
 };
-use super::{check_held, DmaBuf};
+use super::{check_direction, check_held, DmaBuf};
 use core::{mem::ManuallyDrop, ptr::NonNull};
 use kernel::{
     bindings, device::Device, dma::DataDirection, error::from_err_ptr, prelude::*,
@@ -19,26 +19,64 @@ use kernel::{
 ///
 /// # Invariants
 ///
-/// `sgt` was returned by `dma_buf_map_attachment()` for `attach` in direction `dir` and is not
-/// unmapped yet.
+/// `sgt` was returned by `dma_buf_map_attachment()` in direction `dir` for the attachment whose
+/// cell holds this value, and is not unmapped yet: only `unmap`, which consumes the value,
+/// unmaps it.
 pub struct Mapping {
     sgt: NonNull<bindings::sg_table>,
     dir: DataDirection,
 }
 
-// SAFETY: The mapping is a pointer to exporter-owned memory, handed between tasks only under the
-// buffer's reservation (it lives in a `ResvCell`).
+// SAFETY: The table is exporter memory, tied to no task: it may be read, and unmapped, from any
+// task that holds the buffer's reservation.
 unsafe impl Send for Mapping {}
 
 impl Mapping {
+    /// Returns the direction the table was mapped in.
+    ///
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, dmabuf::{DmaBuf, DynamicAttachment}};
+    /// # use kernel::{device::Device, dma::DataDirection, faux, sync::aref::ARef};
+    /// fn f(task: &MayBlock, fd: i32, dev: ARef<Device>) -> Result<bool> {
+    ///     let attachment = DynamicAttachment::new(task, DmaBuf::from_fd(fd)?, dev)?;
+    ///     let mut guard = attachment.dmabuf().resv().lock_interruptible(task)?;
+    ///     let mapping = attachment.map(&mut guard, DataDirection::ToDevice)?;
+    ///     Ok(matches!(mapping.direction(), DataDirection::ToDevice))
+    /// }
+    /// # let task = MayBlock::new()?;
+    /// # let faux = faux::Registration::new(c"dmabuf_lock_doctest", None)?;
+    /// # let dev: &Device = AsRef::<faux::Device<kernel::device::Bound>>::as_ref(&faux).as_ref();
+    /// // A descriptor with no file behind it (a kthread has none open):
+    /// assert_eq!(f(&task, -1, dev.into()).err(), Some(EBADF));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn direction(&self) -> DataDirection {
+        self.dir
+    }
+
     /// Returns the mapped entries (DMA addresses and lengths for the importer's device).
     ///
-    /// ```ignore
-    /// let segments = mapping.table().iter().count();
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, dmabuf::{DmaBuf, DynamicAttachment}};
+    /// # use kernel::{device::Device, dma::DataDirection, faux, sync::aref::ARef};
+    /// fn f(task: &MayBlock, fd: i32, dev: ARef<Device>) -> Result<usize> {
+    ///     let attachment = DynamicAttachment::new(task, DmaBuf::from_fd(fd)?, dev)?;
+    ///     let mut guard = attachment.dmabuf().resv().lock_interruptible(task)?;
+    ///     let mapping = attachment.map(&mut guard, DataDirection::Bidirectional)?;
+    ///     Ok(mapping.table().iter().map(|entry| entry.dma_len() as usize).sum())
+    /// }
+    /// # let task = MayBlock::new()?;
+    /// # let faux = faux::Registration::new(c"dmabuf_lock_doctest", None)?;
+    /// # let dev: &Device = AsRef::<faux::Device<kernel::device::Bound>>::as_ref(&faux).as_ref();
+    /// // A descriptor with no file behind it (a kthread has none open):
+    /// assert_eq!(f(&task, -1, dev.into()).err(), Some(EBADF));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn table(&self) -> &SGTable {
-        // SAFETY: The table stays mapped, and unchanged, until it is unmapped, which needs the
-        // `ResvCell` mutably, and so cannot happen while `self` is borrowed (type invariant).
+        // SAFETY: The table stays mapped, and unchanged, until `unmap` consumes this value,
+        // which first takes it out of its cell with a proof of the reservation borrowed
+        // mutably; `self` is borrowed from the cell through such a proof (or from the callback's
+        // own, see `ResvHeld`), so that cannot happen while it lives.
         unsafe { SGTable::from_raw(self.sgt.as_ptr()) }
     }
 }
@@ -61,17 +99,29 @@ impl Mapping {
 /// # Invariants
 ///
 /// `attach` is the attachment of `inner.buf` for `inner.dev`, made with `ATTACH_OPS` and
-/// `inner.mapping` (pinned in its box) as its private data, and stays attached until `drop`,
-/// which releases `inner` only after `dma_buf_detach()`.
+/// `inner.mapping` as its private data (the cell is never moved out of its box), and stays
+/// attached until `drop`, which releases `inner` only after `dma_buf_detach()`.
 ///
 /// # Examples
 ///
 /// (KUnit case `dmabuf_lock_dmabuf::dynamic_attachment_maps_under_the_reservation`.)
 ///
-/// ```ignore
-/// let attachment = DynamicAttachment::new(&task, buf, dev)?;
-/// let mut guard = attachment.dmabuf().resv().lock_interruptible(&task)?;
-/// let segments = attachment.map(&mut guard, DataDirection::Bidirectional)?.table().iter().count();
+/// ```
+/// # use dmabuf_lock::{context::MayBlock, dmabuf::{DmaBuf, DynamicAttachment}};
+/// # use kernel::{device::Device, dma::DataDirection, faux, sync::aref::ARef};
+/// fn f(task: &MayBlock, fd: i32, dev: ARef<Device>) -> Result<usize> {
+///     let attachment = DynamicAttachment::new(task, DmaBuf::from_fd(fd)?, dev)?;
+///     let mut guard = attachment.dmabuf().resv().lock_interruptible(task)?;
+///     let segments = attachment.map(&mut guard, DataDirection::Bidirectional)?.table().iter().count();
+///     // `guard` is dropped here: the mapping cannot be used past it (R10).
+///     Ok(segments)
+/// }
+/// # let task = MayBlock::new()?;
+/// # let faux = faux::Registration::new(c"dmabuf_lock_doctest", None)?;
+/// # let dev: &Device = AsRef::<faux::Device<kernel::device::Bound>>::as_ref(&faux).as_ref();
+/// // A descriptor with no file behind it (a kthread has none open):
+/// assert_eq!(f(&task, -1, dev.into()).err(), Some(EBADF));
+/// # Ok::<(), Error>(())
 /// ```
 pub struct DynamicAttachment {
     attach: NonNull<bindings::dma_buf_attachment>,
@@ -83,7 +133,7 @@ struct Inner {
     buf: ARef<DmaBuf>,
     _dev: ARef<Device>,
     /// The private data of the attachment: what `invalidate_mappings` reaches.
-    mapping: Pin<KBox<ResvCell<Option<Mapping>>>>,
+    mapping: KBox<ResvCell<Option<Mapping>>>,
     _module: ModuleRef,
 }
 
@@ -95,22 +145,40 @@ unsafe impl Send for DynamicAttachment {}
 unsafe impl Sync for DynamicAttachment {}
 
 impl DynamicAttachment {
-    /// Attaches `dev` to `buf` dynamically. `dev` must be able to address the exporter's memory
-    /// (its DMA mask is the importer's business, as in C).
+    /// Attaches `dev` to `buf` dynamically. `dev` must have a DMA mask (`EINVAL` otherwise:
+    /// exporters map for it), and it should stay bound to its driver while mapped: like C, the
+    /// attachment does not notice an unbind (the kernel crate's own DMA types require a bound
+    /// device; a misc device, as the sample importer has, is never bound).
     ///
-    /// ```ignore
-    /// let attachment = DynamicAttachment::new(&task, DmaBuf::from_fd(fd)?, dev.into())?;
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, dmabuf::{DmaBuf, DynamicAttachment}};
+    /// # use kernel::{device::Device, dma::DataDirection, faux, sync::aref::ARef};
+    /// fn f(task: &MayBlock, fd: i32, dev: ARef<Device>) -> Result<DynamicAttachment> {
+    ///     DynamicAttachment::new(task, DmaBuf::from_fd(fd)?, dev)
+    /// }
+    /// # let task = MayBlock::new()?;
+    /// # let faux = faux::Registration::new(c"dmabuf_lock_doctest", None)?;
+    /// # let dev: &Device = AsRef::<faux::Device<kernel::device::Bound>>::as_ref(&faux).as_ref();
+    /// // A descriptor with no file behind it (a kthread has none open):
+    /// assert_eq!(f(&task, -1, dev.into()).err(), Some(EBADF));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn new(_task: &MayBlock, buf: ARef<DmaBuf>, dev: ARef<Device>) -> Result<Self> {
         let module = ModuleRef::this_module()?;
-        let mapping = KBox::pin(ResvCell::new(buf.resv(), None), GFP_KERNEL)?;
         let dev_raw = core::ptr::from_ref(&*dev)
             .cast_mut()
             .cast::<bindings::device>();
+        // SAFETY: `dev` is a live device; `dma_mask` is a plain field of it.
+        if unsafe { (*dev_raw).dma_mask }.is_null() {
+            // Exporters map for the device: the DMA API warns on a device without a mask.
+            return Err(EINVAL);
+        }
+        let mapping = KBox::new(ResvCell::new(buf.resv(), None), GFP_KERNEL)?;
         // SAFETY: `buf` and `dev` are live and stay referenced while attached (`Inner`); the
-        // ops are static; the private data is pinned and freed only after `dma_buf_detach`.
-        // The callback may run as soon as this returns (on the exporter's task); it only reads
-        // its arguments and the private data.
+        // ops are static; the private data stays in its box, freed only after `dma_buf_detach`.
+        // The callback may run as soon as the core has listed the attachment, on the exporter's
+        // task with the reservation held: it uses its arguments and the private data only, and
+        // the cell is empty until `map`.
         let attach = from_err_ptr(unsafe {
             bindings::dma_buf_dynamic_attach(
                 buf.as_raw(),
@@ -134,8 +202,19 @@ impl DynamicAttachment {
 
     /// Returns the attached dma-buf.
     ///
-    /// ```ignore
-    /// let resv = attachment.dmabuf().resv();
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, dmabuf::{DmaBuf, DynamicAttachment}};
+    /// # use kernel::{device::Device, dma::DataDirection, faux, sync::aref::ARef};
+    /// fn f(task: &MayBlock, fd: i32, dev: ARef<Device>) -> Result<bool> {
+    ///     let attachment = DynamicAttachment::new(task, DmaBuf::from_fd(fd)?, dev)?;
+    ///     Ok(attachment.dmabuf().resv().is_locked())
+    /// }
+    /// # let task = MayBlock::new()?;
+    /// # let faux = faux::Registration::new(c"dmabuf_lock_doctest", None)?;
+    /// # let dev: &Device = AsRef::<faux::Device<kernel::device::Bound>>::as_ref(&faux).as_ref();
+    /// // A descriptor with no file behind it (a kthread has none open):
+    /// assert_eq!(f(&task, -1, dev.into()).err(), Some(EBADF));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn dmabuf(&self) -> &DmaBuf {
         &self.inner.buf
@@ -143,11 +222,25 @@ impl DynamicAttachment {
 
     /// Returns the attachment's mapping, mapping it first (`dma_buf_map_attachment()`) if the
     /// exporter invalidated it or it was never mapped; `EINVAL` if `held` proves another
-    /// reservation, and the exporter's error if mapping fails. A mapping made earlier in
-    /// another direction is kept as it is.
+    /// reservation or `dir` is `DataDirection::None`, `EBUSY` if it is mapped in another
+    /// direction ([`DynamicAttachment::unmap`] first), and the exporter's error if mapping
+    /// fails.
     ///
-    /// ```ignore
-    /// let mapping = attachment.map(&mut guard, DataDirection::Bidirectional)?;
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, dmabuf::{DmaBuf, DynamicAttachment}};
+    /// # use kernel::{device::Device, dma::DataDirection, faux, sync::aref::ARef};
+    /// fn f(task: &MayBlock, fd: i32, dev: ARef<Device>) -> Result<usize> {
+    ///     let attachment = DynamicAttachment::new(task, DmaBuf::from_fd(fd)?, dev)?;
+    ///     let mut guard = attachment.dmabuf().resv().lock_interruptible(task)?;
+    ///     let mapping = attachment.map(&mut guard, DataDirection::Bidirectional)?;
+    ///     Ok(mapping.table().iter().count())
+    /// }
+    /// # let task = MayBlock::new()?;
+    /// # let faux = faux::Registration::new(c"dmabuf_lock_doctest", None)?;
+    /// # let dev: &Device = AsRef::<faux::Device<kernel::device::Bound>>::as_ref(&faux).as_ref();
+    /// // A descriptor with no file behind it (a kthread has none open):
+    /// assert_eq!(f(&task, -1, dev.into()).err(), Some(EBADF));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn map<'a>(
         &'a self,
@@ -155,10 +248,18 @@ impl DynamicAttachment {
         dir: DataDirection,
     ) -> Result<&'a Mapping> {
         check_held(&self.inner.buf, held)?;
+        check_direction(dir)?;
         let cell = &self.inner.mapping;
         // No borrow of the cell may be alive while the core runs the exporter's callback: it
         // may move the buffer and run this attachment's `invalidate_mappings`.
-        if cell.get(held)?.is_none() {
+        let mapped_dir = cell.get(held)?.as_ref().map(Mapping::direction);
+        if let Some(mapped_dir) = mapped_dir {
+            // A table mapped for another direction would let the device read stale bounce
+            // buffers (or write where it may only read): unmap it first.
+            if mapped_dir != dir {
+                return Err(EBUSY);
+            }
+        } else {
             // SAFETY: The attachment is live (type invariant) and the buffer's reservation is
             // held by the current task, as mapping a dynamic attachment requires.
             let sgt = from_err_ptr(unsafe {
@@ -174,26 +275,49 @@ impl DynamicAttachment {
     /// Unmaps the attachment if it is mapped (`dma_buf_unmap_attachment()`); returns whether it
     /// was.
     ///
-    /// ```ignore
-    /// attachment.unmap(&mut guard)?;
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, dmabuf::{DmaBuf, DynamicAttachment}};
+    /// # use kernel::{device::Device, dma::DataDirection, faux, sync::aref::ARef};
+    /// fn f(task: &MayBlock, fd: i32, dev: ARef<Device>) -> Result<bool> {
+    ///     let attachment = DynamicAttachment::new(task, DmaBuf::from_fd(fd)?, dev)?;
+    ///     let mut guard = attachment.dmabuf().resv().lock_interruptible(task)?;
+    ///     attachment.map(&mut guard, DataDirection::Bidirectional)?;
+    ///     attachment.unmap(&mut guard)
+    /// }
+    /// # let task = MayBlock::new()?;
+    /// # let faux = faux::Registration::new(c"dmabuf_lock_doctest", None)?;
+    /// # let dev: &Device = AsRef::<faux::Device<kernel::device::Bound>>::as_ref(&faux).as_ref();
+    /// // A descriptor with no file behind it (a kthread has none open):
+    /// assert_eq!(f(&task, -1, dev.into()).err(), Some(EBADF));
+    /// # Ok::<(), Error>(())
     /// ```
     pub fn unmap(&self, held: &mut impl HoldsResv) -> Result<bool> {
         check_held(&self.inner.buf, held)?;
         let mapping = self.inner.mapping.get_mut(held)?.take();
-        Ok(mapping.map(|m| unmap(self.attach.as_ptr(), m)).is_some())
+        // SAFETY: `held` proves the buffer's reservation (checked above); `mapping` came out of
+        // this attachment's cell.
+        Ok(mapping
+            .map(|m| unsafe { unmap(self.attach.as_ptr(), m) })
+            .is_some())
     }
 }
 
-/// Unmaps `mapping` of `attach`; the caller holds the buffer's reservation.
-fn unmap(attach: *mut bindings::dma_buf_attachment, mapping: Mapping) {
+/// Unmaps `mapping` of `attach`.
+///
+/// # Safety
+///
+/// `attach` is a live attachment made by [`DynamicAttachment::new`], `mapping` came out of its
+/// cell, and the current task holds the buffer's reservation.
+unsafe fn unmap(attach: *mut bindings::dma_buf_attachment, mapping: Mapping) {
     // SAFETY: `mapping` was made for `attach` in `mapping.dir` and is unmapped once, here
-    // (type invariant of `Mapping`, which this consumes, after it left its cell); the
-    // reservation is held, as the call requires for a dynamic attachment (every caller holds a
-    // proof of it).
+    // (type invariant of `Mapping`, which this consumes); the reservation is held, as the call
+    // requires for a dynamic attachment (the caller's contract).
     unsafe { bindings::dma_buf_unmap_attachment(attach, mapping.sgt.as_ptr(), mapping.dir.into()) };
 }
 
 impl Drop for DynamicAttachment {
+    /// Unmaps under the reservation, which it takes, then detaches: drop the attachment with no
+    /// reservation held (holding this buffer's would deadlock, and lockdep says so).
     fn drop(&mut self) {
         // Detaching needs a sleepable context; without one the attachment is leaked whole
         // (`inner` is never dropped), which keeps everything its callback needs.
@@ -205,7 +329,9 @@ impl Drop for DynamicAttachment {
             let mut guard = self.inner.buf.resv().lock(&task);
             let mapping = self.inner.mapping.get_mut(&mut guard).map(Option::take);
             if let Ok(Some(mapping)) = mapping {
-                unmap(attach, mapping);
+                // SAFETY: The attachment is live, `mapping` came out of its cell, and `guard`
+                // holds the buffer's reservation.
+                unsafe { unmap(attach, mapping) };
             }
         }
         // SAFETY: The attachment belongs to `buf` (type invariant) and is detached once, here,
@@ -229,12 +355,14 @@ extern "C" fn invalidate_mappings(attach: *mut bindings::dma_buf_attachment) {
             DmaBuf::from_raw((*attach).dmabuf),
         )
     };
-    // SAFETY: The core holds `buf`'s reservation for the current task while this runs. Every
-    // library call that makes the core run this callback took the caller's proof mutably (see
-    // `ResvHeld`).
+    // SAFETY: The core holds `buf`'s reservation for the current task while this runs, either
+    // inside a library call that borrowed this task's proof of it mutably or under a lock that C
+    // code took itself (what `ResvHeld` relies on).
     let mut held = unsafe { ResvHeld::new(buf.resv()) };
     if let Ok(Some(mapping)) = cell.get_mut(&mut held).map(Option::take) {
-        unmap(attach, mapping);
+        // SAFETY: The attachment is live, `mapping` came out of its cell, and the core holds
+        // the reservation for this task.
+        unsafe { unmap(attach, mapping) };
     }
 }
 
