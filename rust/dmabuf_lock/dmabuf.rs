@@ -37,8 +37,8 @@ use kernel::{
 
 // The dma-buf core exports its functions in the `DMA_BUF` symbol namespace: the module the
 // library is compiled into imports it, as `imports_ns: ["DMA_BUF"]` in `module!` would
-// (not when rustdoc collects the examples, which it does without the kernel's features).
-#[cfg(all(MODULE, not(doctest)))]
+// (not when rustdoc renders the docs or collects the examples, without the kernel's features).
+#[cfg(all(MODULE, not(any(doc, doctest))))]
 #[link_section = ".modinfo"]
 #[used(compiler)]
 static IMPORT_NS_DMA_BUF: [u8; 18] = *b"import_ns=DMA_BUF\0";
