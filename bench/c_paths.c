@@ -7,7 +7,9 @@
  */
 
 #include <linux/dma-fence.h>
+#include <linux/cpumask.h>
 #include <linux/ktime.h>
+#include <linux/sched.h>
 
 #include "c_paths.h"
 
@@ -88,30 +90,33 @@ u64 dl_bench_c_signalling(u32 iters)
 	return ktime_get_ns() - start;
 }
 
-void dl_bench_c_contend(struct dma_resv **objs, u32 n, u64 duration_ns, u32 seed,
-			u64 *acquisitions, u64 *backoffs)
+void dl_bench_c_contend(struct dma_resv **objs, u32 n, u32 rounds, u32 seed, u64 *backoffs)
 {
-	u64 end = ktime_get_ns() + duration_ns;
-	struct dma_resv *subset[8];
+	struct dma_resv *subset[DL_BENCH_MAX_SUBSET];
+	u32 idx[DL_BENCH_MAX_SUBSET];
 	struct ww_acquire_ctx ctx;
-	u32 i, k, start, stride;
+	u32 i, r, k;
 
-	*acquisitions = 0;
 	*backoffs = 0;
-	while (ktime_get_ns() < end) {
-		/* The same subset choice as the Rust side: k distinct objects, odd stride. */
-		seed ^= seed << 13;
-		seed ^= seed >> 17;
-		seed ^= seed << 5;
-		k = 1 + seed % 8;
-		start = (seed >> 8) % n;
-		stride = ((seed >> 16) % n) | 1;
+	for (r = 0; r < rounds; r++) {
+		k = dl_bench_next_subset(&seed, n, idx);
 		for (i = 0; i < k; i++)
-			subset[i] = objs[(start + i * stride) % n];
+			subset[i] = objs[idx[i]];
 		ww_acquire_init(&ctx, &reservation_ww_class);
 		*backoffs += dl_bench_c_lock_objs(subset, k, &ctx);
 		dl_bench_c_unlock_objs(subset, k, NULL);
 		ww_acquire_fini(&ctx);
-		(*acquisitions)++;
 	}
+}
+
+/* For the contention workers' start barrier: let others run while waiting for them. */
+void dl_bench_relax(void)
+{
+	cond_resched();
+	cpu_relax();
+}
+
+u32 dl_bench_online_cpus(void)
+{
+	return num_online_cpus();
 }
