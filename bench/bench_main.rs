@@ -160,6 +160,29 @@ pub fn dmabuf_lock_bench_probe_prime(task: &MayBlock, lock: &Mutex<u32>) -> Resu
         .prime(task)
 }
 
+/// Probe for `scripts/zero-cost helpers`: one reservation locked and unlocked, which must reach
+/// no C helper of the project.
+#[allow(clippy::no_mangle_with_rust_abi)]
+#[no_mangle]
+#[inline(never)]
+pub fn dmabuf_lock_bench_probe_lock(task: &MayBlock, resv: &Resv) {
+    drop(resv.lock(task));
+}
+
+/// Probe for `scripts/zero-cost helpers`: one round of the locker (a new acquire context, every
+/// object locked, the context marked done).
+#[allow(clippy::no_mangle_with_rust_abi)]
+#[no_mangle]
+#[inline(never)]
+pub fn dmabuf_lock_bench_probe_locker<'o>(
+    mut locker: Pin<&mut ResvLocker<'o>>,
+    task: &MayBlock,
+    objs: &[&'o Resv],
+) -> Result {
+    locker.as_mut().reset();
+    locker.as_mut().lock_slice(task, objs)
+}
+
 /// Repetitions of each timed loop; the table shows the best and the spread.
 const REPS: usize = 7;
 const LOCKER_SIZES: [(u32, &str); 5] = [
@@ -453,7 +476,11 @@ fn contention_worker(run: &Run, seed: u32) {
 }
 
 /// One run with `workers` work items; returns its acquisitions per second and its backoffs.
-fn contention_run(objects: &Arc<Objects>, contender: Contender, workers: u32) -> Result<(u64, u64)> {
+fn contention_run(
+    objects: &Arc<Objects>,
+    contender: Contender,
+    workers: u32,
+) -> Result<(u64, u64)> {
     let run = Arc::pin_init(
         pin_init!(Run {
             objects: objects.clone(),
@@ -471,7 +498,9 @@ fn contention_run(objects: &Arc<Objects>, contender: Contender, workers: u32) ->
     for w in 0..workers {
         let r = run.clone();
         let seed = SEEDS[w as usize % SEEDS.len()];
-        crate::work::spawn(workqueue::system_unbound(), move || contention_worker(&r, seed))?;
+        crate::work::spawn(workqueue::system_unbound(), move || {
+            contention_worker(&r, seed)
+        })?;
     }
     run.done.wait_for_completion();
     let ns = (run.end_ns.load(Relaxed) - run.start_ns.load(Relaxed)).max(1);
