@@ -35,6 +35,7 @@ static inline u32 dl_bench_next_subset(u32 *seed, u32 n, u32 *idx)
 
 u64 dl_bench_c_lock_unlock(struct dma_resv *obj, u32 iters);
 u64 dl_bench_c_lock_all(struct dma_resv **objs, u32 n, u32 iters);
+u64 dl_bench_c_lock_all_via_helpers(struct dma_resv **objs, u32 n, u32 iters);
 u64 dl_bench_c_signalling(u32 iters);
 void dl_bench_c_contend(struct dma_resv **objs, u32 n, u32 rounds, u32 seed, u64 *backoffs);
 void dl_bench_relax(void);
