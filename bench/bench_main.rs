@@ -11,8 +11,9 @@
 use kernel::{
     bindings,
     prelude::*,
+    str::CString,
     sync::{
-        atomic::{Atomic, Relaxed},
+        atomic::{Acquire, Atomic, Full, Relaxed},
         Arc, Completion, Mutex,
     },
     workqueue,
@@ -46,15 +47,101 @@ module! {
 extern "C" {
     fn dl_bench_c_lock_unlock(obj: *mut bindings::dma_resv, iters: u32) -> u64;
     fn dl_bench_c_lock_all(objs: *mut *mut bindings::dma_resv, n: u32, iters: u32) -> u64;
+    fn dl_bench_c_lock_all_via_helpers(
+        objs: *mut *mut bindings::dma_resv,
+        n: u32,
+        iters: u32,
+    ) -> u64;
     fn dl_bench_c_signalling(iters: u32) -> u64;
     fn dl_bench_c_contend(
         objs: *mut *mut bindings::dma_resv,
         n: u32,
-        duration_ns: u64,
+        rounds: u32,
         seed: u32,
-        acquisitions: *mut u64,
         backoffs: *mut u64,
     );
+    fn dl_bench_relax();
+    fn dl_bench_online_cpus() -> u32;
+}
+
+/// The opaque set of GEM objects that `c_drm_exec.c` builds over the benchmark's reservations.
+#[cfg(CONFIG_DRM_EXEC)]
+#[repr(C)]
+struct RawGemSet {
+    _opaque: [u8; 0],
+}
+
+#[cfg(CONFIG_DRM_EXEC)]
+#[allow(improper_ctypes)]
+extern "C" {
+    fn dl_bench_gem_set_new(resvs: *mut *mut bindings::dma_resv, count: u32) -> *mut RawGemSet;
+    fn dl_bench_gem_set_free(set: *mut RawGemSet);
+    fn dl_bench_exec_lock_all(set: *mut RawGemSet, n: u32, iters: u32) -> u64;
+    fn dl_bench_exec_contend(set: *mut RawGemSet, rounds: u32, seed: u32, backoffs: *mut u64);
+}
+
+/// GEM objects sharing the reservations of a set of [`OwnedResv`], for the `drm_exec` baseline;
+/// freed on drop. Without `CONFIG_DRM_EXEC` there is none.
+struct GemSet {
+    #[cfg(CONFIG_DRM_EXEC)]
+    raw: core::ptr::NonNull<RawGemSet>,
+}
+
+// SAFETY: The set is only read after creation (its objects are locked through their
+// reservations, which are themselves shareable); `c_drm_exec.c` keeps no per-thread state.
+unsafe impl Send for GemSet {}
+// SAFETY: As above: shared use only locks the objects' reservations.
+unsafe impl Sync for GemSet {}
+
+impl GemSet {
+    /// Returns GEM objects for `raw`, in its order, or `None` where the kernel has no drm_exec
+    /// (or the allocation failed, which the table then shows as a missing column).
+    #[allow(unused_variables)]
+    fn new(raw: &mut [*mut bindings::dma_resv]) -> Option<Self> {
+        #[cfg(CONFIG_DRM_EXEC)]
+        {
+            // SAFETY: `raw` holds initialised reservations, which outlive the set: every caller
+            // drops the set before the objects it was made from.
+            let p = unsafe { dl_bench_gem_set_new(raw.as_mut_ptr(), raw.len() as u32) };
+            core::ptr::NonNull::new(p).map(|raw| Self { raw })
+        }
+        #[cfg(not(CONFIG_DRM_EXEC))]
+        None
+    }
+
+    #[cfg(CONFIG_DRM_EXEC)]
+    fn lock_all(&self, n: u32, iters: u32) -> u64 {
+        // SAFETY: The set is valid until dropped; its first `n` objects are locked by this task.
+        unsafe { dl_bench_exec_lock_all(self.raw.as_ptr(), n, iters) }
+    }
+
+    #[cfg(not(CONFIG_DRM_EXEC))]
+    fn lock_all(&self, _n: u32, _iters: u32) -> u64 {
+        0
+    }
+
+    #[cfg(CONFIG_DRM_EXEC)]
+    fn contend(&self, rounds: u32, seed: u32) -> u64 {
+        let mut backoffs = 0;
+        // SAFETY: The set is valid until dropped; drm_exec serialises the workers.
+        unsafe { dl_bench_exec_contend(self.raw.as_ptr(), rounds, seed, &mut backoffs) };
+        backoffs
+    }
+
+    #[cfg(not(CONFIG_DRM_EXEC))]
+    fn contend(&self, _rounds: u32, _seed: u32) -> u64 {
+        0
+    }
+}
+
+impl Drop for GemSet {
+    fn drop(&mut self) {
+        #[cfg(CONFIG_DRM_EXEC)]
+        {
+            // SAFETY: The set came from `dl_bench_gem_set_new` and nothing holds its objects.
+            unsafe { dl_bench_gem_set_free(self.raw.as_ptr()) };
+        }
+    }
 }
 
 /// Probe for `scripts/zero-cost`: entering and leaving a signalling section.
@@ -78,7 +165,32 @@ pub fn dmabuf_lock_bench_probe_prime(task: &MayBlock, lock: &Mutex<u32>) -> Resu
         .prime(task)
 }
 
-const REPS: u32 = 5;
+/// Probe for `scripts/zero-cost helpers`: one reservation locked and unlocked, which must reach
+/// no C helper of the project.
+#[allow(clippy::no_mangle_with_rust_abi)]
+#[no_mangle]
+#[inline(never)]
+pub fn dmabuf_lock_bench_probe_lock(task: &MayBlock, resv: &Resv) {
+    drop(resv.lock(task));
+}
+
+/// Probe for `scripts/zero-cost helpers`: one round of the locker (a new acquire context, every
+/// object locked, the context marked done).
+#[allow(clippy::no_mangle_with_rust_abi)]
+#[no_mangle]
+#[inline(never)]
+pub fn dmabuf_lock_bench_probe_locker<'o>(
+    mut locker: Pin<&mut ResvLocker<'o>>,
+    task: &MayBlock,
+    objs: &[&'o Resv],
+) -> Result {
+    locker.as_mut().reset();
+    locker.as_mut().lock_slice(task, objs)
+}
+
+/// Repetitions of each timed loop; the table shows the best and the spread. The lockdep kernel,
+/// whose figures carry no goal and which `make test` boots with this module, runs fewer.
+const REPS: usize = if cfg!(CONFIG_LOCKDEP) { 3 } else { 7 };
 const LOCKER_SIZES: [(u32, &str); 5] = [
     (1, "lock all, N=1"),
     (4, "lock all, N=4"),
@@ -87,7 +199,29 @@ const LOCKER_SIZES: [(u32, &str); 5] = [
     (256, "lock all, N=256"),
 ];
 const CONTENTION_OBJECTS: usize = 64;
-const CONTENTION_NS: u64 = 300_000_000;
+/// Rounds (one subset locked and unlocked) per worker in each contention run: fixed work. Under
+/// QEMU TCG a round takes about a microsecond, natively (User-Mode Linux) a tenth of that, with
+/// lockdep a hundred times more.
+const CONTENTION_ROUNDS: u32 = if cfg!(CONFIG_LOCKDEP) {
+    2_000
+} else if cfg!(CONFIG_UML) {
+    100_000
+} else {
+    10_000
+};
+/// Contention runs per contender and worker count; the table shows the median and the spread.
+const CONTENTION_REPS: usize = 5;
+const CONTENTION_WORKERS: [u32; 3] = [2, 4, 8];
+const SEEDS: [u32; 8] = [
+    0x1234_5678,
+    0x9abc_def1,
+    0x0f1e_2d3c,
+    0x4b5a_6978,
+    0x8796_a5b4,
+    0xc3d2_e1f0,
+    0x1357_9bdf,
+    0x2468_ace1,
+];
 
 fn now_ns() -> u64 {
     // SAFETY: `ktime_get` has no preconditions.
@@ -95,28 +229,64 @@ fn now_ns() -> u64 {
     u64::try_from(t).unwrap_or(0)
 }
 
-/// Runs `c` and `rust` alternately `REPS` times; each returns the nanoseconds its loop of `iters`
-/// operations took. Returns the best ns/op of each, in hundredths of a nanosecond.
-fn best_of(iters: u32, mut c: impl FnMut() -> u64, mut rust: impl FnMut() -> u64) -> (u64, u64) {
-    let (mut best_c, mut best_rust) = (u64::MAX, u64::MAX);
+/// The best and the worst of a contender's repetitions, in hundredths of a nanosecond per op.
+#[derive(Clone, Copy)]
+struct Spread {
+    best: u64,
+    worst: u64,
+}
+
+/// Runs each contender in turn, `REPS` rounds of them (C loop, drm_exec, Rust, C loop, ...);
+/// each returns the nanoseconds its loop of `iters` operations took. A `None` contender (no
+/// drm_exec in this kernel) is skipped.
+fn measure<const K: usize>(
+    iters: u32,
+    contenders: &mut [Option<&mut dyn FnMut() -> u64>; K],
+) -> [Option<Spread>; K] {
+    let mut out = [None; K];
     for _ in 0..REPS {
-        best_c = best_c.min(c());
-        best_rust = best_rust.min(rust());
+        for (slot, f) in out.iter_mut().zip(contenders.iter_mut()) {
+            if let Some(f) = f {
+                let ns = f();
+                let s = slot.get_or_insert(Spread {
+                    best: u64::MAX,
+                    worst: 0,
+                });
+                s.best = s.best.min(ns);
+                s.worst = s.worst.max(ns);
+            }
+        }
     }
     // Divisors are kept visibly non-zero: Linux 7.3's objtool does not know that
     // `panic_const_div_by_zero` does not return (README, known issues).
     let per_op = |ns: u64| ns * 100 / u64::from(iters.max(1));
-    (per_op(best_c), per_op(best_rust))
+    out.map(|s| {
+        s.map(|s| Spread {
+            best: per_op(s.best),
+            worst: per_op(s.worst),
+        })
+    })
 }
 
-fn report(op: &str, (c, rust): (u64, u64)) {
-    pr_info!(
-        "result op=\"{op}\" c_ns={}.{:02} rust_ns={}.{:02}\n",
-        c / 100,
-        c % 100,
-        rust / 100,
-        rust % 100
-    );
+/// One `name=best name_max=worst` pair per contender, in ns with two decimals.
+fn report(op: &str, names: &[&str], spreads: &[Option<Spread>]) {
+    let mut line = KVec::<u8>::new();
+    for (name, s) in names.iter().zip(spreads) {
+        if let Some(s) = s {
+            let field = CString::try_from_fmt(fmt!(
+                " {name}_ns={}.{:02} {name}_max={}.{:02}",
+                s.best / 100,
+                s.best % 100,
+                s.worst / 100,
+                s.worst % 100
+            ));
+            if let Ok(field) = field {
+                let _ = line.extend_from_slice(field.to_bytes(), GFP_KERNEL);
+            }
+        }
+    }
+    let fields = core::str::from_utf8(&line).unwrap_or("");
+    pr_info!("result op=\"{op}\"{fields} reps={REPS}\n");
 }
 
 fn new_objects(n: usize) -> Result<KVec<Pin<KBox<OwnedResv>>>> {
@@ -146,19 +316,17 @@ fn refs(objs: &[Pin<KBox<OwnedResv>>]) -> Result<KVec<&Resv>> {
 fn bench_single(task: &MayBlock) -> Result {
     const ITERS: u32 = 200_000;
     let obj = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
-    let times = best_of(
-        ITERS,
-        // SAFETY: `obj` is an initialised reservation that nobody else uses.
-        || unsafe { dl_bench_c_lock_unlock(obj.as_raw(), ITERS) },
-        || {
-            let start = now_ns();
-            for _ in 0..ITERS {
-                drop(obj.lock(task));
-            }
-            now_ns() - start
-        },
-    );
-    report("lock+unlock, 1 object", times);
+    // SAFETY: `obj` is an initialised reservation that nobody else uses.
+    let mut c = || unsafe { dl_bench_c_lock_unlock(obj.as_raw(), ITERS) };
+    let mut rust = || {
+        let start = now_ns();
+        for _ in 0..ITERS {
+            drop(obj.lock(task));
+        }
+        now_ns() - start
+    };
+    let spreads = measure(ITERS, &mut [Some(&mut c), Some(&mut rust)]);
+    report("lock+unlock, 1 object", &["c", "rust"], &spreads);
     Ok(())
 }
 
@@ -166,61 +334,88 @@ fn bench_locker(task: &MayBlock) -> Result {
     let objs = new_objects(256)?;
     let mut raw = raw_pointers(&objs)?;
     let all = refs(&objs)?;
+    // The same objects, in the same order, for all three: drm_exec's GEM objects share the
+    // reservations the C loop and the locker lock.
+    let gem = GemSet::new(&mut raw);
+    let raw = raw.as_mut_ptr();
     for (n, op) in LOCKER_SIZES {
         let iters = (40_000 / n.max(1)).max(100);
         let count = n as usize;
-        let times = best_of(
+        // SAFETY: `raw` holds `n` initialised reservations that nobody else uses.
+        let mut c = || unsafe { dl_bench_c_lock_all(raw, n, iters) };
+        // SAFETY: As above.
+        let mut via_helpers = || unsafe { dl_bench_c_lock_all_via_helpers(raw, n, iters) };
+        let mut exec = || gem.as_ref().map_or(0, |g| g.lock_all(n, iters));
+        let mut rust = || {
+            // One locker reused for every iteration, as a driver keeps one per queue: after
+            // the first iteration it allocates nothing, like the C loop.
+            stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
+            let start = now_ns();
+            for _ in 0..iters {
+                locker.as_mut().reset();
+                // Uncontended locking cannot fail; a failure would show as missing time.
+                let _ = locker.as_mut().lock_slice(task, &all[..count]);
+            }
+            locker.as_mut().unlock_all();
+            now_ns() - start
+        };
+        let exec: Option<&mut dyn FnMut() -> u64> = match gem {
+            Some(_) => Some(&mut exec),
+            None => None,
+        };
+        let spreads = measure(
             iters,
-            // SAFETY: `raw` holds `n` initialised reservations that nobody else uses.
-            || unsafe { dl_bench_c_lock_all(raw.as_mut_ptr(), n, iters) },
-            || {
-                // One locker reused for every iteration, as a driver keeps one per queue: after
-                // the first iteration it allocates nothing, like the C loop.
-                stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
-                let start = now_ns();
-                for _ in 0..iters {
-                    locker.as_mut().reset();
-                    // Uncontended locking cannot fail; a failure would show as missing time.
-                    let _ = locker.as_mut().lock_slice(task, &all[..count]);
-                }
-                locker.as_mut().unlock_all();
-                now_ns() - start
-            },
+            &mut [Some(&mut c), exec, Some(&mut rust), Some(&mut via_helpers)],
         );
-        report(op, times);
+        report(op, &["c", "exec", "rust", "chelp"], &spreads);
     }
+    drop(gem);
     Ok(())
 }
 
 fn bench_signalling(task: &mut MayBlock) {
     const ITERS: u32 = 200_000;
-    let mut rust_loop = || {
+    let mut rust = || {
         let start = now_ns();
         for _ in 0..ITERS {
             drop(task.signalling_section());
         }
         now_ns() - start
     };
-    let times = best_of(
-        ITERS,
-        // SAFETY: Begins and ends sections on this task, as the C API requires.
-        || unsafe { dl_bench_c_signalling(ITERS) },
-        &mut rust_loop,
-    );
-    report("signalling section enter+exit", times);
+    // SAFETY: Begins and ends sections on this task, as the C API requires.
+    let mut c = || unsafe { dl_bench_c_signalling(ITERS) };
+    let spreads = measure(ITERS, &mut [Some(&mut c), Some(&mut rust)]);
+    report("signalling section enter+exit", &["c", "rust"], &spreads);
 }
 
-#[pin_data]
-struct Contention {
+/// The contention workload's objects, shared by every run so that each contender locks the
+/// same reservations.
+struct Objects {
     objs: KVec<Pin<KBox<OwnedResv>>>,
     raw: KVec<usize>,
-    rust: bool,
-    acquisitions: Atomic<u64>,
+    gem: Option<GemSet>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Contender {
+    CLoop,
+    DrmExec,
+    Rust,
+}
+
+/// One contention run: `workers` work items each lock and unlock `CONTENTION_ROUNDS` subsets.
+#[pin_data]
+struct Run {
+    objects: Arc<Objects>,
+    contender: Contender,
+    workers: u32,
+    arrived: Atomic<u32>,
+    finished: Atomic<u32>,
+    start_ns: Atomic<u64>,
+    end_ns: Atomic<u64>,
     backoffs: Atomic<u64>,
     #[pin]
-    first_done: Completion,
-    #[pin]
-    second_done: Completion,
+    done: Completion,
 }
 
 fn next_subset(seed: &mut u32, n: usize) -> (usize, usize, usize) {
@@ -231,105 +426,165 @@ fn next_subset(seed: &mut u32, n: usize) -> (usize, usize, usize) {
     (1 + s % 8, (s >> 8) % n, ((s >> 16) % n) | 1)
 }
 
-fn contend_rust(shared: &Contention, mut seed: u32) -> (u64, u64) {
+fn contend_rust(objects: &Objects, mut seed: u32) -> u64 {
     let Ok(task) = MayBlock::new() else {
-        return (0, 0);
+        return 0;
     };
-    let n = shared.objs.len().max(1);
-    let end = now_ns() + CONTENTION_NS;
-    let mut acquisitions = 0;
+    let n = objects.objs.len().max(1);
     stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
-    while now_ns() < end {
+    let first: &Resv = &objects.objs[0];
+    for _ in 0..CONTENTION_ROUNDS {
         let (k, start, stride) = next_subset(&mut seed, n);
-        let mut subset: [Option<&Resv>; 8] = [None; 8];
+        let mut subset = [first; 8];
         for (i, slot) in subset.iter_mut().take(k).enumerate() {
-            *slot = Some(&*shared.objs[(start + i * stride) % n]);
+            *slot = &objects.objs[(start + i * stride) % n];
         }
+        // Uncontended or not, locking without interruption cannot fail but for memory.
+        let _ = locker.as_mut().lock_slice(&task, &subset[..k]);
+        // Unlock at once and start the next context, as the C loops do.
         locker.as_mut().reset();
-        if locker
-            .as_mut()
-            .lock_iter(&task, subset.iter().flatten().copied())
-            .is_ok()
-        {
-            acquisitions += 1;
-        }
     }
-    locker.as_mut().unlock_all();
-    (acquisitions, u64::from(locker.stats().backoffs))
+    u64::from(locker.stats().backoffs)
 }
 
-fn contend_c(shared: &Contention, seed: u32) -> (u64, u64) {
-    let (mut acquisitions, mut backoffs) = (0u64, 0u64);
+fn contend_c(objects: &Objects, seed: u32) -> u64 {
     let mut raw: KVec<*mut bindings::dma_resv> = KVec::new();
-    for &p in shared.raw.iter() {
+    for &p in objects.raw.iter() {
         if raw.push(p as *mut bindings::dma_resv, GFP_KERNEL).is_err() {
-            return (0, 0);
+            return 0;
         }
     }
-    // SAFETY: `raw` holds initialised reservations that live as long as `shared`; the C loop
+    let mut backoffs = 0;
+    // SAFETY: `raw` holds initialised reservations that live as long as `objects`; the C loop
     // locks and unlocks them on this task.
     unsafe {
         dl_bench_c_contend(
             raw.as_mut_ptr(),
             raw.len() as u32,
-            CONTENTION_NS,
+            CONTENTION_ROUNDS,
             seed,
-            &mut acquisitions,
             &mut backoffs,
         )
     };
-    (acquisitions, backoffs)
+    backoffs
 }
 
-/// Two work items lock random subsets of 64 objects for a fixed time; returns acquisitions per
-/// second and backoffs, summed over both.
-fn contention(rust: bool) -> Result<(u64, u64)> {
-    let objs = new_objects(CONTENTION_OBJECTS)?;
-    let mut raw = KVec::with_capacity(objs.len(), GFP_KERNEL)?;
-    for o in objs.iter() {
-        raw.push(o.as_raw() as usize, GFP_KERNEL)?;
+fn contention_worker(run: &Run, seed: u32) {
+    // Start together: the last to arrive takes the time, the others wait for it.
+    if run.arrived.fetch_add(1, Full) + 1 == run.workers {
+        run.start_ns.store(now_ns(), Relaxed);
     }
-    let shared = Arc::pin_init(
-        pin_init!(Contention {
-            objs,
-            raw,
-            rust,
-            acquisitions: Atomic::new(0),
+    while run.arrived.load(Acquire) < run.workers {
+        // SAFETY: Only yields the CPU; no preconditions.
+        unsafe { dl_bench_relax() };
+    }
+    let backoffs = match run.contender {
+        Contender::CLoop => contend_c(&run.objects, seed),
+        Contender::DrmExec => run
+            .objects
+            .gem
+            .as_ref()
+            .map_or(0, |g| g.contend(CONTENTION_ROUNDS, seed)),
+        Contender::Rust => contend_rust(&run.objects, seed),
+    };
+    run.backoffs.add(backoffs, Relaxed);
+    if run.finished.fetch_add(1, Full) + 1 == run.workers {
+        run.end_ns.store(now_ns(), Relaxed);
+        run.done.complete_all();
+    }
+}
+
+/// One run with `workers` work items; returns its acquisitions per second and its backoffs.
+fn contention_run(
+    objects: &Arc<Objects>,
+    contender: Contender,
+    workers: u32,
+) -> Result<(u64, u64)> {
+    let run = Arc::pin_init(
+        pin_init!(Run {
+            objects: objects.clone(),
+            contender,
+            workers,
+            arrived: Atomic::new(0),
+            finished: Atomic::new(0),
+            start_ns: Atomic::new(0),
+            end_ns: Atomic::new(0),
             backoffs: Atomic::new(0),
-            first_done <- Completion::new(),
-            second_done <- Completion::new(),
+            done <- Completion::new(),
         }),
         GFP_KERNEL,
     )?;
-    for (worker, seed) in [(0u32, 0x1234_5678u32), (1, 0x9abc_def1)] {
-        let s = shared.clone();
+    for w in 0..workers {
+        let r = run.clone();
+        let seed = SEEDS[w as usize % SEEDS.len()];
         crate::work::spawn(workqueue::system_unbound(), move || {
-            let (acq, back) = if s.rust {
-                contend_rust(&s, seed)
-            } else {
-                contend_c(&s, seed)
-            };
-            s.acquisitions.add(acq, Relaxed);
-            s.backoffs.add(back, Relaxed);
-            if worker == 0 {
-                s.first_done.complete_all();
-            } else {
-                s.second_done.complete_all();
-            }
+            contention_worker(&r, seed)
         })?;
     }
-    shared.first_done.wait_for_completion();
-    shared.second_done.wait_for_completion();
-    let per_s = shared.acquisitions.load(Relaxed) * 1_000_000_000 / CONTENTION_NS;
-    Ok((per_s, shared.backoffs.load(Relaxed)))
+    run.done.wait_for_completion();
+    let ns = (run.end_ns.load(Relaxed) - run.start_ns.load(Relaxed)).max(1);
+    let total = u64::from(workers) * u64::from(CONTENTION_ROUNDS);
+    Ok((total * 1_000_000_000 / ns, run.backoffs.load(Relaxed)))
 }
 
+/// Median, lowest and highest of `CONTENTION_REPS` values.
+fn median_spread(mut v: [u64; CONTENTION_REPS]) -> (u64, u64, u64) {
+    v.sort_unstable();
+    (v[CONTENTION_REPS / 2], v[0], v[CONTENTION_REPS - 1])
+}
+
+/// Workers lock random subsets of up to 8 of 64 objects, a fixed number of rounds each, with the
+/// same subsets (the same seeds) for every contender; runs alternate between the contenders.
 fn bench_contention() -> Result {
-    let (c_rate, c_backoffs) = contention(false)?;
-    let (rust_rate, rust_backoffs) = contention(true)?;
-    pr_info!(
-        "result op=\"contention, 2 workers, 64 objects\" c_per_s={c_rate} rust_per_s={rust_rate} c_backoffs={c_backoffs} rust_backoffs={rust_backoffs}\n"
-    );
+    let objs = new_objects(CONTENTION_OBJECTS)?;
+    let mut raw_ptrs = raw_pointers(&objs)?;
+    let gem = GemSet::new(&mut raw_ptrs);
+    let mut raw = KVec::with_capacity(objs.len(), GFP_KERNEL)?;
+    for &p in raw_ptrs.iter() {
+        raw.push(p as usize, GFP_KERNEL)?;
+    }
+    let objects = Arc::new(Objects { objs, raw, gem }, GFP_KERNEL)?;
+    // SAFETY: No preconditions.
+    let cpus = unsafe { dl_bench_online_cpus() };
+    let contenders = [
+        (Contender::CLoop, "c"),
+        (Contender::DrmExec, "exec"),
+        (Contender::Rust, "rust"),
+    ];
+    for workers in CONTENTION_WORKERS {
+        if workers > cpus {
+            pr_info!("result op=\"contention, {workers} workers\" skipped cpus={cpus}\n");
+            continue;
+        }
+        let mut rates = [[0u64; CONTENTION_REPS]; 3];
+        let mut backoffs = [[0u64; CONTENTION_REPS]; 3];
+        for rep in 0..CONTENTION_REPS {
+            for (i, &(contender, _)) in contenders.iter().enumerate() {
+                if contender == Contender::DrmExec && objects.gem.is_none() {
+                    continue;
+                }
+                let (rate, b) = contention_run(&objects, contender, workers)?;
+                rates[i][rep] = rate;
+                backoffs[i][rep] = b;
+            }
+        }
+        let mut line = KVec::<u8>::new();
+        for (i, &(contender, name)) in contenders.iter().enumerate() {
+            if contender == Contender::DrmExec && objects.gem.is_none() {
+                continue;
+            }
+            let (med, lo, hi) = median_spread(rates[i]);
+            let (b_med, b_lo, b_hi) = median_spread(backoffs[i]);
+            let field = CString::try_from_fmt(fmt!(
+                " {name}_per_s={med} {name}_min={lo} {name}_max={hi} {name}_backoffs={b_med} {name}_backoffs_min={b_lo} {name}_backoffs_max={b_hi}"
+            ))?;
+            line.extend_from_slice(field.to_bytes(), GFP_KERNEL)?;
+        }
+        let fields = core::str::from_utf8(&line).unwrap_or("");
+        pr_info!(
+            "result op=\"contention, {workers} workers, {CONTENTION_OBJECTS} objects\" workers={workers} rounds={CONTENTION_ROUNDS} reps={CONTENTION_REPS}{fields}\n"
+        );
+    }
     Ok(())
 }
 

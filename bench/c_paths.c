@@ -7,9 +7,12 @@
  */
 
 #include <linux/dma-fence.h>
+#include <linux/cpumask.h>
 #include <linux/ktime.h>
+#include <linux/sched.h>
 
 #include "c_paths.h"
+#include "../rust/helpers.h"
 
 u64 dl_bench_c_lock_unlock(struct dma_resv *obj, u32 iters)
 {
@@ -34,8 +37,13 @@ static void dl_bench_c_unlock_objs(struct dma_resv **objs, u32 count, struct dma
 		dma_resv_unlock(prelocked);
 }
 
-/* Locks objs[0..n) in one context; returns the number of backoffs. */
-static u64 dl_bench_c_lock_objs(struct dma_resv **objs, u32 n, struct ww_acquire_ctx *ctx)
+/*
+ * Locks objs[0..n) in one context and marks it done with done(); returns the number of backoffs.
+ * Always inlined, so that done() is a direct call (or inlined) in each caller.
+ */
+static __always_inline u64 dl_bench_c_lock_objs_with(struct dma_resv **objs, u32 n,
+						      struct ww_acquire_ctx *ctx,
+						      void (*done)(struct ww_acquire_ctx *))
 {
 	struct dma_resv *contended = NULL;
 	u64 backoffs = 0;
@@ -56,8 +64,13 @@ retry:
 			goto retry;
 		}
 	}
-	ww_acquire_done(ctx);
+	done(ctx);
 	return backoffs;
+}
+
+static u64 dl_bench_c_lock_objs(struct dma_resv **objs, u32 n, struct ww_acquire_ctx *ctx)
+{
+	return dl_bench_c_lock_objs_with(objs, n, ctx, ww_acquire_done);
 }
 
 u64 dl_bench_c_lock_all(struct dma_resv **objs, u32 n, u32 iters)
@@ -75,6 +88,26 @@ u64 dl_bench_c_lock_all(struct dma_resv **objs, u32 n, u32 iters)
 	return ktime_get_ns() - start;
 }
 
+/*
+ * The same loop with its acquire context reached the way the Rust library reaches it today:
+ * through the out-of-line helpers that dmabuf_lock.ko exports for the static inlines
+ * ww_acquire_init/done/fini. The difference to dl_bench_c_lock_all() is what those calls cost.
+ */
+u64 dl_bench_c_lock_all_via_helpers(struct dma_resv **objs, u32 n, u32 iters)
+{
+	struct ww_acquire_ctx ctx;
+	u64 start = ktime_get_ns();
+	u32 i;
+
+	for (i = 0; i < iters; i++) {
+		dl_ww_acquire_init(&ctx);
+		dl_bench_c_lock_objs_with(objs, n, &ctx, dl_ww_acquire_done);
+		dl_bench_c_unlock_objs(objs, n, NULL);
+		dl_ww_acquire_fini(&ctx);
+	}
+	return ktime_get_ns() - start;
+}
+
 u64 dl_bench_c_signalling(u32 iters)
 {
 	u64 start = ktime_get_ns();
@@ -88,30 +121,33 @@ u64 dl_bench_c_signalling(u32 iters)
 	return ktime_get_ns() - start;
 }
 
-void dl_bench_c_contend(struct dma_resv **objs, u32 n, u64 duration_ns, u32 seed,
-			u64 *acquisitions, u64 *backoffs)
+void dl_bench_c_contend(struct dma_resv **objs, u32 n, u32 rounds, u32 seed, u64 *backoffs)
 {
-	u64 end = ktime_get_ns() + duration_ns;
-	struct dma_resv *subset[8];
+	struct dma_resv *subset[DL_BENCH_MAX_SUBSET];
+	u32 idx[DL_BENCH_MAX_SUBSET];
 	struct ww_acquire_ctx ctx;
-	u32 i, k, start, stride;
+	u32 i, r, k;
 
-	*acquisitions = 0;
 	*backoffs = 0;
-	while (ktime_get_ns() < end) {
-		/* The same subset choice as the Rust side: k distinct objects, odd stride. */
-		seed ^= seed << 13;
-		seed ^= seed >> 17;
-		seed ^= seed << 5;
-		k = 1 + seed % 8;
-		start = (seed >> 8) % n;
-		stride = ((seed >> 16) % n) | 1;
+	for (r = 0; r < rounds; r++) {
+		k = dl_bench_next_subset(&seed, n, idx);
 		for (i = 0; i < k; i++)
-			subset[i] = objs[(start + i * stride) % n];
+			subset[i] = objs[idx[i]];
 		ww_acquire_init(&ctx, &reservation_ww_class);
 		*backoffs += dl_bench_c_lock_objs(subset, k, &ctx);
 		dl_bench_c_unlock_objs(subset, k, NULL);
 		ww_acquire_fini(&ctx);
-		(*acquisitions)++;
 	}
+}
+
+/* For the contention workers' start barrier: let others run while waiting for them. */
+void dl_bench_relax(void)
+{
+	cond_resched();
+	cpu_relax();
+}
+
+u32 dl_bench_online_cpus(void)
+{
+	return num_online_cpus();
 }

@@ -41,6 +41,9 @@ note() {
 # Kernel configuration: config/$DL_CONFIG.config is the fragment applied on top of allnoconfig.
 DL_CONFIG=${DL_CONFIG:-test}
 DL_FRAGMENT=$DL_TOP/config/$DL_CONFIG.config
+# A fragment with a '# arch: ARCH' line builds for another architecture (um: User-Mode Linux);
+# the others are x86_64.
+DL_ARCH=$(sed -n 's/^# arch: //p' "$DL_FRAGMENT" 2>/dev/null | head -n1)
 
 # Print a fragment with its '# include: NAME' lines replaced by config/NAME.config (expanded
 # too): what Kconfig gets, and what the build directory's key is made from. The file's own
@@ -77,7 +80,8 @@ dl_kernel_build_dir() {
 	[ -r "$DL_RESOLVED" ] || return 1
 	local pkg ver deb hash
 	read -r pkg ver deb <"$DL_RESOLVED"
-	hash=$( { dl_fragment_text "$DL_FRAGMENT" | grep '^CONFIG_'; dl_toolchain_id; } |
+	hash=$( { dl_fragment_text "$DL_FRAGMENT" | grep '^CONFIG_'; dl_toolchain_id
+		[ -z "$DL_ARCH" ] || echo "arch $DL_ARCH"; } |
 		sha256sum | cut -c1-12)
 	echo "$DL_CACHE/kernel/${ver//[~+:]/_}-$DL_CONFIG-$hash"
 }
@@ -86,6 +90,6 @@ dl_kernel_build_dir() {
 dl_kmake() { # build-dir args...
 	local build=$1
 	shift
-	make -C "$build" LLVM="$DL_LLVM_SUFFIX" RUSTC="$DL_RUSTC" RUSTDOC="${DL_RUSTC%/*}/rustdoc" BINDGEN="$DL_BINDGEN" \
+	make -C "$build" ${DL_ARCH:+ARCH=$DL_ARCH} LLVM="$DL_LLVM_SUFFIX" RUSTC="$DL_RUSTC" RUSTDOC="${DL_RUSTC%/*}/rustdoc" BINDGEN="$DL_BINDGEN" \
 		CLIPPY_DRIVER=/usr/bin/clippy-driver RUSTFMT=/usr/bin/rustfmt "$@"
 }
