@@ -293,12 +293,13 @@ impl DynamicAttachment {
     /// ```
     pub fn unmap(&self, held: &mut impl HoldsResv) -> Result<bool> {
         check_held(&self.inner.buf, held)?;
-        let mapping = self.inner.mapping.get_mut(held)?.take();
+        let Some(mapping) = self.inner.mapping.get_mut(held)?.take() else {
+            return Ok(false);
+        };
         // SAFETY: `held` proves the buffer's reservation (checked above); `mapping` came out of
         // this attachment's cell.
-        Ok(mapping
-            .map(|m| unsafe { unmap(self.attach.as_ptr(), m) })
-            .is_some())
+        unsafe { unmap(self.attach.as_ptr(), mapping) };
+        Ok(true)
     }
 }
 
