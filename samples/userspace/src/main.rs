@@ -468,8 +468,13 @@ fn fail_every_site(mut step: impl FnMut() -> io::Result<()>) -> Result<u32, Stri
         write_file("/proc/thread-self/fail-nth", &n.to_string()).map_err(|e| e.to_string())?;
         let result = step();
         let left = std::fs::read_to_string("/proc/thread-self/fail-nth").unwrap_or_default();
-        write_file("/proc/thread-self/fail-nth", "0").map_err(|e| e.to_string())?;
-        if left.trim() != "0" {
+        // If the n-th point is still armed, it may fire in this very write (opening the file
+        // allocates): then the step did not reach it, and the point is spent, so write again.
+        let fired_here = write_file("/proc/thread-self/fail-nth", "0").is_err();
+        if fired_here {
+            write_file("/proc/thread-self/fail-nth", "0").map_err(|e| e.to_string())?;
+        }
+        if fired_here || left.trim() != "0" {
             // The n-th point was never reached: every site before it has failed once.
             return Ok(n - 1);
         }
