@@ -271,6 +271,30 @@ fn this_module() -> *mut bindings::module {
     unsafe { __this_module.get() }
 }
 
+/// The module this code is compiled into, if it has finished loading: `EBUSY` while its `init`
+/// runs, `ENODEV` once it is being unloaded.
+///
+/// An object that points at the module's code (a callback, a fence's names, a buffer's ops) must
+/// not be made before the module is live: a module whose `init` fails is freed by
+/// `do_init_module()` whatever references are held on it, so an object made during `init` that
+/// outlives a failing `init` (forgotten, or handed to a timer, a work item or another driver)
+/// would run freed code. The module loader refuses its own users the same way
+/// (`strong_try_module_get()` fails for a module that is still coming).
+pub(super) fn live_module() -> Result<*mut bindings::module> {
+    let module = this_module();
+    // SAFETY: `module` is valid (see `this_module`). The state is read once, as `READ_ONCE()`
+    // would: it changes under the loader only, from `COMING` to `LIVE` to `GOING`, and each
+    // answer below is safe for the state read, whatever it becomes next (`LIVE` never goes
+    // back to `COMING`; `GOING` is checked again atomically by `try_module_get`).
+    let state = unsafe { ptr::read_volatile(&raw const (*module).state) };
+    match state {
+        bindings::module_state_MODULE_STATE_LIVE => Ok(module),
+        bindings::module_state_MODULE_STATE_COMING
+        | bindings::module_state_MODULE_STATE_UNFORMED => Err(EBUSY),
+        _ => Err(ENODEV),
+    }
+}
+
 /// A reference on a module, dropped with the value.
 ///
 /// # Invariants
@@ -281,17 +305,18 @@ pub(super) struct ModuleRef {
 }
 
 impl ModuleRef {
-    /// Takes a reference on the module this code is compiled into, for a callback that points
-    /// at its code. `ENODEV` while the module is being unloaded: its exit does not wait for references.
+    /// Takes a reference on the module this code is compiled into, for an object that points at
+    /// its code. Only once the module is live ([`live_module`]): `EBUSY` during its `init`,
+    /// `ENODEV` while it is being unloaded, since its exit does not wait for references.
     pub(super) fn this_module() -> Result<Self> {
-        let module = this_module();
-        // SAFETY: `module` is valid (see `this_module`); the state is read once, racing only
-        // with the module loader's own transitions, which this check is about.
-        if unsafe { (*module).state } == bindings::module_state_MODULE_STATE_GOING {
+        let module = live_module()?;
+        // `try_module_get` rather than checking the state and then counting: `delete_module()`
+        // drops the count to zero before it marks the module going, and a plain increment in
+        // between would be ignored by the unload. `try_module_get` fails once the count is zero.
+        // SAFETY: `module` is this module, loaded while its code runs.
+        if !unsafe { bindings::try_module_get(module) } {
             return Err(ENODEV);
         }
-        // SAFETY: The module's code is running, so it is loaded; `__module_get` only counts.
-        unsafe { bindings::__module_get(module) };
         // INVARIANT: The reference was just taken.
         Ok(Self { module })
     }
