@@ -174,6 +174,17 @@ pub fn dmabuf_lock_bench_probe_lock(task: &MayBlock, resv: &Resv) {
     drop(resv.lock(task));
 }
 
+/// Probe for `scripts/zero-cost helpers`: an acquire context begun and ended (a locker made and
+/// dropped, which initialises and finalises its context), which must reach no C helper of the
+/// project.
+#[allow(clippy::no_mangle_with_rust_abi)]
+#[no_mangle]
+#[inline(never)]
+pub fn dmabuf_lock_bench_probe_acquire() {
+    stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
+    drop(locker);
+}
+
 /// Probe for `scripts/zero-cost helpers`: one round of the locker (a new acquire context, every
 /// object locked, the context marked done).
 #[allow(clippy::no_mangle_with_rust_abi)]

@@ -14,10 +14,9 @@
 //! duplicates, `ww_acquire_done` once all are held, `ww_acquire_fini` after the last unlock),
 //! R7 (the context is `!Send`).
 
-use super::{
-    ffi,
-    resv::{Resv, ResvGuard},
-};
+mod ww;
+
+use super::resv::{Resv, ResvGuard};
 use core::cell::Cell;
 use kernel::{
     bindings,
@@ -76,7 +75,7 @@ impl AcquireCtx {
         pin_init!(Self {
             // SAFETY: `ww_acquire_init` initialises the context in place; it is pinned, so the
             // lockdep map and the owner pointers that the ww_mutex code keeps stay valid.
-            raw <- Opaque::ffi_init(|slot| unsafe { ffi::dl_ww_acquire_init(slot) }),
+            raw <- Opaque::ffi_init(|slot| unsafe { ww::init(slot) }),
             done: Cell::new(false),
             _not_send: NotThreadSafe,
         })
@@ -159,7 +158,7 @@ impl AcquireCtx {
         if !self.done.replace(true) {
             // SAFETY: The context is initialised (type invariant) and `done` was false, so
             // `ww_acquire_done` is called once.
-            unsafe { ffi::dl_ww_acquire_done(self.as_raw()) };
+            unsafe { ww::done(self.as_raw()) };
         }
     }
 
@@ -174,8 +173,8 @@ impl AcquireCtx {
         // SAFETY: The context is initialised (type invariant) and holds no lock (the caller's
         // guarantee), so it may be finalised; it is initialised again in place right away.
         unsafe {
-            ffi::dl_ww_acquire_fini(this.raw.get());
-            ffi::dl_ww_acquire_init(this.raw.get());
+            ww::fini(this.raw.get());
+            ww::init(this.raw.get());
         }
         // INVARIANT: A fresh context has not been marked done.
         this.done.set(false);
@@ -188,6 +187,6 @@ impl PinnedDrop for AcquireCtx {
         // SAFETY: The context is initialised (type invariant). Its only owner, the locker,
         // drops every guard taken in it before its fields are dropped, so no lock is held in it:
         // `ww_acquire_fini` may run, once.
-        unsafe { ffi::dl_ww_acquire_fini(self.raw.get()) };
+        unsafe { ww::fini(self.raw.get()) };
     }
 }
