@@ -60,6 +60,7 @@ extern "C" {
         seed: u32,
         backoffs: *mut u64,
     );
+    fn dl_bench_c_check_ctx(obj: *mut bindings::dma_resv, held: u32) -> i32;
     fn dl_bench_relax();
     fn dl_bench_online_cpus() -> u32;
 }
@@ -181,8 +182,8 @@ pub fn dmabuf_lock_bench_probe_lock(task: &MayBlock, resv: &Resv) {
 #[no_mangle]
 #[inline(never)]
 pub fn dmabuf_lock_bench_probe_acquire() {
-    stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
-    drop(locker);
+    // Dropped at the end of the scope.
+    stack_pin_init!(let _locker = ResvLocker::new(LockerFlags::default()));
 }
 
 /// Probe for `scripts/zero-cost helpers`: one round of the locker (a new acquire context, every
@@ -599,12 +600,31 @@ fn bench_contention() -> Result {
     Ok(())
 }
 
+/// Checks the acquire context the locker sets up against the one C's `ww_acquire_init()` does,
+/// once for a new locker and once after a reset (which finalises and initialises it again); the
+/// module refuses to load on a mismatch.
+fn check_acquire_context(task: &MayBlock) -> Result {
+    let objs = new_objects(2)?;
+    let (a, b): (&Resv, &Resv) = (&objs[0], &objs[1]);
+    stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
+    for _ in 0..2 {
+        locker.as_mut().reset();
+        locker.as_mut().lock_slice(task, &[a, b])?;
+        // SAFETY: `a` is an initialised reservation, which this task holds in the locker's
+        // context, with `b`.
+        kernel::error::to_result(unsafe { dl_bench_c_check_ctx(a.as_raw(), 2) })?;
+    }
+    pr_info!("acquire context: as ww_acquire_init() sets it up\n");
+    Ok(())
+}
+
 struct DmabufLockBench;
 
 impl kernel::Module for DmabufLockBench {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let mut task = MayBlock::new()?;
         pr_info!("config lockdep={}\n", cfg!(CONFIG_LOCKDEP));
+        check_acquire_context(&task)?;
         bench_single(&task)?;
         bench_locker(&task)?;
         bench_signalling(&mut task);

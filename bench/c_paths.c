@@ -89,9 +89,10 @@ u64 dl_bench_c_lock_all(struct dma_resv **objs, u32 n, u32 iters)
 }
 
 /*
- * The same loop with its acquire context reached the way the Rust library reaches it today:
- * through the out-of-line helpers that dmabuf_lock.ko exports for the static inlines
- * ww_acquire_init/done/fini. The difference to dl_bench_c_lock_all() is what those calls cost.
+ * The same loop with its acquire context reached through the out-of-line helpers that
+ * dmabuf_lock.ko exports for the static inlines ww_acquire_init/done/fini, as the Rust library
+ * reached them before it wrote them in Rust (rust/dmabuf_lock/acquire/ww.rs; with lock debugging
+ * it still does). The difference to dl_bench_c_lock_all() is what those calls cost.
  */
 u64 dl_bench_c_lock_all_via_helpers(struct dma_resv **objs, u32 n, u32 iters)
 {
@@ -138,6 +139,28 @@ void dl_bench_c_contend(struct dma_resv **objs, u32 n, u32 rounds, u32 seed, u64
 		dl_bench_c_unlock_objs(subset, k, NULL);
 		ww_acquire_fini(&ctx);
 	}
+}
+
+/*
+ * Checks the acquire context in which the caller holds obj, and held locks in all, against one
+ * that ww_acquire_init() sets up now: the same owner, wounded state and algorithm, an older
+ * stamp, and held locks counted. The Rust library writes these fields itself where the header
+ * has no debugging code (rust/dmabuf_lock/acquire/ww.rs). Returns 0, or -EINVAL on a mismatch.
+ */
+int dl_bench_c_check_ctx(struct dma_resv *obj, u32 held)
+{
+	struct ww_acquire_ctx *ctx = READ_ONCE(obj->lock.ctx);
+	struct ww_acquire_ctx now;
+	int ret = 0;
+
+	if (!ctx)
+		return -EINVAL;
+	ww_acquire_init(&now, &reservation_ww_class);
+	if (ctx->task != now.task || ctx->acquired != held || ctx->wounded != now.wounded ||
+	    ctx->is_wait_die != now.is_wait_die || ctx->stamp >= now.stamp)
+		ret = -EINVAL;
+	ww_acquire_fini(&now);
+	return ret;
 }
 
 /* For the contention workers' start barrier: let others run while waiting for them. */

@@ -52,8 +52,6 @@ pub(super) enum LockError<'o> {
     /// `-EDEADLK`: an older context holds `0`. Drop every lock of the context, then take this one
     /// first with [`AcquireCtx::lock_contended`].
     Deadlock(&'o Resv),
-    /// The context was already marked done.
-    AfterDone,
     /// `-EINTR` or any other error from the ww_mutex code.
     Failed(Error),
 }
@@ -62,7 +60,6 @@ impl From<LockError<'_>> for Error {
     fn from(e: LockError<'_>) -> Error {
         match e {
             LockError::Deadlock(_) => EDEADLK,
-            LockError::AfterDone => EINVAL,
             LockError::Failed(e) => e,
         }
     }
@@ -114,7 +111,8 @@ impl AcquireCtx {
         Ok(unsafe { ResvGuard::new(resv) })
     }
 
-    /// Locks `resv` in this context.
+    /// Locks `resv` in this context, during the acquire phase: the context is not marked done
+    /// ([`AcquireCtx::mark_done`]; the locker's passes run only before it marks it).
     ///
     /// # Safety
     ///
@@ -126,9 +124,7 @@ impl AcquireCtx {
         resv: &'o Resv,
         interruptible: bool,
     ) -> core::result::Result<Acquired<'o>, LockError<'o>> {
-        if self.done.get() {
-            return Err(LockError::AfterDone);
-        }
+        debug_assert!(!self.done.get());
         // SAFETY: `resv` and the context are initialised (type invariants of both).
         let ret = unsafe {
             if interruptible {
@@ -152,8 +148,8 @@ impl AcquireCtx {
         self.done.get()
     }
 
-    /// Marks the end of the acquire phase (`ww_acquire_done`): every further lock in this
-    /// context fails with [`LockError::AfterDone`].
+    /// Marks the end of the acquire phase (`ww_acquire_done`): nothing more may be locked in this
+    /// context until it is restarted.
     pub(super) fn mark_done(&self) {
         if !self.done.replace(true) {
             // SAFETY: The context is initialised (type invariant) and `done` was false, so
