@@ -13,7 +13,7 @@ use kernel::{
     prelude::*,
     str::CString,
     sync::{
-        atomic::{Acquire, Atomic, Full, Relaxed},
+        atomic::{Atomic, Full, Relaxed},
         Arc, Completion, Mutex,
     },
     workqueue,
@@ -61,7 +61,6 @@ extern "C" {
         backoffs: *mut u64,
     );
     fn dl_bench_c_check_ctx(obj: *mut bindings::dma_resv, held: u32) -> i32;
-    fn dl_bench_relax();
     fn dl_bench_online_cpus() -> u32;
 }
 
@@ -422,6 +421,11 @@ struct Run {
     contender: Contender,
     workers: u32,
     arrived: Atomic<u32>,
+    /// Completed by the last worker to arrive: the others sleep until then. A spinning barrier
+    /// kept every CPU busy when there were as many workers as CPUs, and User-Mode Linux then
+    /// never ran the work items still to start (8 workers on 8 CPUs hung).
+    #[pin]
+    started: Completion,
     finished: Atomic<u32>,
     start_ns: Atomic<u64>,
     end_ns: Atomic<u64>,
@@ -482,13 +486,12 @@ fn contend_c(objects: &Objects, seed: u32) -> u64 {
 }
 
 fn contention_worker(run: &Run, seed: u32) {
-    // Start together: the last to arrive takes the time, the others wait for it.
+    // Start together: the last to arrive takes the time and wakes the others.
     if run.arrived.fetch_add(1, Full) + 1 == run.workers {
         run.start_ns.store(now_ns(), Relaxed);
-    }
-    while run.arrived.load(Acquire) < run.workers {
-        // SAFETY: Only yields the CPU; no preconditions.
-        unsafe { dl_bench_relax() };
+        run.started.complete_all();
+    } else {
+        run.started.wait_for_completion();
     }
     let backoffs = match run.contender {
         Contender::CLoop => contend_c(&run.objects, seed),
@@ -518,6 +521,7 @@ fn contention_run(
             contender,
             workers,
             arrived: Atomic::new(0),
+            started <- Completion::new(),
             finished: Atomic::new(0),
             start_ns: Atomic::new(0),
             end_ns: Atomic::new(0),

@@ -9,7 +9,6 @@
 #include <linux/dma-fence.h>
 #include <linux/cpumask.h>
 #include <linux/ktime.h>
-#include <linux/sched.h>
 
 #include "c_paths.h"
 #include "../rust/helpers.h"
@@ -161,13 +160,6 @@ int dl_bench_c_check_ctx(struct dma_resv *obj, u32 held)
 		ret = -EINVAL;
 	ww_acquire_fini(&now);
 	return ret;
-}
-
-/* For the contention workers' start barrier: let others run while waiting for them. */
-void dl_bench_relax(void)
-{
-	cond_resched();
-	cpu_relax();
 }
 
 u32 dl_bench_online_cpus(void)
