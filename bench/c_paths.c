@@ -141,25 +141,23 @@ void dl_bench_c_contend(struct dma_resv **objs, u32 n, u32 rounds, u32 seed, u64
 }
 
 /*
- * Checks the acquire context in which the caller holds obj, and held locks in all, against one
- * that ww_acquire_init() sets up now: the same owner, wounded state and algorithm, an older
- * stamp, and held locks counted. The Rust library writes these fields itself where the header
- * has no debugging code (rust/dmabuf_lock/acquire/ww.rs). Returns 0, or -EINVAL on a mismatch.
+ * Checks the acquire context in which the caller holds obj, and held locks in all, against what
+ * ww_acquire_init() sets up: this task as the owner, not wounded, the class's algorithm, a stamp
+ * the class has handed out (returned in *stamp), and the held locks counted. The Rust library
+ * writes these fields itself where the header has no debugging code
+ * (rust/dmabuf_lock/acquire/ww.rs). No second context is set up to compare with: lockdep
+ * reports two contexts on one task. Returns 0, or -EINVAL on a mismatch.
  */
-int dl_bench_c_check_ctx(struct dma_resv *obj, u32 held)
+int dl_bench_c_check_ctx(struct dma_resv *obj, u32 held, unsigned long *stamp)
 {
 	struct ww_acquire_ctx *ctx = READ_ONCE(obj->lock.ctx);
-	struct ww_acquire_ctx now;
-	int ret = 0;
 
-	if (!ctx)
+	if (!ctx || ctx->task != current || ctx->acquired != held || ctx->wounded ||
+	    ctx->is_wait_die != reservation_ww_class.is_wait_die || !ctx->stamp ||
+	    ctx->stamp > (unsigned long)atomic_long_read(&reservation_ww_class.stamp))
 		return -EINVAL;
-	ww_acquire_init(&now, &reservation_ww_class);
-	if (ctx->task != now.task || ctx->acquired != held || ctx->wounded != now.wounded ||
-	    ctx->is_wait_die != now.is_wait_die || ctx->stamp >= now.stamp)
-		ret = -EINVAL;
-	ww_acquire_fini(&now);
-	return ret;
+	*stamp = ctx->stamp;
+	return 0;
 }
 
 u32 dl_bench_online_cpus(void)
