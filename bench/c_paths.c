@@ -9,7 +9,6 @@
 #include <linux/dma-fence.h>
 #include <linux/cpumask.h>
 #include <linux/ktime.h>
-#include <linux/sched.h>
 
 #include "c_paths.h"
 #include "../rust/helpers.h"
@@ -89,9 +88,10 @@ u64 dl_bench_c_lock_all(struct dma_resv **objs, u32 n, u32 iters)
 }
 
 /*
- * The same loop with its acquire context reached the way the Rust library reaches it today:
- * through the out-of-line helpers that dmabuf_lock.ko exports for the static inlines
- * ww_acquire_init/done/fini. The difference to dl_bench_c_lock_all() is what those calls cost.
+ * The same loop with its acquire context reached through the out-of-line helpers that
+ * dmabuf_lock.ko exports for the static inlines ww_acquire_init/done/fini, as the Rust library
+ * reached them before it wrote them in Rust (rust/dmabuf_lock/acquire/ww.rs; with lock debugging
+ * it still does). The difference to dl_bench_c_lock_all() is what those calls cost.
  */
 u64 dl_bench_c_lock_all_via_helpers(struct dma_resv **objs, u32 n, u32 iters)
 {
@@ -140,11 +140,24 @@ void dl_bench_c_contend(struct dma_resv **objs, u32 n, u32 rounds, u32 seed, u64
 	}
 }
 
-/* For the contention workers' start barrier: let others run while waiting for them. */
-void dl_bench_relax(void)
+/*
+ * Checks the acquire context in which the caller holds obj, and held locks in all, against what
+ * ww_acquire_init() sets up: this task as the owner, not wounded, the class's algorithm, a stamp
+ * the class has handed out (returned in *stamp), and the held locks counted. The Rust library
+ * writes these fields itself where the header has no debugging code
+ * (rust/dmabuf_lock/acquire/ww.rs). No second context is set up to compare with: lockdep
+ * reports two contexts on one task. Returns 0, or -EINVAL on a mismatch.
+ */
+int dl_bench_c_check_ctx(struct dma_resv *obj, u32 held, unsigned long *stamp)
 {
-	cond_resched();
-	cpu_relax();
+	struct ww_acquire_ctx *ctx = READ_ONCE(obj->lock.ctx);
+
+	if (!ctx || ctx->task != current || ctx->acquired != held || ctx->wounded ||
+	    ctx->is_wait_die != reservation_ww_class.is_wait_die || !ctx->stamp ||
+	    ctx->stamp > (unsigned long)atomic_long_read(&reservation_ww_class.stamp))
+		return -EINVAL;
+	*stamp = ctx->stamp;
+	return 0;
 }
 
 u32 dl_bench_online_cpus(void)

@@ -38,7 +38,7 @@ u64 dl_bench_c_lock_all(struct dma_resv **objs, u32 n, u32 iters);
 u64 dl_bench_c_lock_all_via_helpers(struct dma_resv **objs, u32 n, u32 iters);
 u64 dl_bench_c_signalling(u32 iters);
 void dl_bench_c_contend(struct dma_resv **objs, u32 n, u32 rounds, u32 seed, u64 *backoffs);
-void dl_bench_relax(void);
+int dl_bench_c_check_ctx(struct dma_resv *obj, u32 held, unsigned long *stamp);
 u32 dl_bench_online_cpus(void);
 
 /* drm_exec over GEM objects that share the given reservations (c_drm_exec.c). */

@@ -14,10 +14,9 @@
 //! duplicates, `ww_acquire_done` once all are held, `ww_acquire_fini` after the last unlock),
 //! R7 (the context is `!Send`).
 
-use super::{
-    ffi,
-    resv::{Resv, ResvGuard},
-};
+mod ww;
+
+use super::resv::{Resv, ResvGuard};
 use core::cell::Cell;
 use kernel::{
     bindings,
@@ -53,8 +52,6 @@ pub(super) enum LockError<'o> {
     /// `-EDEADLK`: an older context holds `0`. Drop every lock of the context, then take this one
     /// first with [`AcquireCtx::lock_contended`].
     Deadlock(&'o Resv),
-    /// The context was already marked done.
-    AfterDone,
     /// `-EINTR` or any other error from the ww_mutex code.
     Failed(Error),
 }
@@ -63,7 +60,6 @@ impl From<LockError<'_>> for Error {
     fn from(e: LockError<'_>) -> Error {
         match e {
             LockError::Deadlock(_) => EDEADLK,
-            LockError::AfterDone => EINVAL,
             LockError::Failed(e) => e,
         }
     }
@@ -76,7 +72,7 @@ impl AcquireCtx {
         pin_init!(Self {
             // SAFETY: `ww_acquire_init` initialises the context in place; it is pinned, so the
             // lockdep map and the owner pointers that the ww_mutex code keeps stay valid.
-            raw <- Opaque::ffi_init(|slot| unsafe { ffi::dl_ww_acquire_init(slot) }),
+            raw <- Opaque::ffi_init(|slot| unsafe { ww::init(slot) }),
             done: Cell::new(false),
             _not_send: NotThreadSafe,
         })
@@ -115,7 +111,8 @@ impl AcquireCtx {
         Ok(unsafe { ResvGuard::new(resv) })
     }
 
-    /// Locks `resv` in this context.
+    /// Locks `resv` in this context, during the acquire phase: the context is not marked done
+    /// ([`AcquireCtx::mark_done`]; the locker's passes run only before it marks it).
     ///
     /// # Safety
     ///
@@ -127,9 +124,7 @@ impl AcquireCtx {
         resv: &'o Resv,
         interruptible: bool,
     ) -> core::result::Result<Acquired<'o>, LockError<'o>> {
-        if self.done.get() {
-            return Err(LockError::AfterDone);
-        }
+        debug_assert!(!self.done.get());
         // SAFETY: `resv` and the context are initialised (type invariants of both).
         let ret = unsafe {
             if interruptible {
@@ -153,13 +148,13 @@ impl AcquireCtx {
         self.done.get()
     }
 
-    /// Marks the end of the acquire phase (`ww_acquire_done`): every further lock in this
-    /// context fails with [`LockError::AfterDone`].
+    /// Marks the end of the acquire phase (`ww_acquire_done`): nothing more may be locked in this
+    /// context until it is restarted.
     pub(super) fn mark_done(&self) {
         if !self.done.replace(true) {
             // SAFETY: The context is initialised (type invariant) and `done` was false, so
             // `ww_acquire_done` is called once.
-            unsafe { ffi::dl_ww_acquire_done(self.as_raw()) };
+            unsafe { ww::done(self.as_raw()) };
         }
     }
 
@@ -174,8 +169,8 @@ impl AcquireCtx {
         // SAFETY: The context is initialised (type invariant) and holds no lock (the caller's
         // guarantee), so it may be finalised; it is initialised again in place right away.
         unsafe {
-            ffi::dl_ww_acquire_fini(this.raw.get());
-            ffi::dl_ww_acquire_init(this.raw.get());
+            ww::fini(this.raw.get());
+            ww::init(this.raw.get());
         }
         // INVARIANT: A fresh context has not been marked done.
         this.done.set(false);
@@ -188,6 +183,6 @@ impl PinnedDrop for AcquireCtx {
         // SAFETY: The context is initialised (type invariant). Its only owner, the locker,
         // drops every guard taken in it before its fields are dropped, so no lock is held in it:
         // `ww_acquire_fini` may run, once.
-        unsafe { ffi::dl_ww_acquire_fini(self.raw.get()) };
+        unsafe { ww::fini(self.raw.get()) };
     }
 }

@@ -271,6 +271,7 @@ impl<'o> ResvLocker<'o> {
             }
             this.stats.passes = this.stats.passes.wrapping_add(1);
             let result = pass_fn(&mut Pass {
+                flags: this.flags,
                 locker: &mut *this,
                 _task: task,
             });
@@ -535,11 +536,11 @@ impl<'o> ResvLocker<'o> {
     /// if that fails, the guard is dropped and the lock released.
     #[inline(always)]
     fn hold(&mut self, mut guard: ResvGuard<'o>, slots: u32) -> Result {
-        if self.held.len() == self.held.capacity() {
-            self.stats.allocations = self.stats.allocations.wrapping_add(1);
-        }
         if slots > 0 {
             guard.reserve_fences(slots)?;
+        }
+        if self.held.len() == self.held.capacity() {
+            self.stats.allocations = self.stats.allocations.wrapping_add(1);
         }
         self.held.push(guard, GFP_KERNEL)?;
         Ok(())
@@ -556,6 +557,9 @@ impl PinnedDrop for ResvLocker<'_> {
 
 /// One run of the closure given to [`ResvLocker::lock_all`].
 pub struct Pass<'l, 'o> {
+    /// The locker's flags, copied: a pass reads them for every object, and a copy of its own
+    /// stays in registers across the lock calls, which may write to the locker's memory.
+    flags: LockerFlags,
     locker: &'l mut ResvLocker<'o>,
     _task: &'l MayBlock,
 }
@@ -584,8 +588,7 @@ impl<'o> Pass<'_, 'o> {
     /// ```
     #[inline(always)]
     pub fn lock(&mut self, resv: &'o Resv) -> core::result::Result<(), PassError> {
-        let slots = self.locker.flags.fence_slots;
-        self.lock_reserving(resv, slots)
+        self.lock_reserving(resv, self.flags.fence_slots)
     }
 
     /// Locks `resv` and reserves `num_fences` fence slots on it (`drm_exec_prepare_obj()`),
@@ -678,20 +681,22 @@ impl<'o> Pass<'_, 'o> {
         resv: &'o Resv,
         slots: u32,
     ) -> core::result::Result<(), PassError> {
+        let flags = self.flags;
         let l = &mut *self.locker;
         if l.contended.is_some() {
             return Err(PassError(PassErrorKind::Contended));
         }
         // SAFETY: The guard is stored in `held` (or dropped), which is emptied before the
-        // context is finalised (`ResvLocker`'s drop) or restarted (`reset`).
-        match unsafe { l.ctx.lock(resv, l.flags.interruptible) } {
+        // context is finalised (`ResvLocker`'s drop) or restarted (`reset`). A pass runs only
+        // before `lock_all` marks the context done.
+        match unsafe { l.ctx.lock(resv, flags.interruptible) } {
             Ok(Acquired::Locked(guard)) => Ok(l.hold(guard, slots)?),
             Ok(Acquired::AlreadyHeld) => {
                 let prelocked = l.prelocked.take_if(|g| core::ptr::eq(g.resv(), resv));
                 if let Some(guard) = prelocked {
                     // Taken on the slow path; it joins the list in the order of this pass.
                     Ok(l.hold(guard, slots)?)
-                } else if l.flags.ignore_duplicates {
+                } else if flags.ignore_duplicates {
                     let held = l.held.iter_mut().find(|g| core::ptr::eq(g.resv(), resv));
                     if let (Some(guard), true) = (held, slots > 0) {
                         guard.reserve_fences(slots)?;
