@@ -59,6 +59,10 @@
 //! # Ok::<(), Error>(())
 //! ```
 
+mod irq;
+
+pub use irq::{ArmedIrqJob, HwCompletion, IrqHandler, IrqSection, PreparedIrqJob};
+
 use super::{
     context::MayBlock,
     fence::{DriverFence, Fence, FenceTimeline, ModuleRef, PreparedFence},
