@@ -12,9 +12,10 @@
 //! `-ECANCELED` and a warning).
 //!
 //! Code and data they point at: an unsignalled driver fence points at its `ops`, which live in
-//! `dmabuf_lock.ko`, and at its driver and timeline names, which live in the fence's own memory
+//! `dmabuf_lock.ko` (or, for a timeline made by [`FenceTimeline::with_hardware`], in the module
+//! that made it), and at its driver and timeline names, which live in the fence's own memory
 //! (a driver names its fences with [`FenceTimeline::with_names`]); it holds a reference on
-//! `dmabuf_lock.ko` until it has signalled (Linux 7.3 detaches `ops` from a fence when it
+//! the module of its ops until it has signalled (Linux 7.3 detaches `ops` from a fence when it
 //! signals, and frees the fence's memory an RCU grace period after its last reference). A
 //! registered callback points at its trampoline in the module that registered it (the library
 //! is compiled into every module), and holds a reference on that module until it is removed.

@@ -34,7 +34,10 @@ impl kernel::Module for R4AllocInIrqHandlerGood {
             LAST_DONE.store(fence.fence().seqno(), Relaxed);
             fence.signal(Ok(()));
         })?;
-        pr_info!("job {} signalled from the completion interrupt\n", LAST_DONE.load(Relaxed));
+        pr_info!(
+            "job {} signalled from the completion interrupt\n",
+            LAST_DONE.load(Relaxed)
+        );
         Ok(Self)
     }
 }

@@ -248,7 +248,13 @@ impl<H: FenceHardware> HwOps<H> {
 /// `fence` is the `base` of a live `DriverFenceStorage`.
 unsafe extern "C" fn driver_name(fence: *mut bindings::dma_fence) -> *const kernel::ffi::c_char {
     // SAFETY: The caller guarantees the storage; the names never change after `prepare`.
-    unsafe { (*fence.cast::<DriverFenceStorage>()).names.driver.as_ptr().cast() }
+    unsafe {
+        (*fence.cast::<DriverFenceStorage>())
+            .names
+            .driver
+            .as_ptr()
+            .cast()
+    }
 }
 
 /// The `get_timeline_name` op.
@@ -258,5 +264,11 @@ unsafe extern "C" fn driver_name(fence: *mut bindings::dma_fence) -> *const kern
 /// As [`driver_name`].
 unsafe extern "C" fn timeline_name(fence: *mut bindings::dma_fence) -> *const kernel::ffi::c_char {
     // SAFETY: As in `driver_name`.
-    unsafe { (*fence.cast::<DriverFenceStorage>()).names.timeline.as_ptr().cast() }
+    unsafe {
+        (*fence.cast::<DriverFenceStorage>())
+            .names
+            .timeline
+            .as_ptr()
+            .cast()
+    }
 }

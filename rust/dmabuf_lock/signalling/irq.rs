@@ -442,7 +442,9 @@ impl<F: IrqHandler> IrqJob<F> {
     /// # Safety
     ///
     /// Called by the hrtimer core for a started `completion` timer.
-    unsafe extern "C" fn completion_fired(timer: *mut bindings::hrtimer) -> bindings::hrtimer_restart {
+    unsafe extern "C" fn completion_fired(
+        timer: *mut bindings::hrtimer,
+    ) -> bindings::hrtimer_restart {
         // SAFETY: The timer is a job's `completion`, kept alive by the reference it holds.
         let this = unsafe { Self::from_timer(timer, core::mem::offset_of!(Self, completion)) };
         // SAFETY: As above, until the `put` below.
@@ -467,7 +469,9 @@ impl<F: IrqHandler> IrqJob<F> {
     /// # Safety
     ///
     /// Called by the hrtimer core for a started `watchdog` timer.
-    unsafe extern "C" fn watchdog_fired(timer: *mut bindings::hrtimer) -> bindings::hrtimer_restart {
+    unsafe extern "C" fn watchdog_fired(
+        timer: *mut bindings::hrtimer,
+    ) -> bindings::hrtimer_restart {
         // SAFETY: The timer is a job's `watchdog`, kept alive by the reference it holds.
         let this = unsafe { Self::from_timer(timer, core::mem::offset_of!(Self, watchdog)) };
         // SAFETY: As above, until the `put` below.
