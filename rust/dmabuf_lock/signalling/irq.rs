@@ -227,8 +227,8 @@ impl<'t, F: IrqHandler> PreparedIrqJob<'t, F> {
         job.refs.store(2, Relaxed);
         // SAFETY: The job is not moved out of the allocation: it is freed in place by `put`.
         let job = NonNull::from(KBox::leak(unsafe { Pin::into_inner_unchecked(job) }));
-        // SAFETY: The job is alive (the handle's reference, kept); the watchdog gets its own.
-        let (watchdog, timeout) = unsafe { (job.as_ref().watchdog.get(), job.as_ref().timeout) };
+        // SAFETY: The job is alive: the handle's reference, kept.
+        let (watchdog, timeout) = unsafe { (IrqJob::watchdog(job), job.as_ref().timeout) };
         // SAFETY: The watchdog was set up in `new` and not started; one reference is its own.
         unsafe { start(watchdog, timeout) };
         ArmedIrqJob {
@@ -321,7 +321,7 @@ impl<F: IrqHandler> ArmedIrqJob<'_, F> {
         match completion {
             HwCompletion::After(ms) => {
                 // SAFETY: `job` is live: this value holds a reference (type invariant).
-                let timer = unsafe { job.as_ref().completion.get() };
+                let timer = unsafe { IrqJob::completion(job) };
                 // SAFETY: The completion timer was set up in `new` and never started; the
                 // handle's reference becomes its own.
                 unsafe { start(timer, Delta::from_millis(i64::from(ms))) };
@@ -390,6 +390,27 @@ impl<F: IrqHandler> IrqJob<F> {
                 )
             }
         })
+    }
+
+    /// The job's completion timer, as a pointer that keeps the provenance of the whole job,
+    /// which the timer's callback reaches back to.
+    ///
+    /// # Safety
+    ///
+    /// `job` is live.
+    unsafe fn completion(job: NonNull<Self>) -> *mut bindings::hrtimer {
+        // SAFETY: The caller guarantees `job`; a raw projection creates no reference.
+        Opaque::cast_into(unsafe { &raw const (*job.as_ptr()).completion })
+    }
+
+    /// The job's watchdog timer, as [`Self::completion`] gives its completion timer.
+    ///
+    /// # Safety
+    ///
+    /// `job` is live.
+    unsafe fn watchdog(job: NonNull<Self>) -> *mut bindings::hrtimer {
+        // SAFETY: As in `completion`.
+        Opaque::cast_into(unsafe { &raw const (*job.as_ptr()).watchdog })
     }
 
     /// Takes the fence if nothing took it before: only the first caller gets it.
