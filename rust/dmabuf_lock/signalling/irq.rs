@@ -78,8 +78,8 @@ use kernel::{
     types::{NotThreadSafe, Opaque},
 };
 
-/// The signalling section of a completion interrupt: what the handler of an [`IrqSection`]
-/// job may do while it signals its fence.
+/// The signalling section of a completion interrupt: what the handler of a [`PreparedIrqJob`]
+/// may do while it signals its fence.
 ///
 /// It offers nothing, on purpose: in interrupt context a fence may be signalled (consume the
 /// [`DriverFence`]), spinlocks that are interrupt-safe taken and atomics used; no allocation
@@ -114,6 +114,21 @@ pub struct IrqSection {
 }
 
 /// When the "hardware" of an [`ArmedIrqJob`] raises its completion interrupt.
+///
+/// ```
+/// use dmabuf_lock::signalling::HwCompletion;
+///
+/// /// What a job's ioctl asked of the simulated engine.
+/// fn engine(delay_ms: u32, hang: bool) -> HwCompletion {
+///     if hang {
+///         HwCompletion::Never
+///     } else {
+///         HwCompletion::After(delay_ms)
+///     }
+/// }
+/// assert_eq!(engine(5, false), HwCompletion::After(5));
+/// assert_eq!(engine(5, true), HwCompletion::Never);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HwCompletion {
     /// After this many milliseconds.
@@ -145,7 +160,19 @@ pub struct PreparedIrqJob<'t, F: IrqHandler> {
     job: Pin<KBox<IrqJob<F>>>,
 }
 
-/// A completion interrupt's handler: [`PreparedIrqJob`]'s `on_irq`.
+/// A completion interrupt's handler: [`PreparedIrqJob`]'s `on_irq`. Every closure or function
+/// of the right signature that is `Copy`, `Send` and `'static` is one.
+///
+/// ```
+/// use dmabuf_lock::{fence::DriverFence, signalling::{IrqHandler, IrqSection}};
+///
+/// fn handler() -> impl IrqHandler {
+///     |fence: DriverFence, _irq: &mut IrqSection| fence.signal(Ok(()))
+/// }
+/// let on_irq = handler();
+/// let copy = on_irq; // `Copy`: it owns nothing that needs dropping in the interrupt
+/// # let _ = (on_irq, copy);
+/// ```
 pub trait IrqHandler: FnOnce(DriverFence, &mut IrqSection) + Copy + Send + 'static {}
 
 impl<F: FnOnce(DriverFence, &mut IrqSection) + Copy + Send + 'static> IrqHandler for F {}
