@@ -64,11 +64,28 @@ bool dl_dma_fence_is_later_or_same(struct dma_fence *f1, struct dma_fence *f2)
 }
 EXPORT_SYMBOL_GPL(dl_dma_fence_is_later_or_same);
 
-void dl_dma_fence_set_error(struct dma_fence *fence, int error)
+/*
+ * Signals @fence, with @error (0 for none) set first, unless it has signalled already: a
+ * driver's `signaled` hook may have signalled it from dma_fence_is_signaled(). The check and
+ * the signal are one step under the fence's lock, so the error is never set on a signalled
+ * fence. Any context. Returns whether this call signalled the fence.
+ */
+bool dl_dma_fence_signal_error(struct dma_fence *fence, int error)
 {
-	dma_fence_set_error(fence, error);
+	unsigned long flags;
+	bool signalled = false;
+
+	dma_fence_lock_irqsave(fence, flags);
+	if (!dma_fence_test_signaled_flag(fence)) {
+		if (error)
+			dma_fence_set_error(fence, error);
+		dma_fence_signal_locked(fence);
+		signalled = true;
+	}
+	dma_fence_unlock_irqrestore(fence, flags);
+	return signalled;
 }
-EXPORT_SYMBOL_GPL(dl_dma_fence_set_error);
+EXPORT_SYMBOL_GPL(dl_dma_fence_signal_error);
 
 /*
  * The lockdep annotations below are macros that record their caller's address; passing

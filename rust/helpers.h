@@ -27,7 +27,7 @@ void dl_dma_fence_put(struct dma_fence *fence);
 bool dl_dma_fence_is_container(struct dma_fence *fence);
 bool dl_dma_fence_is_signaled(struct dma_fence *fence);
 bool dl_dma_fence_is_later_or_same(struct dma_fence *f1, struct dma_fence *f2);
-void dl_dma_fence_set_error(struct dma_fence *fence, int error);
+bool dl_dma_fence_signal_error(struct dma_fence *fence, int error);
 void dl_might_lock_mutex(struct mutex *lock);
 void dl_might_lock_spinlock(spinlock_t *lock);
 void dl_dma_resv_might_lock(struct dma_resv *obj);
@@ -36,13 +36,16 @@ void dl_lock_map_acquire_read(struct lockdep_map *map);
 void dl_lock_map_release(struct lockdep_map *map);
 /*
  * A driver fence of the library (rust/dmabuf_lock/fence.rs, DriverFenceStorage, has the same
- * layout): the fence, then its NUL-terminated driver and timeline names.
+ * layout): the fence, then its NUL-terminated driver and timeline names, then the driver's
+ * hardware that its `signaled` and `enable_signaling` hooks read (NULL for these ops, which
+ * have none; rust/dmabuf_lock/fence/hardware.rs).
  */
 #define DL_FENCE_NAME_SIZE 32
 struct dl_driver_fence {
 	struct dma_fence base;
 	char driver_name[DL_FENCE_NAME_SIZE];
 	char timeline_name[DL_FENCE_NAME_SIZE];
+	const void *hw;
 };
 extern const struct dma_fence_ops dl_driver_fence_ops;
 struct module *dl_core_module(void);

@@ -6,18 +6,18 @@
 //! a full `dma_buf_ops` (attach and detach, pin and unpin, map and unmap with an `sg_table`,
 //! `mmap`, `vmap` and `vunmap`, CPU access, release). Its job ioctl is the dma-buf submission
 //! pattern: copy the arguments in (before any lock, R1), lock every buffer with the multi-object
-//! locker (R6), publish one write fence on each, unlock, and signal the fence from a work item
-//! that runs inside a fence-signalling section (R4, R5, R8). The job's fence and work item are
-//! allocated before any lock, and the submission tail, from publishing the fence to queueing
-//! the work item, is a signalling section in which nothing allocates (R4). Its evict ioctl moves a buffer
+//! locker (R6), publish one write fence on each, unlock, and signal the fence from the
+//! "hardware"'s completion interrupt, an hrtimer (R4, R8). The job's fence and timers are
+//! allocated before any lock, and the submission tail, from publishing the fence to handing the
+//! job to the hardware, is a signalling section in which nothing allocates (R4). A watchdog
+//! signals the fence of a job whose hardware never completes with `-ETIMEDOUT` (R8). Its evict ioctl moves a buffer
 //! under its reservation, so dynamic importers see `invalidate_mappings` (R10). The callbacks
 //! that the core calls with the reservation held never take it again (R10).
 //!
 //! The ioctls are in `samples/uapi/dmabuf_lock_sample.h`. Each exported buffer holds a module
 //! reference, so the module cannot be unloaded while buffers are alive; so does each job until
-//! it has run, since its work item is this module's code. Jobs complete on the module's own
-//! signalling queue, which module exit drains. The jobs' fences report the driver name
-//! `dmabuf_exporter`.
+//! its timers are done, since they run this module's code. The jobs' fences report the driver
+//! name `dmabuf_exporter`.
 //!
 //! Buffer pages are charged to the caller's memory cgroup, and the buffers one open file has
 //! created and that are still alive hold at most [`DLS_MAX_FILE_PAGES`] pages.
@@ -52,9 +52,12 @@ use dmabuf_lock::{
     fence::FenceTimeline,
     locker::{LockerFlags, ResvLocker},
     resv::FenceUsage,
-    signalling::SignallingQueue,
+    signalling::{HwCompletion, PreparedIrqJob},
 };
-use uapi::{DlsCreate, DlsJob, DLS_MAX_FILE_PAGES, DLS_MAX_JOB_BUFFERS, DLS_MAX_PAGES};
+use uapi::{
+    DlsCreate, DlsJob, DLS_JOB_GRACE_MS, DLS_JOB_HANG, DLS_MAX_FILE_PAGES, DLS_MAX_JOB_BUFFERS,
+    DLS_MAX_PAGES,
+};
 
 module! {
     type: ExporterModule,
@@ -77,18 +80,11 @@ unsafe impl AsBytes for DlsJob {}
 struct ExporterModule {
     #[pin]
     misc: MiscDeviceRegistration<ExporterFile>,
-    /// Where jobs complete (`WQ_MEM_RECLAIM`). Dropped after `misc`, so after every file is
-    /// closed; dropping it waits for every queued job to run.
-    jobs: Arc<SignallingQueue>,
 }
 
 impl kernel::InPlaceModule for ExporterModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
-            jobs: Arc::new(
-                SignallingQueue::new(c"dmabuf_exporter_jobs", &MayBlock::new()?)?,
-                GFP_KERNEL,
-            )?,
             misc <- MiscDeviceRegistration::register(MiscDeviceOptions {
                 name: c"dmabuf_exporter",
             }),
@@ -126,11 +122,9 @@ impl Drop for Charge {
     }
 }
 
-/// An open `/dev/dmabuf_exporter`: the timeline of its jobs' fences, the module's job queue, and
-/// what its buffers hold.
+/// An open `/dev/dmabuf_exporter`: the timeline of its jobs' fences, and what its buffers hold.
 struct ExporterFile {
     timeline: FenceTimeline,
-    jobs: Arc<SignallingQueue>,
     budget: Arc<PageBudget>,
 }
 
@@ -138,16 +132,10 @@ struct ExporterFile {
 impl MiscDevice for ExporterFile {
     type Ptr = KBox<Self>;
 
-    fn open(_file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<KBox<Self>> {
-        let misc = core::ptr::from_ref(misc);
-        // SAFETY: The only registration of `ExporterFile`s is the `misc` field of the module's
-        // pinned `ExporterModule`, which lives while one of its files is being opened (the
-        // device's file operations hold a reference on the module).
-        let module = unsafe { &*kernel::container_of!(misc, ExporterModule, misc) };
+    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<KBox<Self>> {
         Ok(KBox::new(
             Self {
                 timeline: FenceTimeline::with_names(c"dmabuf_exporter", c"dmabuf_exporter-jobs")?,
-                jobs: module.jobs.clone(),
                 budget: Arc::new(PageBudget(Atomic::new(0)), GFP_KERNEL)?,
             },
             GFP_KERNEL,
@@ -240,9 +228,16 @@ fn own_buffer(fd: i32) -> Result<ARef<DmaBuf>> {
 impl ExporterFile {
     fn job(&self, task: &mut MayBlock, arg: usize) -> Result<isize> {
         let mut a: DlsJob = sys::read_arg(arg, |a: &DlsJob| (a.version, a.size))?;
-        if a.count == 0 || a.count > DLS_MAX_JOB_BUFFERS || a.delay_ms > 10_000 {
+        let delay_ms = a.delay_ms & !DLS_JOB_HANG;
+        if a.count == 0 || a.count > DLS_MAX_JOB_BUFFERS || delay_ms > 10_000 {
             return Err(EINVAL);
         }
+        // What the "hardware" will do: raise its completion interrupt after the delay, or hang.
+        let completion = if a.delay_ms & DLS_JOB_HANG != 0 {
+            HwCompletion::Never
+        } else {
+            HwCompletion::After(delay_ms)
+        };
         // User memory is read before any reservation is taken (R1).
         let count = a.count as usize;
         let mut raw = KVec::<u8>::with_capacity(count * size_of::<i32>(), GFP_KERNEL)?;
@@ -261,10 +256,12 @@ impl ExporterFile {
         // taken back: check now, before any lock (R1), that the argument can be written.
         sys::write_arg(arg, &a)?;
         // Everything the job needs is allocated now, before its fence exists (R4): the fence's
-        // storage and the work item that signals it (the "hardware" finishes after the delay).
-        let job = self
-            .jobs
-            .prepare(task, &self.timeline, |fence, _section| fence.signal(Ok(())))?;
+        // storage, the hrtimer that stands in for the hardware's completion interrupt, whose
+        // handler signals the fence, and the watchdog that times the job out (R8).
+        let timeout_ms = delay_ms + DLS_JOB_GRACE_MS;
+        let job = PreparedIrqJob::new(task, &self.timeline, timeout_ms, |fence, _irq| {
+            fence.signal(Ok(()))
+        })?;
         // The locker lives in this block only: its acquire context counts as a reservation lock
         // for lockdep until it is finalised, so it must be gone before user memory is touched
         // again below (R1).
@@ -278,18 +275,19 @@ impl ExporterFile {
             locker
                 .as_mut()
                 .lock_iter(task, buffers.iter().map(|buf| buf.resv()))?;
-            // The submission tail: from publishing the fence until the work item that signals
-            // it is queued, this is a fence-signalling critical section (R4, R5). Nothing in it
-            // allocates or blocks, and lockdep would report it if something did.
+            // The submission tail: from publishing the fence until the job is handed to the
+            // hardware, this is a fence-signalling critical section (R4, R5). Nothing in it
+            // allocates or blocks, and lockdep would report it if something did. Arming starts
+            // the watchdog.
             let section = task.signalling_section();
             let job = job.arm(&section);
             for mut held in locker.as_mut().locked_mut() {
-                // On an error the job is dropped unqueued, which cancels its fence (R8).
+                // On an error the job is dropped unsubmitted, which cancels its fence (R8).
                 held.add_fence(job.fence(), FenceUsage::Write)?;
             }
             let seqno = job.fence().seqno();
-            // A timer per job: no job's completion waits behind another's delay (R8).
-            job.queue_after(a.delay_ms);
+            // Timers per job: no job's completion waits behind another's delay (R8).
+            job.submit(completion);
             drop(section);
             seqno
         };

@@ -12,6 +12,10 @@ pub const DLS_MAX_PAGES: u64 = 1024;
 pub const DLS_MAX_JOB_BUFFERS: u32 = 64;
 /// Most pages the live buffers created through one open exporter file may hold.
 pub const DLS_MAX_FILE_PAGES: u64 = 16384;
+/// A job's `delay_ms` flag: the job never completes, its watchdog times it out.
+pub const DLS_JOB_HANG: u32 = 1 << 31;
+/// How long after its delay a job's watchdog signals its fence with `-ETIMEDOUT`.
+pub const DLS_JOB_GRACE_MS: u32 = 1000;
 
 /// `struct dls_create`.
 #[repr(C)]
@@ -41,7 +45,8 @@ pub struct DlsJob {
     pub fds_ptr: u64,
     /// Number of buffers.
     pub count: u32,
-    /// Milliseconds until the job's fence signals.
+    /// Milliseconds until the job's fence signals, or'ed with [`DLS_JOB_HANG`] for a job that
+    /// never completes.
     pub delay_ms: u32,
     /// Out: the fence's sequence number.
     pub seqno: u64,

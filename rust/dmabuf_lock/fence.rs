@@ -12,15 +12,21 @@
 //! `-ECANCELED` and a warning).
 //!
 //! Code and data they point at: an unsignalled driver fence points at its `ops`, which live in
-//! `dmabuf_lock.ko`, and at its driver and timeline names, which live in the fence's own memory
+//! `dmabuf_lock.ko` (or, for a timeline made by [`FenceTimeline::with_hardware`], in the module
+//! that made it), and at its driver and timeline names, which live in the fence's own memory
 //! (a driver names its fences with [`FenceTimeline::with_names`]); it holds a reference on
-//! `dmabuf_lock.ko` until it has signalled (Linux 7.3 detaches `ops` from a fence when it
+//! the module of its ops until it has signalled (Linux 7.3 detaches `ops` from a fence when it
 //! signals, and frees the fence's memory an RCU grace period after its last reference). A
 //! registered callback points at its trampoline in the module that registered it (the library
 //! is compiled into every module), and holds a reference on that module until it is removed.
 
 use super::{context::MayBlock, ffi};
 use core::ptr::{self, NonNull};
+
+mod hardware;
+
+pub use hardware::FenceHardware;
+use hardware::{FenceOps, HwRef};
 use kernel::{
     bindings,
     error::{code::*, to_result, Error, Result},
@@ -397,12 +403,13 @@ impl FenceNames {
     }
 }
 
-/// The memory of a driver fence: `struct dl_driver_fence` of `rust/helpers.h`, whose ops (in
-/// `dmabuf_lock.ko`) read the names behind the fence.
+/// The memory of a driver fence: `struct dl_driver_fence` of `rust/helpers.h`, whose ops read
+/// the names behind the fence, and a hardware timeline's hooks the hardware after them.
 #[repr(C)]
 struct DriverFenceStorage {
     base: Opaque<bindings::dma_fence>,
     names: FenceNames,
+    hw: HwRef,
 }
 
 /// The source of a driver's fences.
@@ -432,6 +439,7 @@ struct DriverFenceStorage {
 pub struct FenceTimeline {
     next_seqno: Atomic<u64>,
     names: FenceNames,
+    ops: FenceOps,
 }
 
 impl Default for FenceTimeline {
@@ -446,6 +454,7 @@ impl FenceTimeline {
         Self {
             next_seqno: Atomic::new(1),
             names: FenceNames::LIBRARY,
+            ops: FenceOps::LIBRARY,
         }
     }
 
@@ -465,6 +474,7 @@ impl FenceTimeline {
         Ok(Self {
             next_seqno: Atomic::new(1),
             names: FenceNames::new(driver, timeline).ok_or(EINVAL)?,
+            ops: FenceOps::LIBRARY,
         })
     }
 
@@ -482,14 +492,20 @@ impl FenceTimeline {
     /// # fence.signal(Ok(()));
     /// # Ok::<(), Error>(())
     /// ```
+    ///
+    /// Fails with `ENOMEM`, or, on a timeline [`FenceTimeline::with_hardware`] made, `ENODEV`
+    /// while this module is being unloaded (the fence would run its hooks).
     pub fn prepare(&self, _task: &MayBlock) -> Result<PreparedFence<'_>> {
+        let ops_module = self.ops.module()?;
         let storage = DriverFenceStorage {
             base: Opaque::uninit(),
             names: self.names,
+            hw: self.ops.hw,
         };
         Ok(PreparedFence {
             storage: KBox::new(storage, GFP_KERNEL)?,
             timeline: self,
+            ops_module,
         })
     }
 }
@@ -499,6 +515,8 @@ impl FenceTimeline {
 pub struct PreparedFence<'t> {
     storage: KBox<DriverFenceStorage>,
     timeline: &'t FenceTimeline,
+    /// The module that holds the fence's ops, pinned until the fence signals.
+    ops_module: ModuleRef,
 }
 
 impl PreparedFence<'_> {
@@ -509,7 +527,8 @@ impl PreparedFence<'_> {
     /// The fence's `ops` live in `dmabuf_lock.ko`, not in the module that arms it, and until it
     /// signals the fence holds a reference on `dmabuf_lock.ko`; its names are in its own memory.
     /// A fence that outlives the module that armed it (in a `sync_file`, or leaked) points at
-    /// no code or data of that module.
+    /// no code or data of that module. (A fence of a [`FenceTimeline::with_hardware`] timeline
+    /// pins the module of its hooks instead, until it signals.)
     ///
     /// ```
     /// # use dmabuf_lock::{context::MayBlock, fence::FenceTimeline};
@@ -530,16 +549,16 @@ impl PreparedFence<'_> {
         let seqno = self.timeline.next_seqno.fetch_add(1, Relaxed);
         // SAFETY: `dma_fence_context_alloc` has no preconditions (an atomic increment).
         let context = unsafe { bindings::dma_fence_context_alloc(1) };
-        let ops_module = ModuleRef::core();
         // SAFETY: `raw` is the `base` of a `struct dl_driver_fence` (`DriverFenceStorage`, whose
-        // names were written in `prepare`) that nothing else uses; a NULL lock selects the
-        // fence's inline lock. The ops read the names behind the fence and have no `release`,
-        // so the memory, which came from kmalloc, is freed by `dma_fence_free()` with
-        // `kfree_rcu`; they stay valid while `ops_module` pins `dmabuf_lock.ko`.
+        // names and hardware were written in `prepare`) that nothing else uses; a NULL lock
+        // selects the fence's inline lock. The ops (`FenceOps`) read only what is behind the
+        // fence and the `'static` hardware, and have no `release` and no `wait`, so the memory,
+        // which came from kmalloc, is freed by `dma_fence_free()` with `kfree_rcu`, and the
+        // fence forgets the ops when it signals; until then `ops_module` pins their module.
         unsafe {
             bindings::dma_fence_init(
                 raw,
-                &raw const ffi::dl_driver_fence_ops,
+                self.timeline.ops.table,
                 ptr::null_mut(),
                 context,
                 seqno,
@@ -550,7 +569,7 @@ impl PreparedFence<'_> {
         // INVARIANT: Armed just now and not signalled; the reference pins the ops' module.
         DriverFence {
             fence,
-            _ops_module: ops_module,
+            _ops_module: self.ops_module,
         }
     }
 }
@@ -580,8 +599,9 @@ impl PreparedFence<'_> {
 ///
 /// # Invariants
 ///
-/// `fence` uses the library's driver fence ops and is signalled only by this value (once, when
-/// it is consumed or dropped); until then `_ops_module` pins the module holding the ops.
+/// `fence` uses the library's driver fence ops (`FenceOps`) and is signalled by this value
+/// (when it is consumed or dropped) or, earlier, by its timeline's hardware hooks
+/// ([`FenceHardware`]); until it has signalled `_ops_module` pins the module holding the ops.
 #[must_use = "a published fence must be signalled (R8); dropping it cancels it with a warning"]
 pub struct DriverFence {
     fence: ARef<Fence>,
@@ -626,15 +646,13 @@ impl DriverFence {
         self.signal_with(Err(ECANCELED));
     }
 
+    /// Signals the fence with `result`'s error, unless its hardware hooks have signalled it
+    /// already (the error is then not set: the hardware said the work is done).
     fn signal_with(&self, result: Result) {
-        let raw = self.fence.as_raw();
-        if let Err(e) = result {
-            // SAFETY: The fence is initialised and not yet signalled: only this type signals it,
-            // and it does so once, consuming itself or in `drop`.
-            unsafe { ffi::dl_dma_fence_set_error(raw, e.to_errno()) };
-        }
-        // SAFETY: The fence is initialised; signalling it the first time is what it is for.
-        unsafe { bindings::dma_fence_signal(raw) };
+        let error = result.err().map_or(0, Error::to_errno);
+        // SAFETY: The fence is initialised (type invariant of `Fence`); the helper sets the error
+        // and signals under the fence's lock, only if it has not signalled.
+        unsafe { ffi::dl_dma_fence_signal_error(self.fence.as_raw(), error) };
     }
 }
 

@@ -32,8 +32,9 @@ extern "C" {
     pub(super) fn dl_dma_fence_is_signaled(fence: *mut dma_fence) -> bool;
     /// `dma_fence_is_later_or_same(f1, f2)`: both fences of the same context.
     pub(super) fn dl_dma_fence_is_later_or_same(f1: *mut dma_fence, f2: *mut dma_fence) -> bool;
-    /// `dma_fence_set_error(fence, error)`.
-    pub(super) fn dl_dma_fence_set_error(fence: *mut dma_fence, error: i32);
+    /// Signals `fence` with `error` (0: none) set first, unless it has signalled already; returns
+    /// whether this call signalled it. Any context.
+    pub(super) fn dl_dma_fence_signal_error(fence: *mut dma_fence, error: i32) -> bool;
     /// The ops of the library's driver fences, in `dmabuf_lock.ko`: they work only on a
     /// `struct dl_driver_fence` (`fence::DriverFenceStorage`).
     pub(super) static dl_driver_fence_ops: dma_fence_ops;

@@ -9,9 +9,9 @@
 //! | module | what it is | rules |
 //! |--------|------------|-------|
 //! | [`context`] | `MayBlock`: the proof that code may block, which signalling sections hold | R4 |
-//! | [`signalling`] | fence-signalling critical sections, signalling work, might-wait | R3, R4, R5, R7 |
+//! | [`signalling`] | fence-signalling critical sections, signalling work and completion interrupts with a watchdog, might-wait | R3, R4, R5, R7, R8 |
 //! | [`resv`] | reservation objects, their single-object lock and fence slots | R2, R3, R7, R10 |
-//! | [`fence`] | fence handle and a minimal driver fence | R3, R8 |
+//! | [`fence`] | fence handle, driver fences, a driver's hardware-seqno hooks | R3, R8 |
 //! | [`lockdep`] | lockdep maps, might-lock, reclaim scopes, priming a driver's lock order | R2, R9 |
 //! | [`dmabuf`] | dma-buf handles, an importer's dynamic attachment | R10 |
 //! | [`locker`] | the multi-object locker (`drm_exec`), owner of acquire contexts | R2, R6, R7 |

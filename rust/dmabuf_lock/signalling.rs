@@ -24,6 +24,11 @@
 //! The work item runs its function inside a section of its own, so the annotation cannot be
 //! forgotten there either.
 //!
+//! A job completed by the hardware's interrupt rather than by a work item is a
+//! [`PreparedIrqJob`], submitted in the same order: its handler runs in atomic context with an
+//! [`IrqSection`], and a watchdog started when it is armed times it out (R8). Work items remain
+//! for the slow path, whatever must sleep.
+//!
 //! What the types cannot see, lockdep still can: a driver lock taken inside a section and held
 //! elsewhere while allocating or waiting (see `tests/lockdep/`).
 //!
@@ -58,6 +63,10 @@
 //! assert!(resv.test_signaled(FenceUsage::Write));
 //! # Ok::<(), Error>(())
 //! ```
+
+mod irq;
+
+pub use irq::{ArmedIrqJob, HwCompletion, IrqHandler, IrqSection, PreparedIrqJob};
 
 use super::{
     context::MayBlock,

@@ -24,6 +24,10 @@
  * task's memory cgroup.
  */
 #define DLS_MAX_FILE_PAGES 16384
+/* A job's `delay_ms` flag: the job never completes, its watchdog times it out. */
+#define DLS_JOB_HANG (1u << 31)
+/* How long after its delay a job's watchdog signals its fence with -ETIMEDOUT. */
+#define DLS_JOB_GRACE_MS 1000
 
 /*
  * Exporter: create a buffer of `pages` zeroed pages; returns a dma-buf fd. `pad` must be zero.
@@ -39,8 +43,11 @@ struct dls_create {
 
 /*
  * Exporter: a job writing `count` buffers (dma-buf fds at `fds_ptr`, from this exporter): each
- * gets a write fence, signalled `delay_ms` (at most 10000) after submission. On any error,
- * EFAULT included, no fence was published.
+ * gets a write fence, signalled `delay_ms` (at most 10000) after submission by the exporter's
+ * completion interrupt (an hrtimer standing in for a GPU's). With DLS_JOB_HANG or'ed into
+ * `delay_ms`, the "hardware" never completes the job. Every job has a watchdog that signals its
+ * fence with -ETIMEDOUT DLS_JOB_GRACE_MS after the delay if the interrupt has not come. On any
+ * error, EFAULT included, no fence was published.
  */
 struct dls_job {
 	__u32 version;

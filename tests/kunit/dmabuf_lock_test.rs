@@ -11,6 +11,7 @@ pub mod dmabuf_lock;
 mod common;
 mod drm_exec_port_test;
 mod fence_test;
+mod irq_test;
 mod lockdep_test;
 mod locker_test;
 mod resv_test;

@@ -4,8 +4,10 @@
 
 use crate::dmabuf_lock::{
     context::MayBlock,
+    fence::FenceTimeline,
     lockdep::{Level, LockOrder},
-    resv::OwnedResv,
+    resv::{FenceUsage, OwnedResv},
+    signalling::{HwCompletion, IrqHandler, PreparedIrqJob},
 };
 use kernel::{
     prelude::*,
@@ -47,4 +49,22 @@ pub fn prime_job_queue<T: Send>(task: &MayBlock, job_queue: &Mutex<T>) -> Result
         .then(Level::Signalling)
         .then(Level::Driver(job_queue, c"job_queue"))
         .prime(task)
+}
+
+/// Submits a job on a reservation whose fence the completion interrupt signals through
+/// `on_irq` after a millisecond, and waits for it.
+pub fn run_irq_job<F: IrqHandler>(task: &mut MayBlock, on_irq: F) -> Result {
+    let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+    let timeline = FenceTimeline::new();
+    let job = PreparedIrqJob::new(task, &timeline, 5000, on_irq)?;
+    let mut guard = resv.lock(task);
+    guard.reserve_fences(1)?;
+    let section = task.signalling_section();
+    let job = job.arm(&section);
+    guard.add_fence(job.fence(), FenceUsage::Write)?;
+    job.submit(HwCompletion::After(1));
+    drop(section);
+    drop(guard);
+    resv.wait(task, FenceUsage::Write, false, 5000)?;
+    Ok(())
 }

@@ -835,6 +835,50 @@ fn signalling_not_queued(r: &mut Report, exporter: &File, importer: &File) {
     );
 }
 
+/// A job whose "hardware" never completes (R8): its fence, exported as a sync_file, is pending
+/// until the job's watchdog signals it with `-ETIMEDOUT`, `DLS_JOB_GRACE_MS` after submission.
+fn hung_job_times_out(r: &mut Report, exporter: &File) {
+    let result = (|| -> io::Result<(i32, i32, Duration)> {
+        let buf = create(exporter, 1)?;
+        let start = Instant::now();
+        job(exporter, &[buf.as_raw_fd()], DLS_JOB_HANG)?;
+        let sync_file = export_sync_file(buf.as_raw_fd())?;
+        let pending = sync_file_status(sync_file.as_raw_fd())?;
+        let mut poll = libc::pollfd {
+            fd: sync_file.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: One live pollfd.
+        unsafe { libc::poll(&mut poll, 1, 10_000) };
+        let elapsed = start.elapsed();
+        Ok((pending, sync_file_status(sync_file.as_raw_fd())?, elapsed))
+    })();
+    r.check(
+        "a job the hardware never completes: its watchdog signals the fence with ETIMEDOUT",
+        matches!(result, Ok((0, status, elapsed)) if status == -libc::ETIMEDOUT
+            && elapsed >= Duration::from_millis(DLS_JOB_GRACE_MS.into())),
+        match &result {
+            Ok((pending, status, elapsed)) => format!(
+                "status {pending} after submission, {status} after {} ms (grace {DLS_JOB_GRACE_MS} ms)",
+                elapsed.as_millis()
+            ),
+            Err(e) => e.to_string(),
+        },
+    );
+}
+
+/// The fences of a dma-buf's reservation as a new sync_file.
+fn export_sync_file(buf: RawFd) -> io::Result<OwnedFd> {
+    let mut export = DmaBufExportSyncFile {
+        flags: DMA_BUF_SYNC_RW,
+        fd: -1,
+    };
+    ioctl(buf, DMA_BUF_IOCTL_EXPORT_SYNC_FILE, &mut export)?;
+    // SAFETY: The ioctl returned a new sync_file fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(export.fd) })
+}
+
 /// `struct sync_file_info` of `<linux/sync_file.h>`.
 #[repr(C)]
 #[derive(Default, Debug)]
@@ -899,13 +943,7 @@ fn unload() -> Report {
         let exporter = open(c"/dev/dmabuf_exporter")?;
         let buf = create(&exporter, 1)?;
         job(&exporter, &[buf.as_raw_fd()], 4000)?;
-        let mut export = DmaBufExportSyncFile {
-            flags: DMA_BUF_SYNC_RW,
-            fd: -1,
-        };
-        ioctl(buf.as_raw_fd(), DMA_BUF_IOCTL_EXPORT_SYNC_FILE, &mut export)?;
-        // SAFETY: The ioctl returned a new sync_file fd that nothing else owns.
-        Ok(unsafe { OwnedFd::from_raw_fd(export.fd) })
+        export_sync_file(buf.as_raw_fd())
     })();
     let sync_file = match sync_file {
         Ok(fd) => fd,
@@ -1135,10 +1173,11 @@ fn main() {
     let start = Instant::now();
     let waited = op(&importer, DLI_IOCTL_WAIT, handle, 5000);
     r.check(
-        "importer waits until the job's fence signals",
+        "importer waits until the completion interrupt signals the job's fence",
         waited.is_ok(),
         format_args!("{waited:?} after {} ms", start.elapsed().as_millis()),
     );
+    hung_job_times_out(&mut r, &exporter);
     let sum = op(&importer, DLI_IOCTL_CHECKSUM, handle, 0);
     r.check(
         "importer's checksum through CPU access matches",
