@@ -18,8 +18,10 @@
 //! [`MayBlock`]: super::context::MayBlock
 
 mod attachment;
+mod exporter;
 
 pub use attachment::{DynamicAttachment, Mapping};
+pub use exporter::{ExportOps, ExportedAttachment, ExportedBuf, Exporter, PageMapping, PageVmap};
 
 use super::{
     context::MayBlock,
