@@ -27,7 +27,6 @@ use kernel::{
     new_mutex,
     prelude::*,
     sync::{aref::ARef, Arc, Mutex},
-    transmute::{AsBytes, FromBytes},
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -50,15 +49,6 @@ module! {
     description: "dmabuf-lock sample: a dynamic dma-buf importer",
     license: "GPL",
 }
-
-// SAFETY: `DliImport` is `repr(C)` of integers with no padding: every bit pattern is valid.
-unsafe impl FromBytes for DliImport {}
-// SAFETY: As above: no padding, so every byte is initialised.
-unsafe impl AsBytes for DliImport {}
-// SAFETY: `DliOp` is `repr(C)` of integers with no padding.
-unsafe impl FromBytes for DliOp {}
-// SAFETY: As above.
-unsafe impl AsBytes for DliOp {}
 
 #[pin_data]
 struct ImporterModule {
