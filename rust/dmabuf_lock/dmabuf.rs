@@ -19,8 +19,10 @@
 
 mod attachment;
 mod exporter;
+mod static_attachment;
 
 pub use attachment::{DynamicAttachment, Mapping};
+pub use static_attachment::{StaticAttachment, StaticMapping};
 pub use exporter::{ExportOps, ExportedAttachment, ExportedBuf, Exporter, PageMapping, PageVmap};
 
 use super::{
@@ -30,6 +32,7 @@ use super::{
 use core::ptr::NonNull;
 use kernel::{
     bindings,
+    device::Device,
     dma::DataDirection,
     error::{code::EINVAL, from_err_ptr, to_result},
     prelude::*,
@@ -303,6 +306,12 @@ fn check_direction(dir: DataDirection) -> Result {
     } else {
         Ok(())
     }
+}
+
+/// The `struct device` behind a [`Device`].
+fn raw_device(dev: &Device) -> *mut bindings::device {
+    // `Device` is `repr(transparent)` over `Opaque<bindings::device>`.
+    core::ptr::from_ref(dev).cast_mut().cast()
 }
 
 /// `EINVAL` unless `held` proves the reservation of `buf`.

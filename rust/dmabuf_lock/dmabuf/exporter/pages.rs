@@ -8,7 +8,7 @@
 //! callbacks hand them to the dma-buf core and take them back in `unmap_dma_buf` and `vunmap`.
 
 use super::super::super::ffi;
-use super::super::check_direction;
+use super::super::{check_direction, raw_device};
 use core::{marker::PhantomData, ptr::NonNull};
 use kernel::{
     bindings, device::Device, dma::DataDirection, error::to_result, page::Page, prelude::*,
@@ -273,9 +273,3 @@ unsafe impl Send for PageVmap<'_> {}
 
 // SAFETY: `&self` only returns the address.
 unsafe impl Sync for PageVmap<'_> {}
-
-/// The `struct device` behind a [`Device`].
-fn raw_device(dev: &Device) -> *mut bindings::device {
-    // `Device` is `repr(transparent)` over `Opaque<bindings::device>`.
-    core::ptr::from_ref(dev).cast_mut().cast()
-}
