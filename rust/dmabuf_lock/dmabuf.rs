@@ -22,8 +22,8 @@ mod exporter;
 mod static_attachment;
 
 pub use attachment::{DynamicAttachment, Mapping};
-pub use static_attachment::{StaticAttachment, StaticMapping};
 pub use exporter::{ExportOps, ExportedAttachment, ExportedBuf, Exporter, PageMapping, PageVmap};
+pub use static_attachment::{StaticAttachment, StaticMapping};
 
 use super::{
     context::MayBlock,

@@ -165,8 +165,7 @@ mod tests {
         let faux = faux::Registration::new(c"dmabuf_lock_exporter_test", None)?;
         let released = flag()?;
         let buf = export(3, &released)?;
-        let attachment =
-            DynamicAttachment::new(&task, ARef::from(buf.dmabuf()), device(&faux)?)?;
+        let attachment = DynamicAttachment::new(&task, ARef::from(buf.dmabuf()), device(&faux)?)?;
         {
             let mut guard = buf.dmabuf().resv().lock(&task);
             let mapping = attachment.map(&mut guard, DataDirection::Bidirectional)?;
@@ -244,10 +243,7 @@ mod tests {
         let dmabuf: &DmaBuf = buf.dmabuf();
         assert!(dmabuf.exported_data::<Pages>().is_ok());
         assert_eq!(dmabuf.exported_data::<Other>().err(), Some(EINVAL));
-        assert_eq!(
-            other.dmabuf().exported_data::<Pages>().err(),
-            Some(EINVAL)
-        );
+        assert_eq!(other.dmabuf().exported_data::<Pages>().err(), Some(EINVAL));
         assert_eq!(
             ExportedBuf::<Other>::from_dmabuf(ARef::from(dmabuf)).err(),
             Some(EINVAL)
