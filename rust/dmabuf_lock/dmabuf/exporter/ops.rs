@@ -154,6 +154,12 @@ fn errno(result: Result) -> c_int {
     }
 }
 
+/// `.attach`: the driver's `attach`.
+///
+/// # Safety
+///
+/// Called by the dma-buf core only, for a buffer exported with `T`'s ops, as the op's contract
+/// in `<linux/dma-buf.h>` says.
 unsafe extern "C" fn attach<T: Exporter>(
     dmabuf: *mut bindings::dma_buf,
     attach: *mut bindings::dma_buf_attachment,
@@ -164,6 +170,12 @@ unsafe extern "C" fn attach<T: Exporter>(
     errno(exported.data.attach(attachment))
 }
 
+/// `.detach`: the driver's `detach`.
+///
+/// # Safety
+///
+/// Called by the dma-buf core only, for a buffer exported with `T`'s ops, as the op's contract
+/// in `<linux/dma-buf.h>` says.
 unsafe extern "C" fn detach<T: Exporter>(
     dmabuf: *mut bindings::dma_buf,
     attach: *mut bindings::dma_buf_attachment,
@@ -174,6 +186,12 @@ unsafe extern "C" fn detach<T: Exporter>(
     exported.data.detach(attachment);
 }
 
+/// `.pin`: the driver's `pin`, with the proof of the held reservation.
+///
+/// # Safety
+///
+/// Called by the dma-buf core only, for a buffer exported with `T`'s ops, as the op's contract
+/// in `<linux/dma-buf.h>` says.
 unsafe extern "C" fn pin<T: Exporter>(attach: *mut bindings::dma_buf_attachment) -> c_int {
     // SAFETY: The core passes a live attachment of one of `T`'s dma-bufs.
     let (exported, attachment) = unsafe { attached::<T>(attach) };
@@ -182,6 +200,12 @@ unsafe extern "C" fn pin<T: Exporter>(attach: *mut bindings::dma_buf_attachment)
     errno(exported.data.pin(&mut held, attachment))
 }
 
+/// `.unpin`: the driver's `unpin` if it has one, with the proof.
+///
+/// # Safety
+///
+/// Called by the dma-buf core only, for a buffer exported with `T`'s ops, as the op's contract
+/// in `<linux/dma-buf.h>` says.
 unsafe extern "C" fn unpin<T: Exporter>(attach: *mut bindings::dma_buf_attachment) {
     // SAFETY: The core passes a live attachment of one of `T`'s dma-bufs.
     let (exported, attachment) = unsafe { attached::<T>(attach) };
@@ -192,6 +216,12 @@ unsafe extern "C" fn unpin<T: Exporter>(attach: *mut bindings::dma_buf_attachmen
     }
 }
 
+/// `.map_dma_buf`: the driver's `map`, with the proof; its mapping is handed to the core.
+///
+/// # Safety
+///
+/// Called by the dma-buf core only, for a buffer exported with `T`'s ops, as the op's contract
+/// in `<linux/dma-buf.h>` says.
 unsafe extern "C" fn map<T: Exporter>(
     attach: *mut bindings::dma_buf_attachment,
     dir: bindings::dma_data_direction,
@@ -206,6 +236,12 @@ unsafe extern "C" fn map<T: Exporter>(
     }
 }
 
+/// `.unmap_dma_buf`: takes the mapping back and gives it to the driver's `unmap`, or drops it.
+///
+/// # Safety
+///
+/// Called by the dma-buf core only, for a buffer exported with `T`'s ops, as the op's contract
+/// in `<linux/dma-buf.h>` says.
 unsafe extern "C" fn unmap<T: Exporter>(
     attach: *mut bindings::dma_buf_attachment,
     sgt: *mut bindings::sg_table,
@@ -225,6 +261,12 @@ unsafe extern "C" fn unmap<T: Exporter>(
     }
 }
 
+/// `.release`: drops the driver's value, then the reservation.
+///
+/// # Safety
+///
+/// Called by the dma-buf core only, for a buffer exported with `T`'s ops, as the op's contract
+/// in `<linux/dma-buf.h>` says.
 unsafe extern "C" fn release<T: Exporter>(dmabuf: *mut bindings::dma_buf) {
     // SAFETY: The last reference is gone: nothing refers to the private data any more, which
     // `ExportedBuf::new` boxed and pinned, and which is freed once, here. The driver's value is
@@ -232,6 +274,12 @@ unsafe extern "C" fn release<T: Exporter>(dmabuf: *mut bindings::dma_buf) {
     drop(unsafe { Pin::new_unchecked(KBox::from_raw((*dmabuf).priv_.cast::<Exported<T>>())) });
 }
 
+/// `.begin_cpu_access`: the driver's `begin_cpu_access`.
+///
+/// # Safety
+///
+/// Called by the dma-buf core only, for a buffer exported with `T`'s ops, as the op's contract
+/// in `<linux/dma-buf.h>` says.
 unsafe extern "C" fn begin_cpu_access<T: Exporter>(
     dmabuf: *mut bindings::dma_buf,
     dir: bindings::dma_data_direction,
@@ -241,6 +289,12 @@ unsafe extern "C" fn begin_cpu_access<T: Exporter>(
     errno(direction(dir).and_then(|dir| exported.data.begin_cpu_access(dir)))
 }
 
+/// `.end_cpu_access`: the driver's `end_cpu_access`.
+///
+/// # Safety
+///
+/// Called by the dma-buf core only, for a buffer exported with `T`'s ops, as the op's contract
+/// in `<linux/dma-buf.h>` says.
 unsafe extern "C" fn end_cpu_access<T: Exporter>(
     dmabuf: *mut bindings::dma_buf,
     dir: bindings::dma_data_direction,
@@ -250,6 +304,12 @@ unsafe extern "C" fn end_cpu_access<T: Exporter>(
     errno(direction(dir).and_then(|dir| exported.data.end_cpu_access(dir)))
 }
 
+/// `.mmap`: the driver's `mmap`, with the vma being set up and its page offset.
+///
+/// # Safety
+///
+/// Called by the dma-buf core only, for a buffer exported with `T`'s ops, as the op's contract
+/// in `<linux/dma-buf.h>` says.
 unsafe extern "C" fn mmap<T: Exporter>(
     dmabuf: *mut bindings::dma_buf,
     vma: *mut bindings::vm_area_struct,
@@ -266,6 +326,12 @@ unsafe extern "C" fn mmap<T: Exporter>(
     errno(exported.data.mmap(vma, pgoff))
 }
 
+/// `.vmap`: the driver's `vmap`, with the proof; its address is handed to the core.
+///
+/// # Safety
+///
+/// Called by the dma-buf core only, for a buffer exported with `T`'s ops, as the op's contract
+/// in `<linux/dma-buf.h>` says.
 unsafe extern "C" fn vmap<T: Exporter>(
     dmabuf: *mut bindings::dma_buf,
     map: *mut bindings::iosys_map,
@@ -287,6 +353,12 @@ unsafe extern "C" fn vmap<T: Exporter>(
     }
 }
 
+/// `.vunmap`: takes the mapping back and gives it to the driver's `vunmap`, or drops it.
+///
+/// # Safety
+///
+/// Called by the dma-buf core only, for a buffer exported with `T`'s ops, as the op's contract
+/// in `<linux/dma-buf.h>` says.
 unsafe extern "C" fn vunmap<T: Exporter>(
     dmabuf: *mut bindings::dma_buf,
     map: *mut bindings::iosys_map,
