@@ -20,10 +20,12 @@
 mod attachment;
 mod exporter;
 mod static_attachment;
+mod user_mapping;
 
 pub use attachment::{DynamicAttachment, Mapping};
 pub use exporter::{ExportOps, ExportedAttachment, ExportedBuf, Exporter, PageMapping, PageVmap};
 pub use static_attachment::{StaticAttachment, StaticMapping};
+pub use user_mapping::UserMapping;
 
 use super::{
     context::MayBlock,
