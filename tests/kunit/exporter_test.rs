@@ -267,4 +267,21 @@ mod tests {
         assert_eq!(released.load(Relaxed), 1);
         Ok(())
     }
+
+    #[test]
+    fn user_mapping_refused_on_a_kthread() -> Result {
+        let task = task()?;
+        let released = flag()?;
+        let buf = export(1, &released)?;
+        // A KUnit case runs in a kthread, which has no address space: `vm_mmap` would
+        // dereference a NULL `mm`.
+        assert_eq!(
+            buf.dmabuf()
+                .map_user_read(&task)
+                .err()
+                .map(|e| e.to_errno()),
+            Some(EINVAL.to_errno())
+        );
+        Ok(())
+    }
 }

@@ -209,6 +209,13 @@ impl ExportedAttachment {
     }
 
     /// Returns the importer's device, which the buffer is mapped for.
+    ///
+    /// ```
+    /// # use dmabuf_lock::dmabuf::ExportedAttachment;
+    /// fn device(attachment: &ExportedAttachment) -> &kernel::device::Device {
+    ///     attachment.device()
+    /// }
+    /// ```
     pub fn device(&self) -> &Device {
         // SAFETY: The attachment is live and refers to its device, which its importer keeps
         // alive while attached (C's contract; `dma_buf_dynamic_attach()` refuses NULL).
@@ -217,6 +224,13 @@ impl ExportedAttachment {
 
     /// Returns whether the importer is dynamic (it has `invalidate_mappings`, so its mapping may
     /// be invalidated instead of the buffer being pinned).
+    ///
+    /// ```
+    /// # use dmabuf_lock::dmabuf::ExportedAttachment;
+    /// fn may_move_under(attachment: &ExportedAttachment) -> bool {
+    ///     attachment.is_dynamic()
+    /// }
+    /// ```
     pub fn is_dynamic(&self) -> bool {
         // SAFETY: `importer_ops` is set at attach and never changes (type invariant).
         !unsafe { (*self.0.get()).importer_ops }.is_null()
@@ -346,17 +360,39 @@ impl<T: Exporter> ExportedBuf<T> {
     }
 
     /// Returns the driver's value.
+    ///
+    /// ```
+    /// # use dmabuf_lock::dmabuf::{ExportedBuf, Exporter};
+    /// fn value<T: Exporter>(buf: &ExportedBuf<T>) -> &T {
+    ///     buf.data()
+    /// }
+    /// ```
     pub fn data(&self) -> &T {
         // SAFETY: The dma-buf is `T`'s (type invariant) and referenced by `self`.
         unsafe { &(*exported::<T>(&self.buf)).data }
     }
 
     /// Returns the dma-buf.
+    ///
+    /// ```
+    /// # use dmabuf_lock::dmabuf::{ExportedBuf, Exporter};
+    /// fn size<T: Exporter>(buf: &ExportedBuf<T>) -> usize {
+    ///     buf.dmabuf().size()
+    /// }
+    /// ```
     pub fn dmabuf(&self) -> &DmaBuf {
         &self.buf
     }
 
     /// Returns the reference to the dma-buf.
+    ///
+    /// ```
+    /// # use dmabuf_lock::dmabuf::{DmaBuf, ExportedBuf, Exporter};
+    /// # use kernel::sync::aref::ARef;
+    /// fn untyped<T: Exporter>(buf: ExportedBuf<T>) -> ARef<DmaBuf> {
+    ///     buf.into_dmabuf()
+    /// }
+    /// ```
     pub fn into_dmabuf(self) -> ARef<DmaBuf> {
         self.buf
     }

@@ -30,6 +30,17 @@ const MAP_SHARED: kernel::ffi::c_ulong = 0x1;
 /// `addr..addr + len` was mapped in the address space of the task that made the value, which is
 /// the current task (the value is `!Send`), unless that process has changed its mappings since
 /// (its own business: the kernel never dereferences the range directly).
+///
+/// ```
+/// # use dmabuf_lock::{context::MayBlock, dmabuf::DmaBuf};
+/// # let task = MayBlock::new()?;
+/// // A kthread (as this example runs in) has no address space to map into.
+/// fn mapped_len(task: &MayBlock, fd: i32) -> Result<usize> {
+///     Ok(DmaBuf::from_fd(fd)?.map_user_read(task)?.reader().len())
+/// }
+/// assert_eq!(mapped_len(&task, -1).err(), Some(EBADF));
+/// # Ok::<(), Error>(())
+/// ```
 pub struct UserMapping<'a> {
     _buf: &'a DmaBuf,
     addr: usize,

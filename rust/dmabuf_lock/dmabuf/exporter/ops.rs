@@ -41,7 +41,31 @@ use kernel::{bindings, dma::DataDirection, mm::virt::VmaNew, prelude::*};
 pub struct ExportOps<T: Exporter>(bindings::dma_buf_ops, PhantomData<fn() -> T>);
 
 impl<T: Exporter> ExportOps<T> {
-    /// The ops of `T`.
+    /// The ops of `T`, for a `static`.
+    ///
+    /// ```
+    /// # use dmabuf_lock::{dmabuf::{ExportOps, ExportedAttachment, Exporter, PageMapping}, resv::ResvHeld};
+    /// # use kernel::dma::DataDirection;
+    /// struct Scanout;
+    /// static SCANOUT_OPS: ExportOps<Scanout> = ExportOps::new();
+    /// #[vtable]
+    /// impl Exporter for Scanout {
+    ///     const OPS: &'static ExportOps<Self> = &SCANOUT_OPS;
+    ///     fn pin(&self, _held: &mut ResvHeld<'_>, _attachment: &ExportedAttachment) -> Result {
+    ///         Ok(())
+    ///     }
+    ///     fn map<'a>(
+    ///         &'a self,
+    ///         _held: &mut ResvHeld<'_>,
+    ///         _attachment: &ExportedAttachment,
+    ///         _dir: DataDirection,
+    ///     ) -> Result<PageMapping<'a>> {
+    ///         Err(ENOMEM)
+    ///     }
+    /// }
+    /// // `pin` brings `unpin`: the core wants both or neither.
+    /// assert!(SCANOUT_OPS.as_raw().pin.is_some() && SCANOUT_OPS.as_raw().unpin.is_some());
+    /// ```
     pub const fn new() -> Self {
         Self(
             bindings::dma_buf_ops {
@@ -80,6 +104,13 @@ impl<T: Exporter> ExportOps<T> {
 
     /// Returns the C ops, as [`DmaBuf::is_exported_with`](super::super::DmaBuf::is_exported_with)
     /// takes them.
+    ///
+    /// ```
+    /// # use dmabuf_lock::dmabuf::{DmaBuf, Exporter};
+    /// fn is_mine<T: Exporter>(buf: &DmaBuf) -> bool {
+    ///     buf.is_exported_with(T::OPS.as_raw())
+    /// }
+    /// ```
     pub const fn as_raw(&'static self) -> &'static bindings::dma_buf_ops {
         &self.0
     }
