@@ -2,17 +2,20 @@
 
 //! `dmabuf_exporter.ko`: a sample dma-buf exporter written against dmabuf-lock.
 //!
-//! `/dev/dmabuf_exporter` creates buffers of system pages and hands them out as dma-buf fds with
-//! a full `dma_buf_ops` (attach and detach, pin and unpin, map and unmap with an `sg_table`,
-//! `mmap`, `vmap` and `vunmap`, CPU access, release). Its job ioctl is the dma-buf submission
+//! `/dev/dmabuf_exporter` creates buffers of system pages and hands them out as dma-buf fds. The
+//! buffer type implements the library's `Exporter` (pin and unpin, map and unmap with an
+//! `sg_table`, `mmap`, `vmap` and `vunmap`; dropping it is the release), from which the library
+//! makes the `dma_buf_ops`. Its job ioctl is the dma-buf submission
 //! pattern: copy the arguments in (before any lock, R1), lock every buffer with the multi-object
 //! locker (R6), publish one write fence on each, unlock, and signal the fence from the
 //! "hardware"'s completion interrupt, an hrtimer (R4, R8). The job's fence and timers are
 //! allocated before any lock, and the submission tail, from publishing the fence to handing the
 //! job to the hardware, is a signalling section in which nothing allocates (R4). A watchdog
-//! signals the fence of a job whose hardware never completes with `-ETIMEDOUT` (R8). Its evict ioctl moves a buffer
-//! under its reservation, so dynamic importers see `invalidate_mappings` (R10). The callbacks
-//! that the core calls with the reservation held never take it again (R10).
+//! signals the fence of a job whose hardware never completes with `-ETIMEDOUT` (R8). Its evict
+//! ioctl moves a buffer under its reservation, so dynamic importers see `invalidate_mappings`
+//! (R10), unless an importer has pinned it (`EBUSY`). The callbacks that the core calls with the
+//! reservation held get the library's proof that it is held, which reaches the pin count guarded
+//! by it and cannot lock it again (R10).
 //!
 //! The ioctls are in `samples/uapi/dmabuf_lock_sample.h`. Each exported buffer holds a module
 //! reference, so the module cannot be unloaded while buffers are alive; so does each job until
@@ -22,21 +25,20 @@
 //! Buffer pages are charged to the caller's memory cgroup, and the buffers one open file has
 //! created and that are still alive hold at most [`DLS_MAX_FILE_PAGES`] pages.
 
-use core::{mem::size_of, ptr::NonNull};
+use core::mem::size_of;
 use kernel::{
     bindings,
-    error::{from_err_ptr, to_result},
+    dma::DataDirection,
     fs::{file::FileDescriptorReservation, File},
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
     mm::virt::VmaNew,
-    page::Page,
+    page::{Page, PAGE_SIZE},
     prelude::*,
     sync::{
         aref::ARef,
         atomic::{Atomic, Relaxed},
         Arc,
     },
-    transmute::{AsBytes, FromBytes},
     uaccess::{UserPtr, UserSlice},
 };
 use pin_init::stack_pin_init;
@@ -48,10 +50,10 @@ pub mod uapi;
 
 use dmabuf_lock::{
     context::MayBlock,
-    dmabuf::DmaBuf,
+    dmabuf::{DmaBuf, ExportOps, ExportedAttachment, ExportedBuf, Exporter, PageMapping, PageVmap},
     fence::FenceTimeline,
     locker::{LockerFlags, ResvLocker},
-    resv::FenceUsage,
+    resv::{FenceUsage, ResvCell, ResvHeld},
     signalling::{HwCompletion, PreparedIrqJob},
 };
 use uapi::{
@@ -66,15 +68,6 @@ module! {
     description: "dmabuf-lock sample: a dma-buf exporter with fenced jobs",
     license: "GPL",
 }
-
-// SAFETY: `DlsCreate` is `repr(C)` of integers with no padding: every bit pattern is valid.
-unsafe impl FromBytes for DlsCreate {}
-// SAFETY: As above: no padding, so every byte is initialised.
-unsafe impl AsBytes for DlsCreate {}
-// SAFETY: `DlsJob` is `repr(C)` of integers with no padding.
-unsafe impl FromBytes for DlsJob {}
-// SAFETY: As above.
-unsafe impl AsBytes for DlsJob {}
 
 #[pin_data]
 struct ExporterModule {
@@ -153,10 +146,12 @@ impl MiscDevice for ExporterFile {
     }
 }
 
-/// The backing store of one exported buffer; the dma-buf's `priv`.
+/// The backing store of one exported buffer: the dma-buf owns it, and drops it when the last
+/// reference to the buffer is gone.
 struct Buffer {
     pages: KVec<Page>,
-    page_ptrs: KVec<*mut bindings::page>,
+    /// Pins of importers, under the buffer's reservation: a pinned buffer may not move.
+    pins: ResvCell<u32>,
     _charge: Charge,
 }
 
@@ -172,57 +167,81 @@ impl ExporterFile {
         let fd = FileDescriptorReservation::get_unused_fd_flags(bindings::O_CLOEXEC)?;
         a.fd = fd.reserved_fd() as i32;
         sys::write_arg(arg, &a)?;
-        let dmabuf = export(a.pages as usize, charge)?;
-        // SAFETY: `dma_buf_export` succeeded, so the dma-buf's file is set, and it holds the
-        // reference `dma_buf_export` returned: the reference is handed over to the fd table here.
-        let file = unsafe { ARef::from_raw(NonNull::new_unchecked((*dmabuf).file.cast())) };
-        fd.fd_install(file);
+        export(a.pages as usize, charge)?.install(fd);
         Ok(0)
     }
 }
 
 /// Allocates `count` zeroed pages, charged to the caller's memory cgroup, and exports them as a
-/// new dma-buf; returns its reference.
-fn export(count: usize, charge: Charge) -> Result<*mut bindings::dma_buf> {
+/// new dma-buf.
+fn export(count: usize, charge: Charge) -> Result<ExportedBuf<Buffer>> {
     let mut pages = KVec::with_capacity(count, GFP_KERNEL_ACCOUNT)?;
-    let mut page_ptrs = KVec::with_capacity(count, GFP_KERNEL_ACCOUNT)?;
     for _ in 0..count {
-        let page = Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?;
-        page_ptrs.push(page.as_ptr(), GFP_KERNEL_ACCOUNT)?;
-        pages.push(page, GFP_KERNEL_ACCOUNT)?;
+        pages.push(
+            Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?,
+            GFP_KERNEL_ACCOUNT,
+        )?;
     }
-    let buffer = KBox::into_raw(KBox::new(
-        Buffer {
+    ExportedBuf::new(count * PAGE_SIZE, |resv| {
+        Ok(Buffer {
             pages,
-            page_ptrs,
+            pins: ResvCell::new(resv, 0),
             _charge: charge,
-        },
-        GFP_KERNEL_ACCOUNT,
-    )?);
-    let info = bindings::dma_buf_export_info {
-        exp_name: c"dmabuf_exporter".as_char_ptr(),
-        owner: kernel::module::this_module::<ExporterModule>().as_ptr(),
-        ops: &EXPORTER_OPS,
-        size: count * kernel::page::PAGE_SIZE,
-        flags: bindings::O_RDWR as i32,
-        resv: core::ptr::null_mut(),
-        priv_: buffer.cast(),
-    };
-    // SAFETY: `info` is complete; on success the dma-buf owns `buffer` and frees it in `release`.
-    from_err_ptr(unsafe { bindings::dma_buf_export(&info) }).inspect_err(|_| {
-        // SAFETY: The export failed, so `buffer` is still ours.
-        drop(unsafe { KBox::from_raw(buffer) });
+        })
     })
+}
+
+static BUFFER_OPS: ExportOps<Buffer> = ExportOps::new();
+
+#[vtable]
+impl Exporter for Buffer {
+    const OPS: &'static ExportOps<Self> = &BUFFER_OPS;
+
+    /// Pinning makes the exporter dynamic, so the core maps with the reservation held (R10).
+    /// The pages never move on their own; a pin only keeps `DLS_IOCTL_EVICT` from moving them.
+    fn pin(&self, held: &mut ResvHeld<'_>, _attachment: &ExportedAttachment) -> Result {
+        *self.pins.get_mut(held)? += 1;
+        Ok(())
+    }
+
+    fn unpin(&self, held: &mut ResvHeld<'_>, _attachment: &ExportedAttachment) {
+        if let Ok(pins) = self.pins.get_mut(held) {
+            *pins -= 1;
+        }
+    }
+
+    /// Called with the reservation held: `held` proves it, and nothing here can lock it again.
+    fn map<'a>(
+        &'a self,
+        _held: &mut ResvHeld<'_>,
+        attachment: &ExportedAttachment,
+        dir: DataDirection,
+    ) -> Result<PageMapping<'a>> {
+        PageMapping::new(attachment.device(), &self.pages, dir)
+    }
+
+    fn mmap(&self, vma: &VmaNew, pgoff: usize) -> Result {
+        let count = (vma.end() - vma.start()) / PAGE_SIZE;
+        let pages = pgoff
+            .checked_add(count)
+            .and_then(|end| self.pages.get(pgoff..end))
+            .ok_or(EINVAL)?;
+        let mixed = vma.set_mixedmap();
+        for (i, page) in pages.iter().enumerate() {
+            mixed.vm_insert_page(vma.start() + i * PAGE_SIZE, page)?;
+        }
+        Ok(())
+    }
+
+    fn vmap<'a>(&'a self, _held: &mut ResvHeld<'_>) -> Result<PageVmap<'a>> {
+        PageVmap::new(&self.pages)
+    }
 }
 
 /// Takes a reference on the dma-buf behind `fd` if this exporter made it: `EINVAL` for another
 /// exporter's dma-buf or a file that is not one, `EBADF` for no file.
 fn own_buffer(fd: i32) -> Result<ARef<DmaBuf>> {
-    let buf = DmaBuf::from_fd(fd)?;
-    if !buf.is_exported_with(&EXPORTER_OPS) {
-        return Err(EINVAL);
-    }
-    Ok(buf)
+    Ok(ExportedBuf::<Buffer>::from_dmabuf(DmaBuf::from_fd(fd)?)?.into_dmabuf())
 }
 
 impl ExporterFile {
@@ -300,156 +319,13 @@ impl ExporterFile {
 
 fn evict(task: &MayBlock, arg: usize) -> Result<isize> {
     let a: DlsCreate = sys::read_arg(arg, |a: &DlsCreate| (a.version, a.size))?;
-    let buffer = own_buffer(a.fd)?;
-    let mut guard = buffer.resv().lock_interruptible(task)?;
+    let buffer = ExportedBuf::<Buffer>::from_dmabuf(DmaBuf::from_fd(a.fd)?)?;
+    let mut guard = buffer.dmabuf().resv().lock_interruptible(task)?;
+    // A pinned buffer must stay where it is.
+    if *buffer.data().pins.get(&guard)? > 0 {
+        return Err(EBUSY);
+    }
     // Importers' `invalidate_mappings` run now, with the reservation held (R10).
-    buffer.invalidate_mappings(&mut guard)?;
+    buffer.dmabuf().invalidate_mappings(&mut guard)?;
     Ok(0)
 }
-
-/// The `Buffer` of the dma-buf behind an attachment or a dma-buf pointer.
-///
-/// # Safety
-///
-/// `dmabuf` is a live dma-buf exported by this module.
-unsafe fn buffer<'a>(dmabuf: *mut bindings::dma_buf) -> &'a Buffer {
-    // SAFETY: The caller guarantees the dma-buf is ours, so `priv` is the `Buffer` made in
-    // `create`, freed only in `release`.
-    unsafe { &*(*dmabuf).priv_.cast::<Buffer>() }
-}
-
-extern "C" fn attach(
-    _dmabuf: *mut bindings::dma_buf,
-    _attach: *mut bindings::dma_buf_attachment,
-) -> i32 {
-    0
-}
-
-extern "C" fn detach(_dmabuf: *mut bindings::dma_buf, _attach: *mut bindings::dma_buf_attachment) {}
-
-/// The pages never move on their own, so pinning has nothing to do; providing it makes the
-/// exporter dynamic, so the core maps with the reservation held (R10).
-extern "C" fn pin(_attach: *mut bindings::dma_buf_attachment) -> i32 {
-    0
-}
-
-extern "C" fn unpin(_attach: *mut bindings::dma_buf_attachment) {}
-
-/// Called with the reservation held: it must not lock it again (R10), and does not.
-extern "C" fn map_dma_buf(
-    attach: *mut bindings::dma_buf_attachment,
-    dir: bindings::dma_data_direction,
-) -> *mut bindings::sg_table {
-    // SAFETY: The core passes a live attachment to one of our dma-bufs.
-    let (buf, dev) = unsafe { (buffer((*attach).dmabuf), (*attach).dev) };
-    let result = (|| -> Result<*mut bindings::sg_table> {
-        // SAFETY: All-zero is the state `sg_alloc_table*` expects to fill.
-        let empty = unsafe { core::mem::zeroed::<bindings::sg_table>() };
-        let sgt = KBox::into_raw(KBox::new(empty, GFP_KERNEL)?);
-        let count = buf.page_ptrs.len() as u32;
-        // SAFETY: `sgt` is a zeroed table; `page_ptrs` holds `count` pages we own.
-        let ret = unsafe {
-            sys::dl_sg_alloc_table_from_pages(sgt, buf.page_ptrs.as_ptr().cast_mut(), count)
-        };
-        let ret = to_result(ret).and_then(|()| {
-            // SAFETY: `sgt` was just filled; `dev` is the importer's device.
-            to_result(unsafe { bindings::dma_map_sgtable(dev, sgt, dir, 0) }).inspect_err(|_| {
-                // SAFETY: Frees the table filled above.
-                unsafe { bindings::sg_free_table(sgt) }
-            })
-        });
-        if let Err(e) = ret {
-            // SAFETY: `sgt` came from `KBox::into_raw` above and holds no entries any more.
-            drop(unsafe { KBox::from_raw(sgt) });
-            return Err(e);
-        }
-        Ok(sgt)
-    })();
-    result.unwrap_or_else(|e| e.to_ptr())
-}
-
-extern "C" fn unmap_dma_buf(
-    attach: *mut bindings::dma_buf_attachment,
-    sgt: *mut bindings::sg_table,
-    dir: bindings::dma_data_direction,
-) {
-    // SAFETY: `sgt` is a table `map_dma_buf` made for this attachment's device.
-    unsafe {
-        sys::dl_dma_unmap_sgtable((*attach).dev, sgt, dir);
-        bindings::sg_free_table(sgt);
-        drop(KBox::from_raw(sgt));
-    }
-}
-
-extern "C" fn release(dmabuf: *mut bindings::dma_buf) {
-    // SAFETY: The last reference is gone; `priv` is the `Buffer` boxed in `create`.
-    drop(unsafe { KBox::from_raw((*dmabuf).priv_.cast::<Buffer>()) });
-}
-
-/// The pages are ordinary cached system memory: CPU access needs no maintenance.
-extern "C" fn cpu_access(
-    _dmabuf: *mut bindings::dma_buf,
-    _dir: bindings::dma_data_direction,
-) -> i32 {
-    0
-}
-
-extern "C" fn mmap(dmabuf: *mut bindings::dma_buf, vma: *mut bindings::vm_area_struct) -> i32 {
-    // SAFETY: The core passes one of our live dma-bufs and a vma being set up for it.
-    let (buf, vma, pgoff) = unsafe { (buffer(dmabuf), VmaNew::from_raw(vma), (*vma).vm_pgoff) };
-    let pages = (vma.end() - vma.start()) / kernel::page::PAGE_SIZE;
-    if pgoff
-        .checked_add(pages)
-        .is_none_or(|end| end > buf.pages.len())
-    {
-        return EINVAL.to_errno();
-    }
-    let mixed = vma.set_mixedmap();
-    for (i, page) in buf.pages[pgoff..pgoff + pages].iter().enumerate() {
-        if let Err(e) = mixed.vm_insert_page(vma.start() + i * kernel::page::PAGE_SIZE, page) {
-            return e.to_errno();
-        }
-    }
-    0
-}
-
-extern "C" fn vmap(dmabuf: *mut bindings::dma_buf, map: *mut bindings::iosys_map) -> i32 {
-    // SAFETY: The core passes one of our live dma-bufs.
-    let buf = unsafe { buffer(dmabuf) };
-    // SAFETY: `page_ptrs` holds our pages; the mapping is undone in `vunmap`.
-    let vaddr = unsafe {
-        sys::dl_vmap_pages(
-            buf.page_ptrs.as_ptr().cast_mut(),
-            buf.page_ptrs.len() as u32,
-        )
-    };
-    if vaddr.is_null() {
-        return ENOMEM.to_errno();
-    }
-    // SAFETY: `map` is the core's map to fill: a system-memory address.
-    unsafe {
-        (*map).__bindgen_anon_1.vaddr = vaddr;
-        (*map).is_iomem = false;
-    }
-    0
-}
-
-extern "C" fn vunmap(_dmabuf: *mut bindings::dma_buf, map: *mut bindings::iosys_map) {
-    // SAFETY: `map` holds the address `vmap` returned.
-    unsafe { sys::dl_vunmap((*map).__bindgen_anon_1.vaddr) };
-}
-
-static EXPORTER_OPS: bindings::dma_buf_ops = bindings::dma_buf_ops {
-    attach: Some(attach),
-    detach: Some(detach),
-    pin: Some(pin),
-    unpin: Some(unpin),
-    map_dma_buf: Some(map_dma_buf),
-    unmap_dma_buf: Some(unmap_dma_buf),
-    release: Some(release),
-    begin_cpu_access: Some(cpu_access),
-    end_cpu_access: Some(cpu_access),
-    mmap: Some(mmap),
-    vmap: Some(vmap),
-    vunmap: Some(vunmap),
-};

@@ -27,8 +27,6 @@ use kernel::{
     new_mutex,
     prelude::*,
     sync::{aref::ARef, Arc, Mutex},
-    transmute::{AsBytes, FromBytes},
-    uaccess::{UserPtr, UserSlice},
 };
 
 #[path = "../rust/dmabuf_lock/mod.rs"]
@@ -51,15 +49,6 @@ module! {
     license: "GPL",
 }
 
-// SAFETY: `DliImport` is `repr(C)` of integers with no padding: every bit pattern is valid.
-unsafe impl FromBytes for DliImport {}
-// SAFETY: As above: no padding, so every byte is initialised.
-unsafe impl AsBytes for DliImport {}
-// SAFETY: `DliOp` is `repr(C)` of integers with no padding.
-unsafe impl FromBytes for DliOp {}
-// SAFETY: As above.
-unsafe impl AsBytes for DliOp {}
-
 #[pin_data]
 struct ImporterModule {
     #[pin]
@@ -75,11 +64,6 @@ impl kernel::InPlaceModule for ImporterModule {
         })
     }
 }
-
-/// `PROT_READ` and `MAP_SHARED` of `<uapi/asm-generic/mman-common.h>` (bindgen does not see
-/// them): the same on every architecture.
-const PROT_READ: kernel::ffi::c_ulong = 0x1;
-const MAP_SHARED: kernel::ffi::c_ulong = 0x1;
 
 /// Most imports one open file may hold.
 const MAX_IMPORTS: usize = 256;
@@ -228,33 +212,21 @@ impl Import {
     fn checksum(&self, task: &MayBlock) -> Result<u64> {
         let buf = self.attachment.dmabuf();
         let _access = buf.begin_cpu_access(task, DataDirection::FromDevice)?;
-        read_mapped(buf)
+        read_mapped(task, buf)
     }
 }
 
-/// Maps the whole buffer read-only into the calling process and checksums it; unmaps it.
-fn read_mapped(buf: &DmaBuf) -> Result<u64> {
-    let size = buf.size();
-    let len = size as kernel::ffi::c_ulong;
-    // SAFETY: An ioctl runs in the calling process, whose memory map this changes; the file
-    // is live, referenced by the dma-buf.
-    let addr = unsafe { bindings::vm_mmap(buf.file_ptr(), 0, len, PROT_READ, MAP_SHARED, 0) };
-    // `vm_mmap` returns an address or a negative errno.
-    if let Ok(errno @ -4095..=-1) = i32::try_from(addr as isize) {
-        return Err(Error::from_errno(errno));
+/// Maps the whole buffer read-only into the calling process and checksums it a page at a time;
+/// unmaps it.
+fn read_mapped(task: &MayBlock, buf: &DmaBuf) -> Result<u64> {
+    let mapping = buf.map_user_read(task)?;
+    let mut reader = mapping.reader();
+    let mut page = KVec::from_elem(0u8, kernel::page::PAGE_SIZE, GFP_KERNEL)?;
+    let mut sum = uapi::CHECKSUM_START;
+    while !reader.is_empty() {
+        let n = reader.len().min(page.len());
+        reader.read_slice(&mut page[..n])?;
+        sum = uapi::checksum_more(sum, &page[..n]);
     }
-    let sum = (|| {
-        let mut page = KVec::from_elem(0u8, kernel::page::PAGE_SIZE, GFP_KERNEL)?;
-        let mut reader = UserSlice::new(UserPtr::from_addr(addr as usize), size).reader();
-        let mut sum = uapi::CHECKSUM_START;
-        while !reader.is_empty() {
-            let n = reader.len().min(page.len());
-            reader.read_slice(&mut page[..n])?;
-            sum = uapi::checksum_more(sum, &page[..n]);
-        }
-        Ok(sum)
-    })();
-    // SAFETY: Unmaps the range mapped above, in the same process.
-    unsafe { bindings::vm_munmap(addr, len as usize) };
-    sum
+    Ok(sum)
 }

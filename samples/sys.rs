@@ -3,10 +3,10 @@
 //! What both sample drivers need: the C helpers they call (`rust/helpers.c`, exported by
 //! `dmabuf_lock.ko`), and reading and writing ioctl arguments.
 
-use super::uapi::DLS_UAPI_VERSION;
+use super::uapi::{DliImport, DliOp, DlsCreate, DlsJob, DLS_UAPI_VERSION};
 use core::mem::size_of;
 use kernel::{
-    bindings::{device, dma_data_direction, page, sg_table},
+    bindings::device,
     error::Result,
     prelude::*,
     transmute::{AsBytes, FromBytes},
@@ -17,18 +17,6 @@ use kernel::{
 // allowance in `rust/dmabuf_lock/ffi.rs`.
 #[allow(improper_ctypes)]
 extern "C" {
-    /// `vmap(pages, count, VM_MAP, PAGE_KERNEL)`.
-    pub fn dl_vmap_pages(pages: *mut *mut page, count: u32) -> *mut c_void;
-    /// `vunmap(addr)`.
-    pub fn dl_vunmap(addr: *const c_void);
-    /// `sg_alloc_table_from_pages()` over `count` whole pages, `GFP_KERNEL`.
-    pub fn dl_sg_alloc_table_from_pages(
-        sgt: *mut sg_table,
-        pages: *mut *mut page,
-        count: u32,
-    ) -> i32;
-    /// `dma_unmap_sgtable(dev, sgt, dir, 0)`.
-    pub fn dl_dma_unmap_sgtable(dev: *mut device, sgt: *mut sg_table, dir: dma_data_direction);
     /// `dma_coerce_mask_and_coherent(dev, DMA_BIT_MASK(64))`.
     pub fn dl_dma_coerce_mask_64(dev: *mut device) -> i32;
 }
@@ -51,4 +39,36 @@ pub fn write_arg<T: AsBytes>(arg: usize, value: &T) -> Result {
     UserSlice::new(UserPtr::from_addr(arg), size_of::<T>())
         .writer()
         .write(value)
+}
+
+/// The size of the field that `field` projects to, which must be plain bytes (an integer or an
+/// array of them).
+const fn field_size<S, F: FromBytes + AsBytes>(_field: for<'a> fn(&'a S) -> &'a F) -> usize {
+    size_of::<F>()
+}
+
+/// Lets [`read_arg`] and [`write_arg`] copy the uapi structs as bytes, checked at compile time:
+/// the list names every field exactly once (an exhaustive pattern), each field is plain bytes,
+/// and their sizes add up to the struct's, so there is no padding.
+macro_rules! uapi_bytes {
+    ($($ty:ident { $($field:ident),+ $(,)? }),+ $(,)?) => {$(
+        const _: () = {
+            let _every_field_once = |arg: &$ty| {
+                let $ty { $($field: _),+ } = arg;
+            };
+            assert!(size_of::<$ty>() == 0 $(+ field_size(|arg: &$ty| &arg.$field))+);
+        };
+        // SAFETY: Every byte of the struct belongs to a field (no padding, checked above), and
+        // every field is plain bytes: all bit patterns are valid.
+        unsafe impl FromBytes for $ty {}
+        // SAFETY: As above: no padding, so every byte is initialised.
+        unsafe impl AsBytes for $ty {}
+    )+};
+}
+
+uapi_bytes! {
+    DlsCreate { version, size, pages, fd, pad },
+    DlsJob { version, size, fds_ptr, count, delay_ms, seqno },
+    DliImport { version, size, fd, handle },
+    DliOp { version, size, handle, timeout_ms, result },
 }

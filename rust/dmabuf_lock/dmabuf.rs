@@ -18,8 +18,14 @@
 //! [`MayBlock`]: super::context::MayBlock
 
 mod attachment;
+mod exporter;
+mod static_attachment;
+mod user_mapping;
 
 pub use attachment::{DynamicAttachment, Mapping};
+pub use exporter::{ExportOps, ExportedAttachment, ExportedBuf, Exporter, PageMapping, PageVmap};
+pub use static_attachment::{StaticAttachment, StaticMapping};
+pub use user_mapping::UserMapping;
 
 use super::{
     context::MayBlock,
@@ -28,6 +34,7 @@ use super::{
 use core::ptr::NonNull;
 use kernel::{
     bindings,
+    device::Device,
     dma::DataDirection,
     error::{code::EINVAL, from_err_ptr, to_result},
     prelude::*,
@@ -301,6 +308,12 @@ fn check_direction(dir: DataDirection) -> Result {
     } else {
         Ok(())
     }
+}
+
+/// The `struct device` behind a [`Device`].
+fn raw_device(dev: &Device) -> *mut bindings::device {
+    // `Device` is `repr(transparent)` over `Opaque<bindings::device>`.
+    core::ptr::from_ref(dev).cast_mut().cast()
 }
 
 /// `EINVAL` unless `held` proves the reservation of `buf`.

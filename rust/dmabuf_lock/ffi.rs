@@ -6,9 +6,15 @@
 //! `<linux/dma-fence.h>` and `<linux/lockdep.h>` that `kernel::bindings`
 //! cannot call. Each has the contract of the C function it forwards to.
 
-use kernel::bindings::{dma_fence, dma_fence_ops, dma_resv, module, ww_acquire_ctx};
 #[cfg(CONFIG_LOCKDEP)]
 use kernel::bindings::{lockdep_map, mutex, spinlock_t};
+use kernel::{
+    bindings::{
+        device, dma_data_direction, dma_fence, dma_fence_ops, dma_resv, module, page, sg_table,
+        ww_acquire_ctx,
+    },
+    ffi::c_void,
+};
 
 // bindgen emits empty structs for some kernel types reached through these pointers (for example
 // `sched_statistics` without `CONFIG_SCHEDSTATS`); the kernel's own `bindings` crate allows the lint too.
@@ -48,6 +54,16 @@ extern "C" {
     pub(super) fn dl_might_sleep();
     /// `in_atomic() || irqs_disabled()`.
     pub(super) fn dl_in_atomic_context() -> bool;
+    /// `vmap(pages, count, VM_MAP, PAGE_KERNEL)`.
+    pub(super) fn dl_vmap_pages(pages: *mut *mut page, count: u32) -> *mut c_void;
+    /// `vunmap(addr)`.
+    pub(super) fn dl_vunmap(addr: *const c_void);
+    /// `dma_unmap_sgtable(dev, sgt, dir, 0)`.
+    pub(super) fn dl_dma_unmap_sgtable(
+        dev: *mut device,
+        sgt: *mut sg_table,
+        dir: dma_data_direction,
+    );
 }
 
 // Lockdep annotations: only called with `CONFIG_LOCKDEP`, where they do something.

@@ -165,9 +165,7 @@ impl DynamicAttachment {
     /// ```
     pub fn new(_task: &MayBlock, buf: ARef<DmaBuf>, dev: ARef<Device>) -> Result<Self> {
         let module = ModuleRef::this_module()?;
-        let dev_raw = core::ptr::from_ref(&*dev)
-            .cast_mut()
-            .cast::<bindings::device>();
+        let dev_raw = super::raw_device(&dev);
         // SAFETY: `dev` is a live device; `dma_mask` is a plain field of it.
         if unsafe { (*dev_raw).dma_mask }.is_null() {
             // Exporters map for the device: the DMA API warns on a device without a mask.

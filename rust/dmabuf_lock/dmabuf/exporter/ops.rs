@@ -1,0 +1,411 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The `dma_buf_ops` generated for an [`Exporter`], and the callbacks that turn the core's calls
+//! into calls of the driver's methods.
+//!
+//! Every callback gets the dma-buf (or an attachment of it) of a buffer exported with these ops
+//! by [`ExportedBuf::new`](super::ExportedBuf::new), so its private data is an `Exported<T>`,
+//! live until `release`: the core calls no other callback after `release`, nor `release` while
+//! one runs (each runs under a reference the caller holds).
+
+use super::{
+    super::super::resv::{Resv, ResvHeld},
+    Exported, ExportedAttachment, Exporter, PageMapping, PageVmap,
+};
+use core::{marker::PhantomData, ptr::NonNull};
+use kernel::{bindings, dma::DataDirection, mm::virt::VmaNew, prelude::*};
+
+/// The `dma_buf_ops` of exporter `T`, with the callbacks `T` implements (NULL for the others).
+/// Declare one `static` per exporter type and name it in [`Exporter::OPS`]:
+///
+/// ```
+/// # use dmabuf_lock::{dmabuf::{ExportOps, ExportedAttachment, Exporter, PageMapping}, resv::ResvHeld};
+/// # use kernel::dma::DataDirection;
+/// struct Vram;
+/// static VRAM_OPS: ExportOps<Vram> = ExportOps::new();
+/// #[vtable]
+/// impl Exporter for Vram {
+///     const OPS: &'static ExportOps<Self> = &VRAM_OPS;
+///     fn map<'a>(
+///         &'a self,
+///         _held: &mut ResvHeld<'_>,
+///         _attachment: &ExportedAttachment,
+///         _dir: DataDirection,
+///     ) -> Result<PageMapping<'a>> {
+///         Err(ENOMEM)
+///     }
+/// }
+/// assert!(VRAM_OPS.as_raw().mmap.is_none());
+/// assert!(VRAM_OPS.as_raw().map_dma_buf.is_some());
+/// ```
+pub struct ExportOps<T: Exporter>(bindings::dma_buf_ops, PhantomData<fn() -> T>);
+
+impl<T: Exporter> ExportOps<T> {
+    /// The ops of `T`, for a `static`.
+    ///
+    /// ```
+    /// # use dmabuf_lock::{dmabuf::{ExportOps, ExportedAttachment, Exporter, PageMapping}, resv::ResvHeld};
+    /// # use kernel::dma::DataDirection;
+    /// struct Scanout;
+    /// static SCANOUT_OPS: ExportOps<Scanout> = ExportOps::new();
+    /// #[vtable]
+    /// impl Exporter for Scanout {
+    ///     const OPS: &'static ExportOps<Self> = &SCANOUT_OPS;
+    ///     fn pin(&self, _held: &mut ResvHeld<'_>, _attachment: &ExportedAttachment) -> Result {
+    ///         Ok(())
+    ///     }
+    ///     fn map<'a>(
+    ///         &'a self,
+    ///         _held: &mut ResvHeld<'_>,
+    ///         _attachment: &ExportedAttachment,
+    ///         _dir: DataDirection,
+    ///     ) -> Result<PageMapping<'a>> {
+    ///         Err(ENOMEM)
+    ///     }
+    /// }
+    /// // `pin` brings `unpin`: the core wants both or neither.
+    /// assert!(SCANOUT_OPS.as_raw().pin.is_some() && SCANOUT_OPS.as_raw().unpin.is_some());
+    /// ```
+    pub const fn new() -> Self {
+        Self(
+            bindings::dma_buf_ops {
+                attach: if T::HAS_ATTACH {
+                    Some(attach::<T>)
+                } else {
+                    None
+                },
+                detach: if T::HAS_DETACH {
+                    Some(detach::<T>)
+                } else {
+                    None
+                },
+                pin: if T::HAS_PIN { Some(pin::<T>) } else { None },
+                unpin: if T::HAS_PIN { Some(unpin::<T>) } else { None },
+                map_dma_buf: Some(map::<T>),
+                unmap_dma_buf: Some(unmap::<T>),
+                release: Some(release::<T>),
+                begin_cpu_access: if T::HAS_BEGIN_CPU_ACCESS {
+                    Some(begin_cpu_access::<T>)
+                } else {
+                    None
+                },
+                end_cpu_access: if T::HAS_END_CPU_ACCESS {
+                    Some(end_cpu_access::<T>)
+                } else {
+                    None
+                },
+                mmap: if T::HAS_MMAP { Some(mmap::<T>) } else { None },
+                vmap: if T::HAS_VMAP { Some(vmap::<T>) } else { None },
+                vunmap: if T::HAS_VMAP { Some(vunmap::<T>) } else { None },
+            },
+            PhantomData,
+        )
+    }
+
+    /// Returns the C ops, as [`DmaBuf::is_exported_with`](super::super::DmaBuf::is_exported_with)
+    /// takes them.
+    ///
+    /// ```
+    /// # use dmabuf_lock::dmabuf::{DmaBuf, Exporter};
+    /// fn is_mine<T: Exporter>(buf: &DmaBuf) -> bool {
+    ///     buf.is_exported_with(T::OPS.as_raw())
+    /// }
+    /// ```
+    pub const fn as_raw(&'static self) -> &'static bindings::dma_buf_ops {
+        &self.0
+    }
+}
+
+impl<T: Exporter> Default for ExportOps<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The `Exported<T>` behind `dmabuf`, borrowed for the callback.
+///
+/// # Safety
+///
+/// `dmabuf` is a live dma-buf exported with `T`'s ops, not released during `'a`.
+unsafe fn exported<'a, T: Exporter>(dmabuf: *mut bindings::dma_buf) -> &'a Exported<T> {
+    // SAFETY: Exported with `T`'s ops, so by `ExportedBuf::new` with an `Exported<T>` as private
+    // data, which lives until `release` (the caller's contract).
+    unsafe { &*(*dmabuf).priv_.cast::<Exported<T>>() }
+}
+
+/// The `Exported<T>` and the exporter's view of `attach`.
+///
+/// # Safety
+///
+/// `attach` is a live attachment of a dma-buf exported with `T`'s ops, for `'a`.
+unsafe fn attached<'a, T: Exporter>(
+    attach: *mut bindings::dma_buf_attachment,
+) -> (&'a Exported<T>, &'a ExportedAttachment) {
+    // SAFETY: The caller's contract; an attachment holds its dma-buf (the importer references
+    // it while attached).
+    unsafe {
+        (
+            exported((*attach).dmabuf),
+            ExportedAttachment::from_raw(attach),
+        )
+    }
+}
+
+/// The proof for a callback that the core calls with the buffer's reservation held.
+///
+/// # Safety
+///
+/// The core holds `resv` for the current task during `'a` (it asserts so before each such
+/// callback: `dma_resv_assert_held()`).
+unsafe fn held<'a>(resv: &'a Resv) -> ResvHeld<'a> {
+    // SAFETY: The caller's contract. Any proof of this reservation on this task belongs to a
+    // library call that borrowed it mutably to call into the core (mapping an attachment,
+    // invalidating mappings), or the lock was taken by C code: see `ResvHeld`.
+    unsafe { ResvHeld::new(resv) }
+}
+
+/// The direction of the core's call: it never passes `DMA_NONE` to these callbacks (the DMA
+/// API `BUG_ON`s it), and the library refuses it anyway.
+fn direction(dir: bindings::dma_data_direction) -> Result<DataDirection> {
+    [
+        DataDirection::Bidirectional,
+        DataDirection::ToDevice,
+        DataDirection::FromDevice,
+    ]
+    .into_iter()
+    .find(|d| bindings::dma_data_direction::from(*d) == dir)
+    .ok_or(EINVAL)
+}
+
+/// The errno of a callback's result.
+fn errno(result: Result) -> c_int {
+    match result {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `.attach`: the driver's `attach`.
+///
+/// # Safety
+///
+/// Called by the dma-buf core only, for a buffer exported with `T`'s ops, as the op's contract
+/// in `<linux/dma-buf.h>` says.
+unsafe extern "C" fn attach<T: Exporter>(
+    dmabuf: *mut bindings::dma_buf,
+    attach: *mut bindings::dma_buf_attachment,
+) -> c_int {
+    // SAFETY: The core passes one of `T`'s live dma-bufs and the attachment being made for it.
+    let (exported, attachment) =
+        unsafe { (exported::<T>(dmabuf), ExportedAttachment::from_raw(attach)) };
+    errno(exported.data.attach(attachment))
+}
+
+/// `.detach`: the driver's `detach`.
+///
+/// # Safety
+///
+/// Called by the dma-buf core only, for a buffer exported with `T`'s ops, as the op's contract
+/// in `<linux/dma-buf.h>` says.
+unsafe extern "C" fn detach<T: Exporter>(
+    dmabuf: *mut bindings::dma_buf,
+    attach: *mut bindings::dma_buf_attachment,
+) {
+    // SAFETY: The core passes one of `T`'s live dma-bufs and its attachment being freed.
+    let (exported, attachment) =
+        unsafe { (exported::<T>(dmabuf), ExportedAttachment::from_raw(attach)) };
+    exported.data.detach(attachment);
+}
+
+/// `.pin`: the driver's `pin`, with the proof of the held reservation.
+///
+/// # Safety
+///
+/// Called by the dma-buf core only, for a buffer exported with `T`'s ops, as the op's contract
+/// in `<linux/dma-buf.h>` says.
+unsafe extern "C" fn pin<T: Exporter>(attach: *mut bindings::dma_buf_attachment) -> c_int {
+    // SAFETY: The core passes a live attachment of one of `T`'s dma-bufs.
+    let (exported, attachment) = unsafe { attached::<T>(attach) };
+    // SAFETY: `dma_buf_pin()` and `dma_buf_map_attachment()` hold the reservation.
+    let mut held = unsafe { held(&exported.resv) };
+    errno(exported.data.pin(&mut held, attachment))
+}
+
+/// `.unpin`: the driver's `unpin` if it has one, with the proof.
+///
+/// # Safety
+///
+/// Called by the dma-buf core only, for a buffer exported with `T`'s ops, as the op's contract
+/// in `<linux/dma-buf.h>` says.
+unsafe extern "C" fn unpin<T: Exporter>(attach: *mut bindings::dma_buf_attachment) {
+    // SAFETY: The core passes a live attachment of one of `T`'s dma-bufs.
+    let (exported, attachment) = unsafe { attached::<T>(attach) };
+    if T::HAS_UNPIN {
+        // SAFETY: `dma_buf_unpin()` and `dma_buf_unmap_attachment()` hold the reservation.
+        let mut held = unsafe { held(&exported.resv) };
+        exported.data.unpin(&mut held, attachment);
+    }
+}
+
+/// `.map_dma_buf`: the driver's `map`, with the proof; its mapping is handed to the core.
+///
+/// # Safety
+///
+/// Called by the dma-buf core only, for a buffer exported with `T`'s ops, as the op's contract
+/// in `<linux/dma-buf.h>` says.
+unsafe extern "C" fn map<T: Exporter>(
+    attach: *mut bindings::dma_buf_attachment,
+    dir: bindings::dma_data_direction,
+) -> *mut bindings::sg_table {
+    // SAFETY: The core passes a live attachment of one of `T`'s dma-bufs.
+    let (exported, attachment) = unsafe { attached::<T>(attach) };
+    // SAFETY: `dma_buf_map_attachment()` holds the reservation.
+    let mut held = unsafe { held(&exported.resv) };
+    match direction(dir).and_then(|dir| exported.data.map(&mut held, attachment, dir)) {
+        Ok(mapping) => mapping.into_raw(),
+        Err(e) => e.to_ptr(),
+    }
+}
+
+/// `.unmap_dma_buf`: takes the mapping back and gives it to the driver's `unmap`, or drops it.
+///
+/// # Safety
+///
+/// Called by the dma-buf core only, for a buffer exported with `T`'s ops, as the op's contract
+/// in `<linux/dma-buf.h>` says.
+unsafe extern "C" fn unmap<T: Exporter>(
+    attach: *mut bindings::dma_buf_attachment,
+    sgt: *mut bindings::sg_table,
+    _dir: bindings::dma_data_direction,
+) {
+    // SAFETY: The core passes a live attachment of one of `T`'s dma-bufs.
+    let (exported, attachment) = unsafe { attached::<T>(attach) };
+    // SAFETY: The core gives back, once, a table that `map` returned for this attachment (the
+    // debug wrapper of `CONFIG_DMABUF_DEBUG` is removed before this call). Its pages are
+    // borrowed from `exported.data`, which lives until `release`, after every unmap.
+    let mapping = unsafe { PageMapping::from_raw(sgt) };
+    if T::HAS_UNMAP {
+        // SAFETY: `dma_buf_unmap_attachment()` holds the reservation, as does the error path of
+        // `dma_buf_map_attachment()`.
+        let mut held = unsafe { held(&exported.resv) };
+        exported.data.unmap(&mut held, attachment, mapping);
+    }
+}
+
+/// `.release`: drops the driver's value, then the reservation.
+///
+/// # Safety
+///
+/// Called by the dma-buf core only, for a buffer exported with `T`'s ops, as the op's contract
+/// in `<linux/dma-buf.h>` says.
+unsafe extern "C" fn release<T: Exporter>(dmabuf: *mut bindings::dma_buf) {
+    // SAFETY: The last reference is gone: nothing refers to the private data any more, which
+    // `ExportedBuf::new` boxed and pinned, and which is freed once, here. The driver's value is
+    // dropped before the reservation.
+    drop(unsafe { Pin::new_unchecked(KBox::from_raw((*dmabuf).priv_.cast::<Exported<T>>())) });
+}
+
+/// `.begin_cpu_access`: the driver's `begin_cpu_access`.
+///
+/// # Safety
+///
+/// Called by the dma-buf core only, for a buffer exported with `T`'s ops, as the op's contract
+/// in `<linux/dma-buf.h>` says.
+unsafe extern "C" fn begin_cpu_access<T: Exporter>(
+    dmabuf: *mut bindings::dma_buf,
+    dir: bindings::dma_data_direction,
+) -> c_int {
+    // SAFETY: The core passes one of `T`'s live dma-bufs.
+    let exported = unsafe { exported::<T>(dmabuf) };
+    errno(direction(dir).and_then(|dir| exported.data.begin_cpu_access(dir)))
+}
+
+/// `.end_cpu_access`: the driver's `end_cpu_access`.
+///
+/// # Safety
+///
+/// Called by the dma-buf core only, for a buffer exported with `T`'s ops, as the op's contract
+/// in `<linux/dma-buf.h>` says.
+unsafe extern "C" fn end_cpu_access<T: Exporter>(
+    dmabuf: *mut bindings::dma_buf,
+    dir: bindings::dma_data_direction,
+) -> c_int {
+    // SAFETY: The core passes one of `T`'s live dma-bufs.
+    let exported = unsafe { exported::<T>(dmabuf) };
+    errno(direction(dir).and_then(|dir| exported.data.end_cpu_access(dir)))
+}
+
+/// `.mmap`: the driver's `mmap`, with the vma being set up and its page offset.
+///
+/// # Safety
+///
+/// Called by the dma-buf core only, for a buffer exported with `T`'s ops, as the op's contract
+/// in `<linux/dma-buf.h>` says.
+unsafe extern "C" fn mmap<T: Exporter>(
+    dmabuf: *mut bindings::dma_buf,
+    vma: *mut bindings::vm_area_struct,
+) -> c_int {
+    // SAFETY: The core passes one of `T`'s live dma-bufs and a vma being set up for it, from
+    // the `mmap` of the dma-buf's file or `dma_buf_mmap()`.
+    let (exported, vma, pgoff) = unsafe {
+        (
+            exported::<T>(dmabuf),
+            VmaNew::from_raw(vma),
+            (*vma).vm_pgoff,
+        )
+    };
+    errno(exported.data.mmap(vma, pgoff))
+}
+
+/// `.vmap`: the driver's `vmap`, with the proof; its address is handed to the core.
+///
+/// # Safety
+///
+/// Called by the dma-buf core only, for a buffer exported with `T`'s ops, as the op's contract
+/// in `<linux/dma-buf.h>` says.
+unsafe extern "C" fn vmap<T: Exporter>(
+    dmabuf: *mut bindings::dma_buf,
+    map: *mut bindings::iosys_map,
+) -> c_int {
+    // SAFETY: The core passes one of `T`'s live dma-bufs.
+    let exported = unsafe { exported::<T>(dmabuf) };
+    // SAFETY: `dma_buf_vmap()` holds the reservation.
+    let mut held = unsafe { held(&exported.resv) };
+    match exported.data.vmap(&mut held) {
+        Ok(vmap) => {
+            // SAFETY: `map` is the core's map to fill: a system-memory address.
+            unsafe {
+                (*map).__bindgen_anon_1.vaddr = vmap.into_raw();
+                (*map).is_iomem = false;
+            }
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `.vunmap`: takes the mapping back and gives it to the driver's `vunmap`, or drops it.
+///
+/// # Safety
+///
+/// Called by the dma-buf core only, for a buffer exported with `T`'s ops, as the op's contract
+/// in `<linux/dma-buf.h>` says.
+unsafe extern "C" fn vunmap<T: Exporter>(
+    dmabuf: *mut bindings::dma_buf,
+    map: *mut bindings::iosys_map,
+) {
+    // SAFETY: The core passes one of `T`'s live dma-bufs, and the map `vmap` filled (it checks
+    // that it is the one it holds).
+    let (exported, addr) = unsafe { (exported::<T>(dmabuf), (*map).__bindgen_anon_1.vaddr) };
+    let Some(addr) = NonNull::new(addr) else {
+        return;
+    };
+    // SAFETY: `addr` is the mapping `vmap` handed over, given back once, when its last user is
+    // gone; its pages are borrowed from `exported.data`, which lives until `release`.
+    let vmap = unsafe { PageVmap::from_raw(addr) };
+    if T::HAS_VUNMAP {
+        // SAFETY: `dma_buf_vunmap()` holds the reservation.
+        let mut held = unsafe { held(&exported.resv) };
+        exported.data.vunmap(&mut held, vmap);
+    }
+}

@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What an exporter of system pages hands out: a DMA-mapped table of its pages for an
+//! importer's device ([`PageMapping`]) and a kernel mapping of them ([`PageVmap`]).
+//!
+//! Both borrow the pages for as long as they live, so the pages cannot be freed under a mapping
+//! (with a bounce buffer, unmapping a table copies into its pages). The library's exporter
+//! callbacks hand them to the dma-buf core and take them back in `unmap_dma_buf` and `vunmap`.
+
+use super::super::super::ffi;
+use super::super::{check_direction, raw_device};
+use core::{marker::PhantomData, ptr::NonNull};
+use kernel::{
+    bindings, device::Device, dma::DataDirection, error::to_result, page::Page, prelude::*,
+    scatterlist::SGTable, sync::aref::ARef, types::Opaque,
+};
+
+/// A table of pages mapped for a device (`sg_alloc_table_from_pages()` and
+/// `dma_map_sgtable()`), unmapped and freed on drop: what an exporter's
+/// [`Exporter::map`](super::Exporter::map) returns.
+///
+/// # Invariants
+///
+/// `table.sgt` holds one entry per page of the borrowed slice, mapped for `table.dev` in `dir`
+/// and not unmapped; the pages are borrowed for `'a`.
+///
+/// # Examples
+///
+/// (Built in an exporter's `map` callback: see [`Exporter`](super::Exporter).)
+///
+/// ```
+/// # use dmabuf_lock::dmabuf::PageMapping;
+/// # use kernel::{device::Device, dma::DataDirection, faux, page::Page};
+/// # let faux = faux::Registration::new(c"dmabuf_lock_doctest", None)?;
+/// # let dev: &Device = AsRef::<faux::Device<kernel::device::Bound>>::as_ref(&faux).as_ref();
+/// let pages = [Page::alloc_page(GFP_KERNEL)?];
+/// // A device without a DMA mask (as this faux device) cannot be mapped for:
+/// assert_eq!(PageMapping::new(dev, &pages, DataDirection::ToDevice).err(), Some(EINVAL));
+/// // Nor can no pages, or no direction:
+/// assert_eq!(PageMapping::new(dev, &[], DataDirection::ToDevice).err(), Some(EINVAL));
+/// # Ok::<(), Error>(())
+/// ```
+pub struct PageMapping<'a> {
+    table: KBox<MappedTable>,
+    _pages: PhantomData<&'a [Page]>,
+}
+
+/// The allocation behind a [`PageMapping`]: the `sg_table` first, so that the table pointer
+/// the dma-buf core holds is the allocation's.
+#[repr(C)]
+struct MappedTable {
+    sgt: Opaque<bindings::sg_table>,
+    dev: ARef<Device>,
+    dir: DataDirection,
+}
+
+impl<'a> PageMapping<'a> {
+    /// Maps `pages` for `dev` in direction `dir`; `EINVAL` for no pages, `DataDirection::None`
+    /// or a device without a DMA mask (the DMA API would warn), and the DMA API's error if
+    /// mapping fails.
+    ///
+    /// ```
+    /// # use dmabuf_lock::dmabuf::PageMapping;
+    /// # use kernel::{device::Device, dma::DataDirection, faux, page::Page};
+    /// # let faux = faux::Registration::new(c"dmabuf_lock_doctest", None)?;
+    /// # let dev: &Device = AsRef::<faux::Device<kernel::device::Bound>>::as_ref(&faux).as_ref();
+    /// let pages = [Page::alloc_page(GFP_KERNEL)?];
+    /// assert_eq!(PageMapping::new(dev, &pages, DataDirection::None).err(), Some(EINVAL));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn new(dev: &Device, pages: &'a [Page], dir: DataDirection) -> Result<Self> {
+        check_direction(dir)?;
+        let raw_dev = raw_device(dev);
+        // SAFETY: `dev` is a live device; `dma_mask` is a plain field of it.
+        if pages.is_empty() || unsafe { (*raw_dev).dma_mask }.is_null() {
+            return Err(EINVAL);
+        }
+        let mut ptrs = KVec::with_capacity(pages.len(), GFP_KERNEL)?;
+        for page in pages {
+            ptrs.push(page.as_ptr(), GFP_KERNEL)?;
+        }
+        let count = u32::try_from(pages.len())?;
+        let size = pages.len() * kernel::page::PAGE_SIZE;
+        let sgt = Opaque::<bindings::sg_table>::zeroed();
+        // SAFETY: The table is zeroed, as the call expects; `ptrs` holds `count` live pages.
+        to_result(unsafe {
+            bindings::sg_alloc_table_from_pages_segment(
+                sgt.get(),
+                ptrs.as_mut_ptr(),
+                count,
+                0,
+                size,
+                u32::MAX,
+                bindings::GFP_KERNEL,
+            )
+        })?;
+        // SAFETY: The table was just filled with `pages`; `dev` has a DMA mask.
+        let mapped =
+            to_result(unsafe { bindings::dma_map_sgtable(raw_dev, sgt.get(), dir.into(), 0) });
+        if let Err(e) = mapped {
+            // SAFETY: Frees the entries allocated above; the table was never mapped.
+            unsafe { bindings::sg_free_table(sgt.get()) };
+            return Err(e);
+        }
+        // An `sg_table` refers to its entries, not to itself: it may move.
+        let table = MappedTable {
+            sgt,
+            dev: dev.into(),
+            dir,
+        };
+        // INVARIANT: Filled with `pages` and mapped for `dev` in `dir`; `pages` is borrowed. If
+        // the allocation fails, dropping `table` unmaps and frees it.
+        Ok(Self {
+            table: KBox::new(table, GFP_KERNEL)?,
+            _pages: PhantomData,
+        })
+    }
+
+    /// Returns the mapped entries (DMA addresses and lengths for the device).
+    ///
+    /// ```
+    /// # use dmabuf_lock::dmabuf::PageMapping;
+    /// fn segments(mapping: &PageMapping<'_>) -> usize {
+    ///     mapping.table().iter().count()
+    /// }
+    /// ```
+    pub fn table(&self) -> &SGTable {
+        // SAFETY: The table is mapped and unchanged until `self` is dropped (type invariant).
+        unsafe { SGTable::from_raw(self.table.sgt.get()) }
+    }
+
+    /// Hands the table over to the dma-buf core.
+    pub(super) fn into_raw(self) -> *mut bindings::sg_table {
+        // `sgt` is the first field of the `repr(C)` allocation.
+        KBox::into_raw(self.table).cast()
+    }
+
+    /// Takes back a table handed over with [`PageMapping::into_raw`].
+    ///
+    /// # Safety
+    ///
+    /// `sgt` came from `into_raw` of a mapping whose pages are borrowed for `'a`, and is taken
+    /// back once.
+    pub(super) unsafe fn from_raw(sgt: *mut bindings::sg_table) -> Self {
+        // SAFETY: `sgt` is the start of a `MappedTable` boxed by `into_raw` (the caller's
+        // contract), given back once.
+        let table = unsafe { KBox::from_raw(sgt.cast::<MappedTable>()) };
+        // INVARIANT: As when it was handed over; the caller vouches for the pages.
+        Self {
+            table,
+            _pages: PhantomData,
+        }
+    }
+}
+
+impl Drop for MappedTable {
+    fn drop(&mut self) {
+        let sgt = self.sgt.get();
+        // SAFETY: A `MappedTable` exists only inside a `PageMapping` (or handed over from one),
+        // so it is mapped for `dev` in `dir`, and it is unmapped once, here, while the
+        // mapping's pages are still borrowed; then its entries are freed.
+        unsafe {
+            ffi::dl_dma_unmap_sgtable(raw_device(&self.dev), sgt, self.dir.into());
+            bindings::sg_free_table(sgt);
+        }
+    }
+}
+
+// SAFETY: The table is exporter memory tied to no task; it is only read through `&self` and
+// unmapped on drop, from whichever task drops it.
+unsafe impl Send for PageMapping<'_> {}
+
+// SAFETY: `&self` only reads the table.
+unsafe impl Sync for PageMapping<'_> {}
+
+/// A kernel mapping of pages (`vmap()`), unmapped on drop: what an exporter's
+/// [`Exporter::vmap`](super::Exporter::vmap) returns.
+///
+/// The mapping is for the dma-buf core and its importers (`dma_buf_vmap()`), which access the
+/// memory as C does, under CPU access; the exporter gets no Rust view of it, since userspace and
+/// devices may write the pages at any time.
+///
+/// # Invariants
+///
+/// `addr` is a live `vmap()` of the pages borrowed for `'a`, unmapped only on drop.
+///
+/// ```
+/// # use dmabuf_lock::dmabuf::PageVmap;
+/// # use kernel::page::Page;
+/// let pages = [Page::alloc_page(GFP_KERNEL)?, Page::alloc_page(GFP_KERNEL)?];
+/// let vmap = PageVmap::new(&pages)?;
+/// assert!(!vmap.as_ptr().is_null());
+/// assert_eq!(PageVmap::new(&[]).err(), Some(EINVAL));
+/// # Ok::<(), Error>(())
+/// ```
+pub struct PageVmap<'a> {
+    addr: NonNull<c_void>,
+    _pages: PhantomData<&'a [Page]>,
+}
+
+impl<'a> PageVmap<'a> {
+    /// Maps `pages` contiguously into the kernel's address space; `EINVAL` for no pages,
+    /// `ENOMEM` if `vmap()` fails.
+    ///
+    /// ```
+    /// # use dmabuf_lock::dmabuf::PageVmap;
+    /// # use kernel::page::Page;
+    /// let pages = [Page::alloc_page(GFP_KERNEL)?];
+    /// let _vmap = PageVmap::new(&pages)?;
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn new(pages: &'a [Page]) -> Result<Self> {
+        if pages.is_empty() {
+            return Err(EINVAL);
+        }
+        let mut ptrs = KVec::with_capacity(pages.len(), GFP_KERNEL)?;
+        for page in pages {
+            ptrs.push(page.as_ptr(), GFP_KERNEL)?;
+        }
+        let count = u32::try_from(pages.len())?;
+        // SAFETY: `ptrs` holds `count` live pages, borrowed for `'a`; `vmap` copies the array.
+        let addr = unsafe { ffi::dl_vmap_pages(ptrs.as_mut_ptr(), count) };
+        // INVARIANT: A live mapping of the borrowed pages.
+        Ok(Self {
+            addr: NonNull::new(addr).ok_or(ENOMEM)?,
+            _pages: PhantomData,
+        })
+    }
+
+    /// Returns the address of the mapping, for C code that reads or writes the buffer under CPU
+    /// access.
+    ///
+    /// ```
+    /// # use dmabuf_lock::dmabuf::PageVmap;
+    /// # use kernel::page::Page;
+    /// let pages = [Page::alloc_page(GFP_KERNEL)?];
+    /// assert!(!PageVmap::new(&pages)?.as_ptr().is_null());
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn as_ptr(&self) -> *mut c_void {
+        self.addr.as_ptr()
+    }
+
+    /// Hands the mapping over to the dma-buf core.
+    pub(super) fn into_raw(self) -> *mut c_void {
+        core::mem::ManuallyDrop::new(self).addr.as_ptr()
+    }
+
+    /// Takes back a mapping handed over with [`PageVmap::into_raw`].
+    ///
+    /// # Safety
+    ///
+    /// `addr` came from `into_raw` of a mapping whose pages are borrowed for `'a`, and is taken
+    /// back once.
+    pub(super) unsafe fn from_raw(addr: NonNull<c_void>) -> Self {
+        // INVARIANT: The caller's contract.
+        Self {
+            addr,
+            _pages: PhantomData,
+        }
+    }
+}
+
+impl Drop for PageVmap<'_> {
+    fn drop(&mut self) {
+        // SAFETY: `addr` is a live `vmap()` (type invariant), unmapped once, here.
+        unsafe { ffi::dl_vunmap(self.addr.as_ptr()) };
+    }
+}
+
+// SAFETY: A kernel mapping may be unmapped from any task.
+unsafe impl Send for PageVmap<'_> {}
+
+// SAFETY: `&self` only returns the address.
+unsafe impl Sync for PageVmap<'_> {}
