@@ -48,3 +48,13 @@ pub fn prime_job_queue<T: Send>(task: &MayBlock, job_queue: &Mutex<T>) -> Result
         .then(Level::Driver(job_queue, c"job_queue"))
         .prime(task)
 }
+
+/// Declares `notifier_lock` as taken inside mmu-notifier invalidations, where the invalidation
+/// then waits for the range's fences, and primes that order (R3, R9).
+pub fn prime_notifier_lock<T: Send>(task: &MayBlock, notifier_lock: &Mutex<T>) -> Result {
+    LockOrder::new(c"userptr")
+        .then(Level::MmuNotifier)
+        .then(Level::Driver(notifier_lock, c"notifier_lock"))
+        .then(Level::FenceWait)
+        .prime(task)
+}
