@@ -297,9 +297,10 @@ unsafe extern "C" fn count_objects<T: Shrink>(
 ) -> c_ulong {
     // SAFETY: The kernel runs this callback of a registered `Shrinker<T>`.
     let data = unsafe { shrinker_data::<T>(shrinker) };
+    // `c_ulong` is `usize` in the kernel's Rust.
     match data.count() {
         0 => SHRINK_EMPTY,
-        n => c_ulong::try_from(n).unwrap_or(SHRINK_EMPTY).min(SHRINK_EMPTY - 1),
+        n => n.min(SHRINK_EMPTY - 1),
     }
 }
 
@@ -318,12 +319,10 @@ unsafe extern "C" fn scan_objects<T: Shrink>(
     // SAFETY: `sc` is the kernel's control block for this call, valid during it.
     let nr_to_scan = unsafe { (*sc).nr_to_scan };
     let reclaim = ReclaimScope::enter();
-    let result = data.scan(&reclaim, usize::try_from(nr_to_scan).unwrap_or(usize::MAX));
+    let result = data.scan(&reclaim, nr_to_scan);
     drop(reclaim);
     match result {
-        ScanResult::Freed(n) => c_ulong::try_from(n)
-            .unwrap_or(SHRINK_EMPTY)
-            .min(SHRINK_EMPTY - 1),
+        ScanResult::Freed(n) => n.min(SHRINK_EMPTY - 1),
         ScanResult::Stop => SHRINK_STOP,
     }
 }
