@@ -36,12 +36,14 @@ module! {
     license: "GPL",
 }
 
-/// The orders primed at load, outermost lock first (R1, R2, R3).
+/// The orders primed at load, outermost lock first (R1, R2, R3); the first is the kernel's
+/// `dma_resv_lockdep()` chain, with the library's mmu-notifier map in the place of the kernel's.
 const CORE_ORDERS: [LockOrder<'static>; 2] = [
     LockOrder::new(c"core")
         .then(Level::MmapLock)
         .then(Level::Resv)
         .then(Level::Reclaim)
+        .then(Level::MmuNotifier)
         .then(Level::FenceWait),
     LockOrder::new(c"core")
         .then(Level::Resv)
@@ -154,8 +156,40 @@ impl Drop for DebugfsDir {
     }
 }
 
+extern "C" {
+    /// Registers the module notifier that frees the shrinkers a module leaked (`rust/reclaim.c`).
+    fn dl_reclaim_init() -> kernel::ffi::c_int;
+    /// Unregisters it.
+    fn dl_reclaim_exit();
+}
+
+/// The module notifier of `rust/reclaim.c`, registered while the module is loaded.
+///
+/// # Invariants
+///
+/// `dl_reclaim_init` succeeded for this value, and `drop` undoes it once.
+struct LeakedShrinkerReaper;
+
+impl LeakedShrinkerReaper {
+    fn new() -> Result<Self> {
+        // SAFETY: Called once per load of this module, paired with `dl_reclaim_exit` in `drop`.
+        kernel::error::to_result(unsafe { dl_reclaim_init() })?;
+        // INVARIANT: Registered just above.
+        Ok(Self)
+    }
+}
+
+impl Drop for LeakedShrinkerReaper {
+    fn drop(&mut self) {
+        // SAFETY: Registered by `new` (type invariant). No module that registered a shrinker
+        // through the library is loaded any more: each links against this one.
+        unsafe { dl_reclaim_exit() };
+    }
+}
+
 struct DmabufLock {
     _dir: DebugfsDir,
+    _reaper: LeakedShrinkerReaper,
 }
 
 impl kernel::Module for DmabufLock {
@@ -164,8 +198,12 @@ impl kernel::Module for DmabufLock {
         for order in CORE_ORDERS.iter() {
             order.prime(&task)?;
         }
+        let reaper = LeakedShrinkerReaper::new()?;
         let dir = DebugfsDir::new()?;
         pr_info!("library core loaded\n");
-        Ok(Self { _dir: dir })
+        Ok(Self {
+            _dir: dir,
+            _reaper: reaper,
+        })
     }
 }

@@ -298,7 +298,16 @@ pub struct ReclaimScope<'t> {
 impl MayBlock {
     /// Enters a reclaim scope; see [`ReclaimScope`].
     pub fn reclaim_scope(&mut self) -> ReclaimScope<'_> {
+        ReclaimScope::enter()
+    }
+}
+
+impl<'t> ReclaimScope<'t> {
+    /// Enters reclaim for lockdep; for [`MayBlock::reclaim_scope`], and for a shrinker's scan,
+    /// which the kernel runs in reclaim with no proof at hand ([`super::shrinker`]).
+    pub(super) fn enter() -> Self {
         reclaim_acquire();
+        // INVARIANT: `fs_reclaim` was just acquired, and is released by `drop`.
         ReclaimScope {
             _task: PhantomData,
             _not_send: NotThreadSafe,
@@ -385,6 +394,10 @@ pub enum Level<'a> {
     Resv,
     /// Memory reclaim (`fs_reclaim`): `GFP_KERNEL` allocations (R2). Inside reservations.
     Reclaim,
+    /// An mmu-notifier invalidation (`mmu_interval_notifier` callbacks, userptr and hmm
+    /// mirrors): inside reclaim, which may invalidate mappings; it may wait for fences (R3) but
+    /// neither allocate with `GFP_KERNEL` nor take a reservation.
+    MmuNotifier,
     /// Inside a fence-signalling critical section (R4): only driver locks may follow.
     Signalling,
     /// Waiting for a fence (R3): the innermost operation, so only last.
@@ -399,6 +412,7 @@ impl Level<'_> {
             Level::MmapLock => c"mmap_lock",
             Level::Resv => c"dma_resv",
             Level::Reclaim => c"fs_reclaim",
+            Level::MmuNotifier => c"mmu_notifier",
             Level::Signalling => c"fence_signalling",
             Level::FenceWait => c"fence_wait",
             Level::Driver(_, name) => name,
@@ -463,12 +477,20 @@ impl<'a> LockOrder<'a> {
         }
         let (mut seen_resv, mut seen_reclaim, mut in_section, mut spinning) =
             (false, false, false, false);
+        let mut in_notifier = false;
         for (i, level) in self.iter().enumerate() {
             let conflict = match level {
                 Level::MmapLock if seen_resv => Some("mmap_lock inside dma_resv (R1)"),
                 Level::Resv if seen_reclaim => Some("blocking dma_resv lock in reclaim (R2)"),
-                Level::Resv | Level::Reclaim | Level::MmapLock if in_section => {
+                Level::Resv | Level::Reclaim | Level::MmapLock | Level::MmuNotifier
+                    if in_section =>
+                {
                     Some("blocking lock or reclaim inside a signalling section (R4)")
+                }
+                Level::Resv | Level::Reclaim | Level::MmapLock | Level::MmuNotifier
+                    if in_notifier =>
+                {
+                    Some("lock, allocation or notifier inside an mmu notifier (R2)")
                 }
                 Level::FenceWait if in_section => {
                     Some("fence wait inside a signalling section (R4)")
@@ -487,7 +509,8 @@ impl<'a> LockOrder<'a> {
                 return Err(EINVAL);
             }
             seen_resv |= matches!(level, Level::Resv);
-            seen_reclaim |= matches!(level, Level::Reclaim);
+            seen_reclaim |= matches!(level, Level::Reclaim | Level::MmuNotifier);
+            in_notifier |= matches!(level, Level::MmuNotifier);
             in_section |= matches!(level, Level::Signalling);
             spinning |= matches!(level, Level::Driver(lock, _) if lock.is_spinning());
         }
@@ -546,6 +569,17 @@ impl fmt::Debug for LockOrder<'_> {
     }
 }
 
+/// The lockdep map of [`Level::MmuNotifier`], in `dmabuf_lock.ko` (`rust/reclaim.c`): the
+/// kernel's own, `__mmu_notifier_invalidate_range_start_map`, is not exported to modules.
+#[cfg(CONFIG_LOCKDEP)]
+fn mmu_notifier_map() -> *mut bindings::lockdep_map {
+    extern "C" {
+        fn dl_mmu_notifier_map() -> *mut bindings::lockdep_map;
+    }
+    // SAFETY: Returns the address of a static; no preconditions.
+    unsafe { dl_mmu_notifier_map() }
+}
+
 /// Takes `levels[0]`, then the rest nested inside it, then releases it.
 #[cfg(CONFIG_LOCKDEP)]
 fn take_nested(
@@ -576,6 +610,15 @@ fn take_nested(
             reclaim_acquire();
             let ret = inner();
             reclaim_release();
+            ret
+        }
+        Level::MmuNotifier => {
+            // SAFETY: `dl_mmu_notifier_map` returns a static map of `dmabuf_lock.ko`, which this
+            // module links against; it is released below, on this task.
+            unsafe { ffi::dl_lock_map_acquire(mmu_notifier_map()) };
+            let ret = inner();
+            // SAFETY: Acquired just above on this task.
+            unsafe { ffi::dl_lock_map_release(mmu_notifier_map()) };
             ret
         }
         Level::Signalling => {

@@ -15,6 +15,7 @@
 //! | [`lockdep`] | lockdep maps, might-lock, reclaim scopes, priming a driver's lock order | R2, R9 |
 //! | [`dmabuf`] | dma-buf handles, an importer's dynamic attachment | R10 |
 //! | [`locker`] | the multi-object locker (`drm_exec`), owner of acquire contexts | R2, R6, R7 |
+//! | [`shrinker`] | shrinkers whose scans reach reservations only by trylock | R2 |
 //!
 //! The rule ids are listed in `Documentation/rules.md`; why safe code cannot cause undefined
 //! behaviour with these types, leaks included, is in `Documentation/soundness.md`.
@@ -25,6 +26,7 @@ pub mod fence;
 pub mod lockdep;
 pub mod locker;
 pub mod resv;
+pub mod shrinker;
 pub mod signalling;
 
 mod acquire;

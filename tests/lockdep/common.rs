@@ -68,3 +68,37 @@ pub fn run_irq_job<F: IrqHandler>(task: &mut MayBlock, on_irq: F) -> Result {
     resv.wait(task, FenceUsage::Write, false, 5000)?;
     Ok(())
 }
+
+/// Declares `notifier_lock` as taken inside mmu-notifier invalidations, where the invalidation
+/// then waits for the range's fences, and primes that order (R3, R9).
+pub fn prime_notifier_lock<T: Send>(task: &MayBlock, notifier_lock: &Mutex<T>) -> Result {
+    LockOrder::new(c"userptr")
+        .then(Level::MmuNotifier)
+        .then(Level::Driver(notifier_lock, c"notifier_lock"))
+        .then(Level::FenceWait)
+        .prime(task)
+}
+
+/// `echo 2 > /proc/sys/vm/drop_caches`, from module init (the path resolves in `insmod`'s
+/// root): the kernel runs every shrinker (`drop_slab()`), outside reclaim proper.
+pub fn drop_caches() -> Result {
+    // SAFETY: The path is a C string; the file is closed below.
+    let file = kernel::error::from_err_ptr(unsafe {
+        kernel::bindings::filp_open(
+            c"/proc/sys/vm/drop_caches".as_char_ptr(),
+            kernel::bindings::O_WRONLY as i32,
+            0,
+        )
+    })?;
+    let mut pos: kernel::bindings::loff_t = 0;
+    // SAFETY: `file` is open for writing; the buffer is two valid bytes.
+    let written =
+        unsafe { kernel::bindings::kernel_write(file, b"2\n".as_ptr().cast(), 2, &mut pos) };
+    // SAFETY: Opened above, closed once.
+    unsafe { kernel::bindings::filp_close(file, core::ptr::null_mut()) };
+    if written == 2 {
+        Ok(())
+    } else {
+        Err(EIO)
+    }
+}
