@@ -30,6 +30,29 @@ const HEADER_DEBUG: bool = cfg!(any(
     CONFIG_DEBUG_WW_MUTEX_SLOWPATH
 ));
 
+/// Where the header has no debugging code, [`init`]'s five stores cover the whole context: the
+/// fields follow each other without a gap and the last one ends the struct. A header that adds a
+/// field there (a stable backport, a new option) fails this build instead of leaving the field
+/// uninitialised; `rust/helpers.c` checks the same from C, and that [`HEADER_DEBUG`] is the
+/// header's own condition.
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    type Ctx = bindings::ww_acquire_ctx;
+    assert!(
+        HEADER_DEBUG
+            || (offset_of!(Ctx, task) == 0
+                && offset_of!(Ctx, stamp) == size_of::<*mut bindings::task_struct>()
+                && offset_of!(Ctx, acquired)
+                    == offset_of!(Ctx, stamp) + size_of::<kernel::ffi::c_ulong>()
+                && offset_of!(Ctx, wounded)
+                    == offset_of!(Ctx, acquired) + size_of::<kernel::ffi::c_uint>()
+                && offset_of!(Ctx, is_wait_die)
+                    == offset_of!(Ctx, wounded) + size_of::<kernel::ffi::c_ushort>()
+                && size_of::<Ctx>()
+                    == offset_of!(Ctx, is_wait_die) + size_of::<kernel::ffi::c_ushort>())
+    );
+};
+
 /// `ww_acquire_init(ctx, &reservation_ww_class)`.
 ///
 /// # Safety
