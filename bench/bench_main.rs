@@ -436,12 +436,11 @@ struct Run {
     /// Linux CPUs of a 2-core host took 327 s with it, 9.4 s with this).
     #[pin]
     started: Completion,
+    /// The last worker to finish takes the end time.
     finished: Atomic<u32>,
     start_ns: Atomic<u64>,
     end_ns: Atomic<u64>,
     backoffs: Atomic<u64>,
-    #[pin]
-    done: Completion,
 }
 
 fn next_subset(seed: &mut u32, n: usize) -> (usize, usize, usize) {
@@ -515,8 +514,15 @@ fn contention_worker(run: &Run, seed: u32) {
     run.backoffs.add(backoffs, Relaxed);
     if run.finished.fetch_add(1, Full) + 1 == run.workers {
         run.end_ns.store(now_ns(), Relaxed);
-        run.done.complete_all();
     }
+}
+
+/// Waits until every work item queued on `system_unbound_wq` so far has returned: none of this
+/// module's workers runs its code any more, so the module may fail to load or be unloaded.
+fn flush_workers() {
+    // SAFETY: `system_unbound_wq` is a workqueue of the kernel, never destroyed; this module's
+    // init, which calls this, is not itself a work item of that queue.
+    unsafe { bindings::__flush_workqueue(bindings::system_unbound_wq) };
 }
 
 /// One run with `workers` work items; returns its acquisitions per second and its backoffs.
@@ -536,18 +542,22 @@ fn contention_run(
             start_ns: Atomic::new(0),
             end_ns: Atomic::new(0),
             backoffs: Atomic::new(0),
-            done <- Completion::new(),
         }),
         GFP_KERNEL,
     )?;
-    for w in 0..workers {
+    let spawned = (0..workers).try_for_each(|w| {
         let r = run.clone();
         let seed = SEEDS[w as usize % SEEDS.len()];
         crate::work::spawn(workqueue::system_unbound(), move || {
             contention_worker(&r, seed)
-        })?;
+        })
+    });
+    if spawned.is_err() {
+        // The workers already queued wait for ones that will never start: release them.
+        run.started.complete_all();
     }
-    run.done.wait_for_completion();
+    flush_workers();
+    spawned?;
     let ns = (run.end_ns.load(Relaxed) - run.start_ns.load(Relaxed)).max(1);
     let total = u64::from(workers) * u64::from(CONTENTION_ROUNDS);
     Ok((total * 1_000_000_000 / ns, run.backoffs.load(Relaxed)))
