@@ -39,6 +39,12 @@ module! {
     authors: ["dmabuf-lock developers"],
     description: "Benchmark: dmabuf-lock's Rust paths against the C paths",
     license: "GPL",
+    params: {
+        check_only: bool {
+            default: false,
+            description: "Only check the acquire context against C's, then load without measuring",
+        },
+    },
 }
 
 // The pointee structs come from bindgen, which emits some kernel types empty; see the same
@@ -430,12 +436,11 @@ struct Run {
     /// Linux CPUs of a 2-core host took 327 s with it, 9.4 s with this).
     #[pin]
     started: Completion,
+    /// The last worker to finish takes the end time.
     finished: Atomic<u32>,
     start_ns: Atomic<u64>,
     end_ns: Atomic<u64>,
     backoffs: Atomic<u64>,
-    #[pin]
-    done: Completion,
 }
 
 fn next_subset(seed: &mut u32, n: usize) -> (usize, usize, usize) {
@@ -509,8 +514,15 @@ fn contention_worker(run: &Run, seed: u32) {
     run.backoffs.add(backoffs, Relaxed);
     if run.finished.fetch_add(1, Full) + 1 == run.workers {
         run.end_ns.store(now_ns(), Relaxed);
-        run.done.complete_all();
     }
+}
+
+/// Waits until every work item queued on `system_unbound_wq` so far has returned: none of this
+/// module's workers runs its code any more, so the module may fail to load or be unloaded.
+fn flush_workers() {
+    // SAFETY: `system_unbound_wq` is a workqueue of the kernel, never destroyed; this module's
+    // init, which calls this, is not itself a work item of that queue.
+    unsafe { bindings::__flush_workqueue(bindings::system_unbound_wq) };
 }
 
 /// One run with `workers` work items; returns its acquisitions per second and its backoffs.
@@ -530,18 +542,22 @@ fn contention_run(
             start_ns: Atomic::new(0),
             end_ns: Atomic::new(0),
             backoffs: Atomic::new(0),
-            done <- Completion::new(),
         }),
         GFP_KERNEL,
     )?;
-    for w in 0..workers {
+    let spawned = (0..workers).try_for_each(|w| {
         let r = run.clone();
         let seed = SEEDS[w as usize % SEEDS.len()];
         crate::work::spawn(workqueue::system_unbound(), move || {
             contention_worker(&r, seed)
-        })?;
+        })
+    });
+    if spawned.is_err() {
+        // The workers already queued wait for ones that will never start: release them.
+        run.started.complete_all();
     }
-    run.done.wait_for_completion();
+    flush_workers();
+    spawned?;
     let ns = (run.end_ns.load(Relaxed) - run.start_ns.load(Relaxed)).max(1);
     let total = u64::from(workers) * u64::from(CONTENTION_ROUNDS);
     Ok((total * 1_000_000_000 / ns, run.backoffs.load(Relaxed)))
@@ -610,23 +626,29 @@ fn bench_contention() -> Result {
 
 /// Checks the acquire context the locker sets up against what C's `ww_acquire_init()` sets up,
 /// once for a new locker and once after a reset (which finalises and initialises it again, with
-/// a newer stamp); the module refuses to load on a mismatch.
+/// a newer stamp); the module refuses to load on a mismatch. Where the library writes the
+/// context in Rust (no lock debugging), C also sets up a context of its own and compares the two
+/// byte for byte but for the stamp and the lock count (`dl_bench_c_check_ctx`).
 fn check_acquire_context(task: &MayBlock) -> Result {
     let objs = new_objects(2)?;
     let (a, b): (&Resv, &Resv) = (&objs[0], &objs[1]);
     stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
     let mut stamps = [0; 2];
+    let mut compared = 0;
     for stamp in &mut stamps {
         locker.as_mut().reset();
         locker.as_mut().lock_slice(task, &[a, b])?;
         // SAFETY: `a` is an initialised reservation, which this task holds in the locker's
         // context, with `b`; `stamp` is valid for writes.
-        kernel::error::to_result(unsafe { dl_bench_c_check_ctx(a.as_raw(), 2, stamp) })?;
+        let ret = unsafe { dl_bench_c_check_ctx(a.as_raw(), 2, stamp) };
+        kernel::error::to_result(ret)?;
+        compared += ret;
     }
     if stamps[1] <= stamps[0] {
         return Err(EINVAL);
     }
-    pr_info!("acquire context: as ww_acquire_init() sets it up\n");
+    let how = if compared == 2 { ", byte for byte" } else { "" };
+    pr_info!("acquire context: as ww_acquire_init() sets it up{how}\n");
     Ok(())
 }
 
@@ -637,6 +659,9 @@ impl kernel::Module for DmabufLockBench {
         let mut task = MayBlock::new()?;
         pr_info!("config lockdep={}\n", cfg!(CONFIG_LOCKDEP));
         check_acquire_context(&task)?;
+        if module_parameters::check_only.value() {
+            return Ok(Self);
+        }
         bench_single(&task)?;
         bench_locker(&task)?;
         bench_signalling(&mut task);

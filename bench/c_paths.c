@@ -9,6 +9,7 @@
 #include <linux/dma-fence.h>
 #include <linux/cpumask.h>
 #include <linux/ktime.h>
+#include <linux/string.h>
 
 #include "c_paths.h"
 #include "../rust/helpers.h"
@@ -145,19 +146,40 @@ void dl_bench_c_contend(struct dma_resv **objs, u32 n, u32 rounds, u32 seed, u64
  * ww_acquire_init() sets up: this task as the owner, not wounded, the class's algorithm, a stamp
  * the class has handed out (returned in *stamp), and the held locks counted. The Rust library
  * writes these fields itself where the header has no debugging code
- * (rust/dmabuf_lock/acquire/ww.rs). No second context is set up to compare with: lockdep
- * reports two contexts on one task. Returns 0, or -EINVAL on a mismatch.
+ * (rust/dmabuf_lock/acquire/ww.rs); there, it also sets up a second context with
+ * ww_acquire_init() and compares the two byte for byte, but for the stamp (the second's is
+ * newer) and the lock count (the second holds nothing). Not with lock debugging: lockdep reports
+ * two contexts on one task, and the helper is C's own code there. Returns 1 when it compared the
+ * bytes, 0 when not, -EINVAL on a mismatch.
  */
 int dl_bench_c_check_ctx(struct dma_resv *obj, u32 held, unsigned long *stamp)
 {
 	struct ww_acquire_ctx *ctx = READ_ONCE(obj->lock.ctx);
+	int compared = 0;
 
 	if (!ctx || ctx->task != current || ctx->acquired != held || ctx->wounded ||
 	    ctx->is_wait_die != reservation_ww_class.is_wait_die || !ctx->stamp ||
 	    ctx->stamp > (unsigned long)atomic_long_read(&reservation_ww_class.stamp))
 		return -EINVAL;
+#if !defined(DEBUG_WW_MUTEXES) && !defined(CONFIG_DEBUG_LOCK_ALLOC) && \
+	!defined(CONFIG_DEBUG_WW_MUTEX_SLOWPATH)
+	{
+		struct ww_acquire_ctx c, rust = *ctx;
+		bool same;
+
+		ww_acquire_init(&c, &reservation_ww_class);
+		same = (long)(c.stamp - rust.stamp) > 0;
+		rust.stamp = c.stamp;
+		rust.acquired = c.acquired;
+		same = same && !memcmp(&rust, &c, sizeof(c));
+		ww_acquire_fini(&c);
+		if (!same)
+			return -EINVAL;
+		compared = 1;
+	}
+#endif
 	*stamp = ctx->stamp;
-	return 0;
+	return compared;
 }
 
 u32 dl_bench_online_cpus(void)

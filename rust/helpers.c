@@ -10,6 +10,23 @@
 
 #include "helpers.h"
 
+/*
+ * rust/dmabuf_lock/acquire/ww.rs writes ww_acquire_init/done/fini itself where <linux/ww_mutex.h>
+ * compiles no debugging code into them, deciding so from a copy of the header's conditions, and
+ * stores the five fields the header has then. Break the build if either copy went stale.
+ */
+#if defined(DEBUG_WW_MUTEXES) != \
+	(defined(CONFIG_DEBUG_MUTEXES) || \
+	 (defined(CONFIG_PREEMPT_RT) && defined(CONFIG_DEBUG_RT_MUTEXES)))
+#error "DEBUG_WW_MUTEXES: <linux/ww_mutex.h> changed its condition; update acquire/ww.rs"
+#endif
+#if !defined(DEBUG_WW_MUTEXES) && !defined(CONFIG_DEBUG_LOCK_ALLOC) && \
+	!defined(CONFIG_DEBUG_WW_MUTEX_SLOWPATH)
+static_assert(sizeof(struct ww_acquire_ctx) ==
+	      offsetofend(struct ww_acquire_ctx, is_wait_die),
+	      "struct ww_acquire_ctx has fields acquire/ww.rs does not initialise");
+#endif
+
 void dl_ww_acquire_init(struct ww_acquire_ctx *ctx)
 {
 	ww_acquire_init(ctx, &reservation_ww_class);

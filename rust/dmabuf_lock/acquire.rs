@@ -29,8 +29,9 @@ use kernel::{
 ///
 /// # Invariants
 ///
-/// `raw` is initialised by `ww_acquire_init` for `reservation_ww_class` and not yet finalised.
-/// `done` is true once `ww_acquire_done` was called on it.
+/// `raw` is initialised by [`ww::init`], which sets it up as `ww_acquire_init(raw,
+/// &reservation_ww_class)` does, and not yet finalised ([`ww::fini`]). `done` is true once
+/// [`ww::done`] (`ww_acquire_done`) was called on it.
 #[pin_data(PinnedDrop)]
 pub(super) struct AcquireCtx {
     #[pin]
@@ -68,10 +69,13 @@ impl From<LockError<'_>> for Error {
 impl AcquireCtx {
     /// Returns an initialiser for a new context.
     pub(super) fn new() -> impl PinInit<Self> {
-        // INVARIANT: `ww_acquire_init` initialises the context for `reservation_ww_class`.
+        // INVARIANT: `ww::init` initialises the context as `ww_acquire_init(ctx,
+        // &reservation_ww_class)` does.
         pin_init!(Self {
-            // SAFETY: `ww_acquire_init` initialises the context in place; it is pinned, so the
-            // lockdep map and the owner pointers that the ww_mutex code keeps stay valid.
+            // SAFETY: `slot` is valid for writes, aligned and not initialised (`Opaque::ffi_init`
+            // hands out its own storage); the context is pinned, so it stays where it is while
+            // the ww_mutex code keeps pointers to it (`ww_mutex.ctx`; with lock debugging, its
+            // lockdep maps too).
             raw <- Opaque::ffi_init(|slot| unsafe { ww::init(slot) }),
             done: Cell::new(false),
             _not_send: NotThreadSafe,
@@ -111,8 +115,9 @@ impl AcquireCtx {
         Ok(unsafe { ResvGuard::new(resv) })
     }
 
-    /// Locks `resv` in this context, during the acquire phase: the context is not marked done
-    /// ([`AcquireCtx::mark_done`]; the locker's passes run only before it marks it).
+    /// Locks `resv` in this context, during the acquire phase: the locker calls it only before it
+    /// marks the context done ([`AcquireCtx::mark_done`]). Locking after that is a rule violation
+    /// (R6), not UB; the header's debugging code warns about it where it is compiled in.
     ///
     /// # Safety
     ///
@@ -124,7 +129,6 @@ impl AcquireCtx {
         resv: &'o Resv,
         interruptible: bool,
     ) -> core::result::Result<Acquired<'o>, LockError<'o>> {
-        debug_assert!(!self.done.get());
         // SAFETY: `resv` and the context are initialised (type invariants of both).
         let ret = unsafe {
             if interruptible {

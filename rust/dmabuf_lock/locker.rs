@@ -686,9 +686,9 @@ impl<'o> Pass<'_, 'o> {
         if l.contended.is_some() {
             return Err(PassError(PassErrorKind::Contended));
         }
+        // A pass runs only before `lock_all` marks the context done.
         // SAFETY: The guard is stored in `held` (or dropped), which is emptied before the
-        // context is finalised (`ResvLocker`'s drop) or restarted (`reset`). A pass runs only
-        // before `lock_all` marks the context done.
+        // context is finalised (`ResvLocker`'s drop) or restarted (`reset`).
         match unsafe { l.ctx.lock(resv, flags.interruptible) } {
             Ok(Acquired::Locked(guard)) => Ok(l.hold(guard, slots)?),
             Ok(Acquired::AlreadyHeld) => {
