@@ -82,10 +82,11 @@ bool dl_dma_fence_is_later_or_same(struct dma_fence *f1, struct dma_fence *f2)
 EXPORT_SYMBOL_GPL(dl_dma_fence_is_later_or_same);
 
 /*
- * Signals @fence, with @error (0 for none) set first, unless it has signalled already: a
- * driver's `signaled` hook may have signalled it from dma_fence_is_signaled(). The check and
- * the signal are one step under the fence's lock, so the error is never set on a signalled
- * fence. Any context. Returns whether this call signalled the fence.
+ * Signals @fence, with @error (0 for none) set first, unless it has signalled already or its
+ * `signaled` op says its work is done: dma_fence_is_signaled_locked() asks the op, and signals
+ * the fence without the error if it does, so the hardware's word wins over a late timeout or
+ * cancellation. The check and the signal are one step under the fence's lock, so the error is
+ * never set on a signalled fence. Any context. Returns whether this call set @error.
  */
 bool dl_dma_fence_signal_error(struct dma_fence *fence, int error)
 {
@@ -93,7 +94,7 @@ bool dl_dma_fence_signal_error(struct dma_fence *fence, int error)
 	bool signalled = false;
 
 	dma_fence_lock_irqsave(fence, flags);
-	if (!dma_fence_test_signaled_flag(fence)) {
+	if (!dma_fence_is_signaled_locked(fence)) {
 		if (error)
 			dma_fence_set_error(fence, error);
 		dma_fence_signal_locked(fence);
