@@ -16,7 +16,13 @@
 //!   that module from `prepare` until it signals, and Linux 7.3 forgets a fence's ops when it
 //!   signals (they have no `release` and no `wait`). A caller that fetched the ops just before
 //!   the signal calls them under `rcu_read_lock()`, and a module's memory is freed only after
-//!   an RCU grace period (`free_module()`), so a hook never runs on freed code or data.
+//!   an RCU grace period (`free_module()`), which covers the generated op up to its call of the
+//!   hook. The op then takes a module reference of its own for the hook's call (`EBUSY` or
+//!   `ENODEV`: the module is going and the fence signalled, and the op answers without the
+//!   hook), so that a hook that sleeps, which ends the RCU read-side critical section on a
+//!   kernel without preemptible RCU, still runs on code and data that are not freed. What runs
+//!   after that reference is dropped runs without sleeping, inside the caller's RCU reader
+//!   again.
 //! * The fence memory the hooks read (names, the hardware pointer) is the fence's own, freed
 //!   with `kfree_rcu` after its last reference; every caller of the ops holds one.
 //! * `signaled` may signal the fence from `dma_fence_is_signaled()`, before the driver does:
@@ -24,7 +30,8 @@
 //!   set after the fact), under the fence's lock.
 //! * The hooks run with or without the fence's lock held, possibly with interrupts off: they
 //!   must not sleep, allocate or take the fence's lock. [`FenceHardware`] gives them `&self` and
-//!   a sequence number only, so they cannot reach the fence to lock it.
+//!   a sequence number only; hardware that keeps its own fences could still reach one and
+//!   deadlock on its lock (see [`FenceHardware`]). Neither is undefined behaviour.
 
 use super::{ffi, DriverFenceStorage, FenceNames, FenceTimeline, ModuleRef};
 use core::{ffi::c_void, marker::PhantomData, ptr};
@@ -35,13 +42,22 @@ use kernel::{bindings, error::code::EINVAL, prelude::*, sync::atomic::Atomic};
 ///
 /// Both run in any context (interrupts off, the fence's lock held or not): they must not sleep,
 /// allocate, or take a lock that is held while a fence is signalled. A lockdep-checked kernel
-/// reports what breaks this; nothing here can cause undefined behaviour.
+/// reports what breaks this (`might_sleep()` only with `PREEMPT_COUNT`).
+///
+/// They must not reach their own fence either: they get `&self` and a seqno, not the fence, but
+/// hardware that keeps a [`DriverFence`](super::DriverFence) or an `ARef<Fence>` could hand it to
+/// them. `enable_signaling` runs under the fence's lock, which signalling the fence or asking
+/// `is_signaled()` of it takes again: a deadlock.
+///
+/// Breaking these rules is a bug, not undefined behaviour: each call of a hook holds a reference
+/// on the module of its code, so a hook that sleeps (out of the RCU read-side critical section
+/// its caller relies on) still cannot see its module freed under it.
 ///
 /// # Examples
 ///
 /// ```
 /// use dmabuf_lock::{context::MayBlock, fence::{FenceHardware, FenceTimeline}};
-/// use kernel::sync::atomic::{Atomic, Relaxed};
+/// use kernel::sync::atomic::{Acquire, Atomic, Release};
 ///
 /// /// A ring whose engine writes the seqno of each job it finishes, in order.
 /// struct Ring {
@@ -50,7 +66,9 @@ use kernel::{bindings, error::code::EINVAL, prelude::*, sync::atomic::Atomic};
 ///
 /// impl FenceHardware for Ring {
 ///     fn signaled(&self, seqno: u64) -> bool {
-///         self.completed.load(Relaxed) >= seqno
+///         // Acquire, paired with the engine's release of the seqno: whoever learns here that
+///         // the job is done sees what the job wrote before it.
+///         self.completed.load(Acquire) >= seqno
 ///     }
 /// }
 ///
@@ -60,7 +78,7 @@ use kernel::{bindings, error::code::EINVAL, prelude::*, sync::atomic::Atomic};
 /// let timeline = FenceTimeline::with_hardware(c"my_gpu", c"my_gpu-ring0", &RING)?;
 /// let job = timeline.prepare(&task)?.arm();
 /// assert!(!job.fence().is_signaled());
-/// RING.completed.store(job.fence().seqno(), Relaxed); // the engine finished the job
+/// RING.completed.store(job.fence().seqno(), Release); // the engine finished the job
 /// assert!(job.fence().is_signaled()); // seen before the interrupt signals it
 /// job.signal(Ok(())); // the interrupt handler's signal: already done, nothing changes
 /// # Ok::<(), Error>(())
@@ -136,6 +154,8 @@ impl FenceTimeline {
         Ok(Self {
             next_seqno: Atomic::new(1),
             names: FenceNames::new(driver, timeline).ok_or(EINVAL)?,
+            // INVARIANT: The ops generated for `H`, code of this module, with the `&'static H`
+            // they read.
             ops: FenceOps {
                 table: HwOps::<H>::TABLE,
                 hw: HwRef(ptr::from_ref(hw).cast()),
@@ -147,6 +167,11 @@ impl FenceTimeline {
 
 /// The hardware behind a driver fence, as the fence's memory holds it: a `&'static H` with its
 /// type erased (NULL for the library's ops, which read none).
+///
+/// # Invariants
+///
+/// The pointer is NULL or comes from a `&'static H` where `H: FenceHardware`; which `H` is
+/// recorded by the ops it is paired with in [`FenceOps`].
 #[repr(transparent)]
 #[derive(Clone, Copy)]
 pub(super) struct HwRef(*const c_void);
@@ -222,19 +247,32 @@ impl<H: FenceHardware> HwOps<H> {
         unsafe { &*(*fence.cast::<DriverFenceStorage>()).hw.0.cast::<H>() }
     }
 
+    /// The `signaled` op. Without a module reference (the module is going, which an
+    /// unsignalled fence prevents: the fence has signalled just now) it answers "not done":
+    /// the fence's signalled flag says the rest.
+    ///
     /// # Safety
     ///
     /// Called by the dma-fence core on a live fence with these ops.
     unsafe extern "C" fn signaled(fence: *mut bindings::dma_fence) -> bool {
+        let Ok(_module) = ModuleRef::this_module() else {
+            return false;
+        };
         // SAFETY: The core calls the op on a live fence of ours; `seqno` never changes.
         let (hw, seqno) = unsafe { (Self::hw(fence), (*fence).seqno) };
         hw.signaled(seqno)
     }
 
+    /// The `enable_signaling` op. Without a module reference (see `signaled`) it answers "will
+    /// signal": the fence has.
+    ///
     /// # Safety
     ///
     /// Called by the dma-fence core on a live fence with these ops, its lock held.
     unsafe extern "C" fn enable_signaling(fence: *mut bindings::dma_fence) -> bool {
+        let Ok(_module) = ModuleRef::this_module() else {
+            return true;
+        };
         // SAFETY: As in `signaled`.
         let (hw, seqno) = unsafe { (Self::hw(fence), (*fence).seqno) };
         hw.enable_signaling(seqno)
