@@ -15,7 +15,7 @@ pub fn snippet(task: &MayBlock, resv: &'static OwnedResv, timeline: &FenceTimeli
     let handler_task = MayBlock::new()?;
     let job = PreparedIrqJob::new(task, timeline, 1000, move |fence, _irq| {
         let _guard = resv.lock(&handler_task);
-        fence.signal(Ok(()));
+        fence.status().map(drop)
     })?;
     drop(job);
     Ok(())

@@ -276,11 +276,10 @@ impl ExporterFile {
         sys::write_arg(arg, &a)?;
         // Everything the job needs is allocated now, before its fence exists (R4): the fence's
         // storage, the hrtimer that stands in for the hardware's completion interrupt, whose
-        // handler signals the fence, and the watchdog that times the job out (R8).
+        // handler returns the job's outcome (the library signals the fence with it), and the
+        // watchdog that times the job out (R8).
         let timeout_ms = delay_ms + DLS_JOB_GRACE_MS;
-        let job = PreparedIrqJob::new(task, &self.timeline, timeout_ms, |fence, _irq| {
-            fence.signal(Ok(()))
-        })?;
+        let job = PreparedIrqJob::new(task, &self.timeline, timeout_ms, |_fence, _irq| Ok(()))?;
         // The locker lives in this block only: its acquire context counts as a reservation lock
         // for lockdep until it is finalised, so it must be gone before user memory is touched
         // again below (R1).

@@ -341,10 +341,15 @@ impl ModuleRef {
 
 impl Drop for ModuleRef {
     fn drop(&mut self) {
-        // SAFETY: Pairs with the `__module_get` of the constructor (type invariant). Only a
-        // module's text that is not running here can go away after it: the core's (this is
-        // a call from the module that took the reference), or this module's own, whose exit
-        // first waits for the callers (file operations, drained signalling queues).
+        // SAFETY: Pairs with the reference of the constructor (type invariant). What may go
+        // after it is the module's memory; this call comes from code of the module this
+        // library is compiled into, so the core's text is not what runs here. Code of this
+        // module that runs on after it does so in a task its exit waits for (file operations,
+        // drained signalling queues), or inside an RCU read-side critical section, which
+        // `free_module()`'s `synchronize_rcu()` waits for before it frees the module's memory:
+        // an hrtimer callback giving up an interrupt job's last reference, or a fence op of
+        // `FenceTimeline::with_hardware` returning to the dma-fence core under
+        // `rcu_read_lock()`.
         unsafe { bindings::module_put(self.module) };
     }
 }
@@ -646,8 +651,9 @@ impl DriverFence {
         self.signal_with(Err(ECANCELED));
     }
 
-    /// Signals the fence with `result`'s error, unless its hardware hooks have signalled it
-    /// already (the error is then not set: the hardware said the work is done).
+    /// Signals the fence with `result`'s error, unless it has signalled or its hardware says,
+    /// asked now under the fence's lock, that the work is done ([`FenceHardware::signaled`]):
+    /// the fence then signals without the error, since the work was done.
     fn signal_with(&self, result: Result) {
         let error = result.err().map_or(0, Error::to_errno);
         // SAFETY: The fence is initialised (type invariant of `Fence`); the helper sets the error

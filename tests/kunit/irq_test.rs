@@ -10,7 +10,7 @@ mod tests {
     use crate::{
         common::task,
         dmabuf_lock::{
-            fence::{DriverFence, Fence, FenceHardware, FenceTimeline},
+            fence::{Fence, FenceHardware, FenceTimeline},
             signalling::{HwCompletion, IrqSection, PreparedIrqJob},
         },
         DmabufLockTest,
@@ -20,7 +20,7 @@ mod tests {
         prelude::*,
         sync::{
             aref::ARef,
-            atomic::{Atomic, Relaxed},
+            atomic::{Acquire, Atomic, Relaxed, Release},
         },
         time::{delay::fsleep, Delta},
     };
@@ -54,13 +54,24 @@ mod tests {
     static IRQS_ATOMIC: Atomic<u32> = Atomic::new(0);
 
     /// The completion interrupt's handler of these tests.
-    fn on_irq(fence: DriverFence, _irq: &mut IrqSection) {
+    fn on_irq(_fence: &Fence, _irq: &mut IrqSection) -> Result {
         IRQS.add(1, Relaxed);
         // SAFETY: Reads the current context only.
         if unsafe { dl_in_atomic_context() } {
             IRQS_ATOMIC.add(1, Relaxed);
         }
-        fence.signal(Ok(()));
+        Ok(())
+    }
+
+    /// Polls `fence` (no `MayBlock` needed, so inside a section too) for up to five seconds.
+    fn signals_soon(fence: &Fence) -> bool {
+        for _ in 0..5000 {
+            if fence.is_signaled() {
+                return true;
+            }
+            fsleep(Delta::from_millis(1));
+        }
+        false
     }
 
     /// Arms and submits a job of `timeline` in a section of its own; returns its fence.
@@ -111,23 +122,48 @@ mod tests {
         Ok(())
     }
 
-    /// An armed job whose handle is forgotten still signals (R8): the watchdog is not the
-    /// handle's. The job's memory and module reference leak, as `mem::forget` asks.
+    /// An armed job whose handle is never submitted nor dropped (as if forgotten) still
+    /// signals (R8): the watchdog is not the handle's. The handle is kept in a `ManuallyDrop`
+    /// rather than forgotten, and released once the fence has timed out, so that the case does
+    /// not pin this module for good.
     #[test]
-    fn forgotten_job_times_out() -> Result {
+    fn unsubmitted_job_times_out() -> Result {
         let mut task = task()?;
         let timeline = FenceTimeline::new();
         let refs = module_refs();
         let job = PreparedIrqJob::new(&task, &timeline, 20, on_irq)?;
         let section = task.signalling_section();
+        let job = core::mem::ManuallyDrop::new(job.arm(&section));
+        let fence: ARef<Fence> = job.fence().into();
+        assert!(signals_soon(&fence));
+        assert_eq!(fence.status(), Err(ETIMEDOUT));
+        // Only the handle's reference is left: the job, and so this module, are still held.
+        assert_eq!(module_refs(), refs + 1);
+        drop(core::mem::ManuallyDrop::into_inner(job));
+        drop(section);
+        assert_eq!(fence.status(), Err(ETIMEDOUT));
+        assert_eq!(module_refs(), refs);
+        Ok(())
+    }
+
+    /// A job submitted after its watchdog fired starts no completion timer: its fence has
+    /// signalled, and the timer would only have held the job and this module for its delay.
+    /// (Before the fix the timer ran, and the module reference came back after 5 s.)
+    #[test]
+    fn late_submit_starts_no_timer() -> Result {
+        let mut task = task()?;
+        let timeline = FenceTimeline::new();
+        let (runs, refs) = (IRQS.load(Relaxed), module_refs());
+        let job = PreparedIrqJob::new(&task, &timeline, 10, on_irq)?;
+        let section = task.signalling_section();
         let job = job.arm(&section);
         let fence: ARef<Fence> = job.fence().into();
-        core::mem::forget(job);
+        assert!(signals_soon(&fence));
+        job.submit(HwCompletion::After(5000));
         drop(section);
-        assert_eq!(fence.wait(&task, false, 5000), Ok(true));
         assert_eq!(fence.status(), Err(ETIMEDOUT));
-        // The handle's reference on the job, and so the job's on this module, are leaked.
-        assert!(refs_settle(refs + 1));
+        assert!(refs_settle(refs));
+        assert_eq!(IRQS.load(Relaxed), runs);
         Ok(())
     }
 
@@ -189,7 +225,9 @@ mod tests {
 
     impl FenceHardware for Ring {
         fn signaled(&self, seqno: u64) -> bool {
-            self.completed.load(Relaxed) >= seqno
+            // Acquire: pairs with the engine's Release store, so the job's results written
+            // before the seqno are seen by whoever learns from this that the job is done.
+            self.completed.load(Acquire) >= seqno
         }
 
         fn enable_signaling(&self, seqno: u64) -> bool {
@@ -218,18 +256,71 @@ mod tests {
         first.fence().enable_signaling();
         assert_eq!(RING.irq_enabled.load(Relaxed), 1);
         assert!(!first.fence().is_signaled());
-        RING.completed.store(first.fence().seqno(), Relaxed);
+        RING.completed.store(first.fence().seqno(), Release);
         assert!(first.fence().is_signaled());
         assert!(!second.fence().is_signaled());
         let published: ARef<Fence> = first.fence().into();
         first.signal(Err(EIO));
         assert_eq!(published.status(), Ok(true));
-        RING.completed.store(second.fence().seqno(), Relaxed);
+        RING.completed.store(second.fence().seqno(), Release);
         second.fence().enable_signaling();
         assert_eq!(RING.irq_enabled.load(Relaxed), 2);
         assert_eq!(second.fence().status(), Ok(true));
         drop(second); // signalled by the hardware: no R8 warning
         assert_eq!(module_refs(), refs);
+        Ok(())
+    }
+
+    /// Hardware whose hook records this module's reference count while it runs.
+    struct Counting {
+        refs_in_hook: Atomic<i32>,
+    }
+
+    impl FenceHardware for Counting {
+        fn signaled(&self, _seqno: u64) -> bool {
+            self.refs_in_hook.store(module_refs(), Relaxed);
+            false
+        }
+    }
+
+    /// A hook runs with a module reference of its own, besides the one its unsignalled fence
+    /// holds: a hook that slept would leave the RCU read-side critical section its caller
+    /// fetched the ops in, and only that reference keeps the module's code from being freed.
+    /// (Before the fix the hook ran with the fence's reference only.)
+    #[test]
+    fn hook_holds_its_module() -> Result {
+        static HW: Counting = Counting {
+            refs_in_hook: Atomic::new(0),
+        };
+        let task = task()?;
+        let timeline = FenceTimeline::with_hardware(c"dl_kunit_gpu", c"dl_kunit_gpu-ring2", &HW)?;
+        let refs = module_refs();
+        let job = timeline.prepare(&task)?.arm();
+        assert!(!job.fence().is_signaled());
+        assert_eq!(HW.refs_in_hook.load(Relaxed), refs + 2);
+        assert_eq!(module_refs(), refs + 1);
+        job.signal(Ok(()));
+        assert_eq!(module_refs(), refs);
+        Ok(())
+    }
+
+    /// A job the hardware has finished, but whose fence nobody has asked about yet, signalled
+    /// with an error (a watchdog that fired late, a cancellation): the hardware wins, the fence
+    /// signals without the error. (Before the fix the signal only tested the signalled flag and
+    /// set the error.)
+    #[test]
+    fn hardware_done_wins_over_a_late_error() -> Result {
+        static RING: Ring = Ring {
+            completed: Atomic::new(0),
+            irq_enabled: Atomic::new(0),
+        };
+        let task = task()?;
+        let timeline = FenceTimeline::with_hardware(c"dl_kunit_gpu", c"dl_kunit_gpu-ring1", &RING)?;
+        let job = timeline.prepare(&task)?.arm();
+        let published: ARef<Fence> = job.fence().into();
+        RING.completed.store(job.fence().seqno(), Release);
+        job.signal(Err(ETIMEDOUT));
+        assert_eq!(published.status(), Ok(true));
         Ok(())
     }
 }

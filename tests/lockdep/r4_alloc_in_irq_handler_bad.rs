@@ -44,8 +44,8 @@ mod case {
     fn run() -> Result {
         let mut task = init_task()?;
         run_irq_job(&mut task, |fence, _irq| {
-            let record = KBox::new(fence.fence().seqno(), GFP_KERNEL);
-            fence.signal(record.map(drop).map_err(Error::from));
+            let record = KBox::new(fence.seqno(), GFP_KERNEL);
+            record.map(drop).map_err(Error::from)
         })?;
         pr_info!("allocated in the completion interrupt\n");
         Ok(())

@@ -11,21 +11,35 @@
 //! ([`ArmedIrqJob::submit`], which starts the hardware); neither allocates.
 //!
 //! The interrupt handler (the driver's closure) runs in hard interrupt context with an
-//! [`IrqSection`], the signalling section of atomic context. `dma_fence_begin_signalling()`
+//! [`IrqSection`], the signalling section of atomic context. It reads the job's outcome from the
+//! hardware and returns it; the library signals the fence with it. The handler never holds the
+//! [`DriverFence`]: it cannot keep, forget or drop the fence unsignalled, so it cannot stop the
+//! fence from signalling in bounded time. `dma_fence_begin_signalling()`
 //! returns at once in atomic context, so lockdep does not see the handler as a signalling
 //! section; it does not need to: in atomic context the kernel reports every sleeping call
 //! (`might_sleep()`, "sleeping function called from invalid context"), `GFP_KERNEL` included,
 //! and lockdep checks that each lock the handler takes is interrupt-safe everywhere. What the
 //! types add: the handler gets no [`MayBlock`](super::MayBlock) (it is `!Send`, the handler must
 //! be `Send`), so no blocking call of this library compiles in it; [`IrqSection`] offers no
-//! allocation, not even `GFP_ATOMIC` (a completion must not fail); and the handler is `Copy`,
-//! so what it owns has no destructor that could sleep when the job is freed in the interrupt.
+//! operation of the library, allocation included (the kernel's allocator stays reachable:
+//! lockdep and `might_sleep()` report a `GFP_KERNEL` allocation there); and the handler is
+//! `Copy`, so what it owns has no destructor that could sleep when the job is freed in the
+//! interrupt.
 //!
 //! Bounded time (R8): the watchdog starts when the job is armed, before the fence is
 //! published, and is not a handle the driver keeps: a job that is never submitted, submitted to
 //! hardware that hangs, or whose [`ArmedIrqJob`] is forgotten, has its fence signalled with
 //! `-ETIMEDOUT` when the timeout expires. Whichever of the interrupt, the watchdog and a
-//! cancellation comes first signals the fence, once, and cancels the other timer.
+//! cancellation comes first signals the fence, once, and cancels the other timer. The
+//! interrupt's handler cannot keep the watchdog from firing: the watchdog is cancelled only
+//! after the library has signalled the fence with what the handler returned.
+//!
+//! What the watchdog does not do: stop the engine. It signals the fence and cancels the
+//! completion timer, which is all the simulated engine of the samples is. A real engine that
+//! hangs may still be running the job, and may write to its buffers after the fence said they
+//! are free; a driver must stop or reset it (a reset sleeps: a [`super::SignallingQueue`] job
+//! prepared with the submission) before it reuses anything the job used. This watchdog bounds
+//! the time a waiter waits (R8); it is not a GPU scheduler's timeout handling.
 //!
 //! Module unload: every job holds a reference on the module whose code its timers run, from
 //! [`PreparedIrqJob::new`] until its last timer has fired or been cancelled, so the module
@@ -47,7 +61,7 @@
 //! # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
 //! # let timeline = FenceTimeline::new();
 //! // Before any lock: fence, timers, all of it (GFP_KERNEL). The watchdog's timeout is 1 s.
-//! let job = PreparedIrqJob::new(&task, &timeline, 1000, |fence, _irq| fence.signal(Ok(())))?;
+//! let job = PreparedIrqJob::new(&task, &timeline, 1000, |_fence, _irq| Ok(()))?;
 //! let mut guard = resv.lock(&task);
 //! guard.reserve_fences(1)?;
 //! let section = task.signalling_section();
@@ -73,6 +87,7 @@ use kernel::{
     sync::{
         aref::ARef,
         atomic::{Atomic, Full, Relaxed},
+        barrier::smp_mb,
     },
     time::{Delta, Msecs},
     types::{NotThreadSafe, Opaque},
@@ -81,21 +96,22 @@ use kernel::{
 /// The signalling section of a completion interrupt: what the handler of a [`PreparedIrqJob`]
 /// may do while it signals its fence.
 ///
-/// It offers nothing, on purpose: in interrupt context a fence may be signalled (consume the
-/// [`DriverFence`]), spinlocks that are interrupt-safe taken and atomics used; no allocation
-/// (not even `GFP_ATOMIC`: `section.alloc(..)` does not compile,
-/// `compile-fail/irq_section_cannot_allocate.rs`), no [`MayBlock`] and so no reservation lock or
+/// It offers nothing, on purpose: in interrupt context the handler reads the hardware, takes
+/// spinlocks that are interrupt-safe and uses atomics, and returns the job's outcome, with which
+/// the library signals the fence. The handler sees the fence as a `&Fence` only, which cannot
+/// signal it (`compile-fail/irq_handler_cannot_signal.rs`). No allocation is offered, not even
+/// `GFP_ATOMIC` (a completion must not fail), and no [`MayBlock`], so no reservation lock or
 /// fence wait (`compile-fail/may_block_moved_into_irq_handler.rs`). It is `!Send`: it is valid
 /// for the one interrupt that made it.
 ///
 /// # Examples
 ///
 /// ```
-/// use dmabuf_lock::{context::MayBlock, fence::{DriverFence, FenceTimeline}, signalling::{HwCompletion, IrqSection, PreparedIrqJob}};
+/// use dmabuf_lock::{context::MayBlock, fence::{Fence, FenceTimeline}, signalling::{HwCompletion, IrqSection, PreparedIrqJob}};
 ///
 /// /// The driver's completion handler: the engine reported the job done without error.
-/// fn job_done(fence: DriverFence, _irq: &mut IrqSection) {
-///     fence.signal(Ok(()));
+/// fn job_done(_fence: &Fence, _irq: &mut IrqSection) -> Result {
+///     Ok(())
 /// }
 ///
 /// # let mut task = MayBlock::new()?;
@@ -140,9 +156,9 @@ pub enum HwCompletion {
 /// A job's fence, its completion timer and its watchdog, allocated ahead of the submission tail
 /// (R4). Dropping it frees them: nothing was published.
 ///
-/// `on_irq` is the completion interrupt's handler: it gets the fence and must signal it (R8; a
-/// fence it drops is cancelled with a warning). It is `Copy`, so it owns nothing that needs
-/// dropping in interrupt context.
+/// `on_irq` is the completion interrupt's handler: it gets the fence to read (its seqno) and
+/// returns the job's outcome, with which the library signals the fence (R8). It is `Copy`, so it
+/// owns nothing that needs dropping in interrupt context.
 ///
 /// # Examples
 ///
@@ -150,7 +166,7 @@ pub enum HwCompletion {
 /// # use dmabuf_lock::{context::MayBlock, fence::FenceTimeline, signalling::PreparedIrqJob};
 /// # let task = MayBlock::new()?;
 /// # let timeline = FenceTimeline::new();
-/// let job = PreparedIrqJob::new(&task, &timeline, 1000, |fence, _irq| fence.signal(Ok(())))?;
+/// let job = PreparedIrqJob::new(&task, &timeline, 1000, |_fence, _irq| Ok(()))?;
 /// drop(job); // not armed: no fence was published, no timer started
 /// # Ok::<(), Error>(())
 /// ```
@@ -161,27 +177,34 @@ pub struct PreparedIrqJob<'t, F: IrqHandler> {
 }
 
 /// A completion interrupt's handler: [`PreparedIrqJob`]'s `on_irq`. Every closure or function
-/// of the right signature that is `Copy`, `Send` and `'static` is one.
+/// of the right signature that is `Copy`, `Send` and `'static` is one. It returns the job's
+/// outcome; the library signals the fence with it.
+///
+/// It runs in hard interrupt context, before the fence is signalled: it must not sleep, and must
+/// not wait for the job's fence, which only its return signals (it gets no
+/// [`MayBlock`](super::MayBlock), so no wait of this library compiles in it).
 ///
 /// ```
-/// use dmabuf_lock::{fence::DriverFence, signalling::{IrqHandler, IrqSection}};
+/// use dmabuf_lock::{fence::Fence, signalling::{IrqHandler, IrqSection}};
 ///
 /// fn handler() -> impl IrqHandler {
-///     |fence: DriverFence, _irq: &mut IrqSection| fence.signal(Ok(()))
+///     |_fence: &Fence, _irq: &mut IrqSection| Ok(())
 /// }
 /// let on_irq = handler();
 /// let copy = on_irq; // `Copy`: it owns nothing that needs dropping in the interrupt
 /// # let _ = (on_irq, copy);
 /// ```
-pub trait IrqHandler: FnOnce(DriverFence, &mut IrqSection) + Copy + Send + 'static {}
+pub trait IrqHandler: FnOnce(&Fence, &mut IrqSection) -> Result + Copy + Send + 'static {}
 
-impl<F: FnOnce(DriverFence, &mut IrqSection) + Copy + Send + 'static> IrqHandler for F {}
+impl<F: FnOnce(&Fence, &mut IrqSection) -> Result + Copy + Send + 'static> IrqHandler for F {}
 
 impl<'t, F: IrqHandler> PreparedIrqJob<'t, F> {
     /// Allocates a job that will signal a fence of `timeline` from its completion interrupt, or
     /// with `-ETIMEDOUT` if that has not come `timeout_ms` after the job is armed
-    /// (`GFP_KERNEL`, hence the [`MayBlock`]). Fails with `ENOMEM`, or `ENODEV` while this
-    /// module is being unloaded.
+    /// (`GFP_KERNEL`, hence the [`MayBlock`]). Fails with `ENOMEM`; `EBUSY` while this module's
+    /// `init` runs and `ENODEV` while it is being unloaded: the job's timers run this module's
+    /// code, and it takes a reference on the module only once it is live (a module whose `init`
+    /// fails is freed whatever its references).
     ///
     /// ```
     /// # use dmabuf_lock::{context::MayBlock, fence::{Fence, FenceTimeline}, signalling::{HwCompletion, PreparedIrqJob}};
@@ -189,7 +212,7 @@ impl<'t, F: IrqHandler> PreparedIrqJob<'t, F> {
     /// # let mut task = MayBlock::new()?;
     /// # let timeline = FenceTimeline::new();
     /// // The engine reports a fault: the interrupt signals the fence with an error.
-    /// let job = PreparedIrqJob::new(&task, &timeline, 1000, |fence, _irq| fence.signal(Err(EIO)))?;
+    /// let job = PreparedIrqJob::new(&task, &timeline, 1000, |_fence, _irq| Err(EIO))?;
     /// # let section = task.signalling_section();
     /// # let job = job.arm(&section);
     /// # let fence: ARef<Fence> = job.fence().into();
@@ -233,7 +256,7 @@ impl<'t, F: IrqHandler> PreparedIrqJob<'t, F> {
     /// # use kernel::sync::aref::ARef;
     /// # let mut task = MayBlock::new()?;
     /// # let timeline = FenceTimeline::new();
-    /// # let prepared = PreparedIrqJob::new(&task, &timeline, 1000, |fence, _irq| fence.signal(Ok(())))?;
+    /// # let prepared = PreparedIrqJob::new(&task, &timeline, 1000, |_fence, _irq| Ok(()))?;
     /// let section = task.signalling_section();
     /// let job = prepared.arm(&section); // allocates nothing; the watchdog runs
     /// assert!(!job.fence().is_signaled());
@@ -284,7 +307,7 @@ impl<'t, F: IrqHandler> PreparedIrqJob<'t, F> {
 /// # use kernel::sync::aref::ARef;
 /// # let mut task = MayBlock::new()?;
 /// # let timeline = FenceTimeline::new();
-/// # let prepared = PreparedIrqJob::new(&task, &timeline, 1000, |fence, _irq| fence.signal(Ok(())))?;
+/// # let prepared = PreparedIrqJob::new(&task, &timeline, 1000, |_fence, _irq| Ok(()))?;
 /// # let section = task.signalling_section();
 /// let job = prepared.arm(&section);
 /// let fence: ARef<Fence> = job.fence().into();
@@ -307,7 +330,7 @@ impl<F: IrqHandler> ArmedIrqJob<'_, F> {
     /// # let mut task = MayBlock::new()?;
     /// # let resv = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
     /// # let timeline = FenceTimeline::new();
-    /// # let prepared = PreparedIrqJob::new(&task, &timeline, 1000, |fence, _irq| fence.signal(Ok(())))?;
+    /// # let prepared = PreparedIrqJob::new(&task, &timeline, 1000, |_fence, _irq| Ok(()))?;
     /// # let mut guard = resv.lock(&task);
     /// # guard.reserve_fences(1)?;
     /// # let section = task.signalling_section();
@@ -324,14 +347,16 @@ impl<F: IrqHandler> ArmedIrqJob<'_, F> {
     }
 
     /// Hands the job to the "hardware": its completion interrupt comes as `completion` says
-    /// (never: the watchdog times it out). Allocates nothing.
+    /// (never: the watchdog times it out). Allocates nothing. A job whose watchdog has fired
+    /// already is not handed over: its fence is signalled, and a completion timer would only
+    /// keep the job and the module for as long as its delay.
     ///
     /// ```
     /// # use dmabuf_lock::{context::MayBlock, fence::{Fence, FenceTimeline}, signalling::{HwCompletion, PreparedIrqJob}};
     /// # use kernel::sync::aref::ARef;
     /// # let mut task = MayBlock::new()?;
     /// # let timeline = FenceTimeline::new();
-    /// # let prepared = PreparedIrqJob::new(&task, &timeline, 30, |fence, _irq| fence.signal(Ok(())))?;
+    /// # let prepared = PreparedIrqJob::new(&task, &timeline, 30, |_fence, _irq| Ok(()))?;
     /// # let section = task.signalling_section();
     /// # let job = prepared.arm(&section);
     /// # let fence: ARef<Fence> = job.fence().into();
@@ -345,17 +370,26 @@ impl<F: IrqHandler> ArmedIrqJob<'_, F> {
         let Some(job) = self.job.take() else {
             return;
         };
-        match completion {
-            HwCompletion::After(ms) => {
-                // SAFETY: `job` is live: this value holds a reference (type invariant).
-                let timer = unsafe { IrqJob::completion(job) };
-                // SAFETY: The completion timer was set up in `new` and never started; the
-                // handle's reference becomes its own.
-                unsafe { start(timer, Delta::from_millis(i64::from(ms))) };
+        if let HwCompletion::After(ms) = completion {
+            // SAFETY: `job` is live: this value holds a reference (type invariant).
+            let (armed, timer) = unsafe { (job.as_ref(), IrqJob::completion(job)) };
+            // INVARIANT: A reference for the completion timer, started below; the handle keeps
+            // its own until the end.
+            armed.refs.fetch_add(1, Relaxed);
+            // SAFETY: The completion timer was set up in `new` and never started; it owns the
+            // reference just taken.
+            unsafe { start(timer, Delta::from_millis(i64::from(ms))) };
+            // The watchdog may have taken the fence before the timer was queued, and found
+            // nothing to cancel. The barrier pairs with its exchange of `taken` (`Full`) before
+            // it cancels the completion timer: either it sees the timer queued and cancels it,
+            // or this sees `taken` and does.
+            smp_mb(Full);
+            if armed.taken.load(Relaxed) {
+                armed.cancel(&armed.completion);
             }
-            // SAFETY: The handle's reference, given up; the watchdog holds its own.
-            HwCompletion::Never => unsafe { IrqJob::put(job.as_ptr()) },
         }
+        // SAFETY: The handle's reference, given up; each started timer holds its own.
+        unsafe { IrqJob::put(job.as_ptr()) };
     }
 }
 
@@ -382,9 +416,11 @@ impl<F: IrqHandler> Drop for ArmedIrqJob<'_, F> {
 /// # Invariants
 ///
 /// Once armed, the job is reached through a raw pointer from `KBox::leak` and freed by the
-/// `put` that drops `refs` to zero. `refs` counts the handle ([`ArmedIrqJob`]) and each started
-/// timer whose callback has not returned and that was not cancelled; a timer is started at most
-/// once. `fence` is set when the job is armed and taken only by whoever sets `taken` first.
+/// `put` that drops `refs` to zero. `refs` counts the references held: the handle's
+/// ([`ArmedIrqJob`], until it is submitted or dropped) and one for each started timer, held
+/// until its callback has given it up or a cancellation dequeued the timer; a timer is started
+/// at most once. `fence` is set when the job is armed and taken only by whoever sets `taken`
+/// first.
 #[pin_data]
 struct IrqJob<F: IrqHandler> {
     #[pin]
@@ -402,7 +438,7 @@ struct IrqJob<F: IrqHandler> {
 
 impl<F: IrqHandler> IrqJob<F> {
     /// Initialises one of the job's timers (`CLOCK_MONOTONIC`, relative; its callback runs in
-    /// hard interrupt context, or in a soft interrupt thread on `PREEMPT_RT`).
+    /// hard interrupt context, or, on `PREEMPT_RT`, in the softirq thread, with interrupts on).
     fn timer(
         callback: unsafe extern "C" fn(*mut bindings::hrtimer) -> bindings::hrtimer_restart,
     ) -> impl PinInit<Opaque<bindings::hrtimer>> {
@@ -463,6 +499,13 @@ impl<F: IrqHandler> IrqJob<F> {
 
     /// Gives up one reference; the last frees the job (and its module reference).
     ///
+    /// The last reference may be a timer's, given up at the end of its callback: the job's
+    /// `ModuleRef` is then dropped in the callback, which still runs this module's code for a
+    /// few instructions after `module_put()`. That is sound because an hrtimer callback is an
+    /// RCU read-side critical section (hard interrupt context; with `PREEMPT_RT`, the softirq
+    /// thread, whose `local_bh_disable()` holds `rcu_read_lock()`), and `free_module()` frees a
+    /// module's memory only after `synchronize_rcu()`.
+    ///
     /// # Safety
     ///
     /// The caller owns a reference on the armed job `this`, and does not use the job afterwards.
@@ -470,7 +513,9 @@ impl<F: IrqHandler> IrqJob<F> {
         // SAFETY: The caller's reference keeps the job alive until the decrement.
         if unsafe { (*this).refs.fetch_sub(1, Full) } == 1 {
             // SAFETY: The last reference: no timer is queued or will run, no handle is left
-            // (type invariant). The pointer came from `KBox::leak` in `arm`.
+            // (type invariant). The pointer came from `KBox::leak` in `arm`. The module
+            // reference dropped with it may be the last one; see above for why the code that
+            // runs after it is not freed under it.
             drop(unsafe { KBox::from_raw(this) });
         }
     }
@@ -499,12 +544,14 @@ impl<F: IrqHandler> IrqJob<F> {
         let job = unsafe { &*this };
         if let Some(fence) = job.take_fence() {
             let on_irq = job.on_irq;
-            on_irq(
-                fence,
+            let result = on_irq(
+                fence.fence(),
                 &mut IrqSection {
                     _not_send: NotThreadSafe,
                 },
             );
+            // The library signals, so the fence has signalled when the watchdog is cancelled.
+            fence.signal(result);
             job.cancel(&job.watchdog);
         }
         // SAFETY: The timer's reference, given up as its callback ends.
