@@ -6,16 +6,21 @@
 //! it, so a signalling job made during `init` and still alive after a failing `init` returns
 //! (forgotten, or queued with a delay) would run freed code. The library refuses such objects
 //! with `EBUSY` until the module is live, as the module loader refuses its own users
-//! (`strong_try_module_get()`). A fence is not one of them: its code is the library core's,
-//! which is live. This module's `init` fails unless the job is refused and the fence is made;
-//! before the check, the job was made and the module did not load.
+//! (`strong_try_module_get()`): a signalling job, an interrupt job (its timers) and a fence of a
+//! `FenceTimeline::with_hardware` timeline (its ops). A fence of a plain timeline is not one of
+//! them: its code is the library core's, which is live. This module's `init` fails unless the
+//! three are refused and the fence is made; before the check, they were made and the module did
+//! not load.
 
 pub mod common;
 #[path = "../../rust/dmabuf_lock/mod.rs"]
 pub mod dmabuf_lock;
 
 use common::init_task;
-use dmabuf_lock::{fence::FenceTimeline, signalling::SignallingQueue};
+use dmabuf_lock::{
+    fence::{FenceHardware, FenceTimeline},
+    signalling::{PreparedIrqJob, SignallingQueue},
+};
 use kernel::prelude::*;
 
 module! {
@@ -28,6 +33,17 @@ module! {
 
 struct SoundModuleRefsRefusedInInitGood;
 
+/// Hardware that never finishes a job on its own.
+struct Idle;
+
+impl FenceHardware for Idle {
+    fn signaled(&self, _seqno: u64) -> bool {
+        false
+    }
+}
+
+static IDLE: Idle = Idle;
+
 impl kernel::Module for SoundModuleRefsRefusedInInitGood {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let task = init_task()?;
@@ -39,8 +55,18 @@ impl kernel::Module for SoundModuleRefsRefusedInInitGood {
         let job = queue
             .prepare(&task, &timeline, |fence, _section| fence.signal(Ok(())))
             .err();
-        pr_info!("during init: fence {:?}, job {:?}\n", fence, job);
-        if fence.is_err() || job != Some(EBUSY) {
+        let irq_job = PreparedIrqJob::new(&task, &timeline, 1000, |_fence, _irq| Ok(())).err();
+        let hw_timeline = FenceTimeline::with_hardware(c"refused_in_init", c"ring0", &IDLE)?;
+        let hw_fence = hw_timeline.prepare(&task).err();
+        pr_info!(
+            "during init: fence {:?}, job {:?}, irq job {:?}, hardware fence {:?}\n",
+            fence,
+            job,
+            irq_job,
+            hw_fence
+        );
+        if fence.is_err() || job != Some(EBUSY) || irq_job != Some(EBUSY) || hw_fence != Some(EBUSY)
+        {
             return Err(EINVAL);
         }
         Ok(Self)
