@@ -171,10 +171,12 @@ EXPORT_SYMBOL_GPL(dl_reclaim_exit);
 /*
  * The kernel's own map, __mmu_notifier_invalidate_range_start_map, is not exported (and exists
  * only with CONFIG_MMU_NOTIFIER). This one has its place in the order: dmabuf_lock.ko primes
- * fs_reclaim -> it -> fence wait at load, as dma_resv_lockdep() does with the kernel's.
+ * fs_reclaim -> it -> fence wait at load, as dma_resv_lockdep() does with the kernel's. It is
+ * another lockdep class, so it is named apart: a real invalidation does not take it, and lockdep
+ * sees only the orders that drivers prime or annotate with it.
  */
 static struct lockdep_map dl_mmu_notifier_lockdep_map =
-	STATIC_LOCKDEP_MAP_INIT("mmu_notifier_invalidate_range_start", &dl_mmu_notifier_lockdep_map);
+	STATIC_LOCKDEP_MAP_INIT("dmabuf_lock_mmu_notifier", &dl_mmu_notifier_lockdep_map);
 
 struct lockdep_map *dl_mmu_notifier_map(void)
 {
