@@ -7,7 +7,7 @@
 use crate::dmabuf_lock::{
     lockdep::ReclaimScope,
     resv::OwnedResv,
-    shrinker::{ScanResult, Shrink},
+    shrinker::{ScanResult, Shrink, ShrinkControl},
 };
 
 /// A buffer that reclaim would evict.
@@ -20,7 +20,7 @@ impl Shrink for Buffer {
         1
     }
 
-    fn scan(&self, reclaim: &ReclaimScope<'_>, _nr_to_scan: usize) -> ScanResult {
+    fn scan(&self, reclaim: &ReclaimScope<'_>, _control: &mut ShrinkControl) -> ScanResult {
         let guard = self.resv.lock(reclaim);
         drop(guard);
         ScanResult::Freed(0)

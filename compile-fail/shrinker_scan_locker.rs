@@ -8,7 +8,7 @@ use crate::dmabuf_lock::{
     locker::{LockerFlags, ResvLocker},
     lockdep::ReclaimScope,
     resv::OwnedResv,
-    shrinker::{ScanResult, Shrink},
+    shrinker::{ScanResult, Shrink, ShrinkControl},
 };
 
 /// A buffer that reclaim would evict.
@@ -21,7 +21,7 @@ impl Shrink for Buffer {
         1
     }
 
-    fn scan(&self, reclaim: &ReclaimScope<'_>, _nr_to_scan: usize) -> ScanResult {
+    fn scan(&self, reclaim: &ReclaimScope<'_>, _control: &mut ShrinkControl) -> ScanResult {
         pin_init::stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
         let _ = locker.as_mut().lock_slice(reclaim, &[&self.resv]);
         ScanResult::Freed(0)

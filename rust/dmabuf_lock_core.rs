@@ -181,8 +181,10 @@ impl LeakedShrinkerReaper {
 
 impl Drop for LeakedShrinkerReaper {
     fn drop(&mut self) {
-        // SAFETY: Registered by `new` (type invariant). No module that registered a shrinker
-        // through the library is loaded any more: each links against this one.
+        // SAFETY: Registered by `new` (type invariant). No other module that registered a
+        // shrinker through the library is loaded any more: each links against this one. A
+        // shrinker this module leaked itself is freed by `dl_reclaim_exit` (with a warning),
+        // since this module's own `GOING` notification comes after its exit, too late.
         unsafe { dl_reclaim_exit() };
     }
 }

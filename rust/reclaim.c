@@ -8,6 +8,7 @@
  * list of the shrinkers registered through the library with their module, and frees those of a
  * module that goes away (unloaded, or its init failed), before its code is freed.
  */
+#include <linux/completion.h>
 #include <linux/list.h>
 #include <linux/mutex.h>
 #include <linux/notifier.h>
@@ -16,14 +17,18 @@
 #include "reclaim.h"
 
 /*
- * @shrinker: registered until freed; NULL once freed by dl_module_going().
+ * @shrinker: registered until taken, under dl_shrinkers_lock, by dl_shrinker_free() or
+ *	dl_reap(); NULL once taken by dl_reap().
  * @owner: the module whose code @shrinker's callbacks are.
  * @node: in dl_shrinkers while @shrinker is set.
+ * @reaped: completed by dl_reap() once it has freed @shrinker (its scans have returned);
+ *	afterwards dl_reap() no longer touches this record.
  */
 struct dl_shrinker {
 	struct shrinker *shrinker;
 	struct module *owner;
 	struct list_head node;
+	struct completion reaped;
 };
 
 static DEFINE_MUTEX(dl_shrinkers_lock);
@@ -49,6 +54,7 @@ struct dl_shrinker *dl_shrinker_register(const char *name, struct module *owner,
 	shrinker->private_data = private_data;
 	dl->shrinker = shrinker;
 	dl->owner = owner;
+	init_completion(&dl->reaped);
 
 	mutex_lock(&dl_shrinkers_lock);
 	/*
@@ -68,7 +74,10 @@ struct dl_shrinker *dl_shrinker_register(const char *name, struct module *owner,
 }
 EXPORT_SYMBOL_GPL(dl_shrinker_register);
 
-/* Unregisters (waiting for scans under way, RCU for the rest) and frees. */
+/*
+ * Unregisters (waiting for scans under way, RCU for the rest) and frees. If dl_reap() took the
+ * shrinker first, waits until it has freed it: the caller drops the callbacks' data next.
+ */
 void dl_shrinker_free(struct dl_shrinker *dl)
 {
 	struct shrinker *shrinker;
@@ -78,37 +87,62 @@ void dl_shrinker_free(struct dl_shrinker *dl)
 	if (shrinker)
 		list_del(&dl->node);
 	mutex_unlock(&dl_shrinkers_lock);
-	shrinker_free(shrinker);
+	if (shrinker)
+		shrinker_free(shrinker);
+	else
+		wait_for_completion(&dl->reaped);
 	kfree(dl);
 }
 EXPORT_SYMBOL_GPL(dl_shrinker_free);
 
 /*
+ * Frees the shrinkers still registered by @mod (by any module if @mod is NULL), one at a time,
+ * without dl_shrinkers_lock: shrinker_free() waits for the scans under way, and a scan may drop
+ * or register a shrinker itself. Their dl_shrinker stays allocated (its owner may still call
+ * dl_shrinker_free() from code of the module that runs until then). Returns how many it freed.
+ */
+static unsigned int dl_reap(struct module *mod)
+{
+	unsigned int reaped = 0;
+
+	for (;;) {
+		struct dl_shrinker *dl, *found = NULL;
+		struct shrinker *shrinker;
+
+		mutex_lock(&dl_shrinkers_lock);
+		list_for_each_entry(dl, &dl_shrinkers, node) {
+			if (!mod || dl->owner == mod) {
+				found = dl;
+				break;
+			}
+		}
+		if (!found) {
+			mutex_unlock(&dl_shrinkers_lock);
+			return reaped;
+		}
+		list_del(&found->node);
+		shrinker = found->shrinker;
+		found->shrinker = NULL;
+		mutex_unlock(&dl_shrinkers_lock);
+
+		pr_warn("dmabuf_lock: module %s leaked a shrinker; freed as the module goes\n",
+			module_name(found->owner));
+		/* Waits for its scans under way; none can start once it returns. */
+		shrinker_free(shrinker);
+		complete(&found->reaped);
+		reaped++;
+	}
+}
+
+/*
  * Called after a module's exit function (or its failed init) and before its memory is freed:
- * frees the shrinkers it leaked. Their dl_shrinker stays allocated (its owner may still call
- * dl_shrinker_free() from code of the module that runs until then).
+ * frees the shrinkers it leaked.
  */
 static int dl_module_going(struct notifier_block *nb, unsigned long action, void *data)
 {
-	struct module *mod = data;
-	struct dl_shrinker *dl, *next;
-	LIST_HEAD(gone);
-
 	if (action != MODULE_STATE_GOING)
 		return NOTIFY_DONE;
-	mutex_lock(&dl_shrinkers_lock);
-	list_for_each_entry_safe(dl, next, &dl_shrinkers, node)
-		if (dl->owner == mod)
-			list_move(&dl->node, &gone);
-	list_for_each_entry_safe(dl, next, &gone, node) {
-		pr_warn("dmabuf_lock: module %s leaked a shrinker; freed as the module goes\n",
-			mod->name);
-		list_del(&dl->node);
-		/* Waits for its scans under way; none can start once it returns. */
-		shrinker_free(dl->shrinker);
-		dl->shrinker = NULL;
-	}
-	mutex_unlock(&dl_shrinkers_lock);
+	dl_reap(data);
 	return NOTIFY_OK;
 }
 
@@ -122,9 +156,14 @@ int dl_reclaim_init(void)
 }
 EXPORT_SYMBOL_GPL(dl_reclaim_init);
 
+/*
+ * Called from this module's exit: the modules that link against it are gone, so what is left
+ * was leaked by this module itself, whose GOING notification comes after its exit, too late.
+ */
 void dl_reclaim_exit(void)
 {
 	unregister_module_notifier(&dl_module_nb);
+	WARN(dl_reap(NULL), "dmabuf_lock: shrinkers left at unload\n");
 }
 EXPORT_SYMBOL_GPL(dl_reclaim_exit);
 
@@ -132,10 +171,12 @@ EXPORT_SYMBOL_GPL(dl_reclaim_exit);
 /*
  * The kernel's own map, __mmu_notifier_invalidate_range_start_map, is not exported (and exists
  * only with CONFIG_MMU_NOTIFIER). This one has its place in the order: dmabuf_lock.ko primes
- * fs_reclaim -> it -> fence wait at load, as dma_resv_lockdep() does with the kernel's.
+ * fs_reclaim -> it -> fence wait at load, as dma_resv_lockdep() does with the kernel's. It is
+ * another lockdep class, so it is named apart: a real invalidation does not take it, and lockdep
+ * sees only the orders that drivers prime or annotate with it.
  */
 static struct lockdep_map dl_mmu_notifier_lockdep_map =
-	STATIC_LOCKDEP_MAP_INIT("mmu_notifier_invalidate_range_start", &dl_mmu_notifier_lockdep_map);
+	STATIC_LOCKDEP_MAP_INIT("dmabuf_lock_mmu_notifier", &dl_mmu_notifier_lockdep_map);
 
 struct lockdep_map *dl_mmu_notifier_map(void)
 {

@@ -266,7 +266,7 @@ pub(super) fn wait_result(ret: kernel::ffi::c_long) -> Result<bool> {
 }
 
 /// The module this code is compiled into: the library is built into every module that uses it.
-fn this_module() -> *mut bindings::module {
+pub(super) fn this_module() -> *mut bindings::module {
     // `struct module` holds types that bindgen emits as empty structs; the `module!` macro
     // declares the same symbol the same way.
     #[allow(improper_ctypes)]

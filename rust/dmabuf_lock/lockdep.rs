@@ -317,7 +317,10 @@ impl<'t> ReclaimScope<'t> {
 
 impl ReclaimScope<'_> {
     /// Locks `resv` if it is free, without sleeping: the only lock reclaim may take (R2).
-    pub fn try_lock<'r>(&self, resv: &'r Resv) -> Option<ResvGuard<'r>> {
+    ///
+    /// The guard borrows the scope too, so it cannot outlive the reclaim it was taken in
+    /// (`compile-fail/reclaim_guard_outlives_scope.rs`).
+    pub fn try_lock<'s>(&'s self, resv: &'s Resv) -> Option<ResvGuard<'s>> {
         resv.try_lock_nosleep()
     }
 }
@@ -467,6 +470,18 @@ impl<'a> LockOrder<'a> {
     }
 
     /// Checks the declared order against the rules; `EINVAL` names the first conflict in the log.
+    ///
+    /// ```
+    /// # use dmabuf_lock::lockdep::{Level, LockOrder};
+    /// let order = |inner| LockOrder::new(c"userptr").then(Level::MmuNotifier).then(inner);
+    /// assert_eq!(order(Level::FenceWait).validate(), Ok(()));
+    /// // "blocking dma_resv lock inside an mmu notifier (R2)"
+    /// assert_eq!(order(Level::Resv).validate(), Err(EINVAL));
+    /// // "allocation (reclaim) inside an mmu notifier (R2)"
+    /// assert_eq!(order(Level::Reclaim).validate(), Err(EINVAL));
+    /// // "mmu notifier nested inside an mmu notifier (R2)"
+    /// assert_eq!(order(Level::MmuNotifier).validate(), Err(EINVAL));
+    /// ```
     pub fn validate(&self) -> Result {
         if self.overflow || self.len < 2 {
             pr_err!(
@@ -481,17 +496,22 @@ impl<'a> LockOrder<'a> {
         for (i, level) in self.iter().enumerate() {
             let conflict = match level {
                 Level::MmapLock if seen_resv => Some("mmap_lock inside dma_resv (R1)"),
-                Level::Resv if seen_reclaim => Some("blocking dma_resv lock in reclaim (R2)"),
                 Level::Resv | Level::Reclaim | Level::MmapLock | Level::MmuNotifier
                     if in_section =>
                 {
                     Some("blocking lock or reclaim inside a signalling section (R4)")
                 }
-                Level::Resv | Level::Reclaim | Level::MmapLock | Level::MmuNotifier
-                    if in_notifier =>
-                {
-                    Some("lock, allocation or notifier inside an mmu notifier (R2)")
+                Level::Resv if in_notifier => {
+                    Some("blocking dma_resv lock inside an mmu notifier (R2)")
                 }
+                Level::Reclaim if in_notifier => {
+                    Some("allocation (reclaim) inside an mmu notifier (R2)")
+                }
+                Level::MmapLock if in_notifier => Some("mmap_lock inside an mmu notifier (R2)"),
+                Level::MmuNotifier if in_notifier => {
+                    Some("mmu notifier nested inside an mmu notifier (R2)")
+                }
+                Level::Resv if seen_reclaim => Some("blocking dma_resv lock in reclaim (R2)"),
                 Level::FenceWait if in_section => {
                     Some("fence wait inside a signalling section (R4)")
                 }
@@ -509,7 +529,7 @@ impl<'a> LockOrder<'a> {
                 return Err(EINVAL);
             }
             seen_resv |= matches!(level, Level::Resv);
-            seen_reclaim |= matches!(level, Level::Reclaim | Level::MmuNotifier);
+            seen_reclaim |= matches!(level, Level::Reclaim);
             in_notifier |= matches!(level, Level::MmuNotifier);
             in_section |= matches!(level, Level::Signalling);
             spinning |= matches!(level, Level::Driver(lock, _) if lock.is_spinning());

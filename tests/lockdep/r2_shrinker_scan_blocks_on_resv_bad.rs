@@ -21,7 +21,7 @@ use dmabuf_lock::{
     context::MayBlock,
     lockdep::ReclaimScope,
     resv::OwnedResv,
-    shrinker::{ScanResult, Shrink, Shrinker},
+    shrinker::{ScanResult, Shrink, ShrinkControl, Shrinker},
 };
 use kernel::{
     prelude::*,
@@ -49,7 +49,7 @@ impl Shrink for Buffer {
         1
     }
 
-    fn scan(&self, _reclaim: &ReclaimScope<'_>, _nr_to_scan: usize) -> ScanResult {
+    fn scan(&self, _reclaim: &ReclaimScope<'_>, _control: &mut ShrinkControl) -> ScanResult {
         self.scans.add(1, Relaxed);
         if let Ok(task) = MayBlock::new() {
             drop(self.resv.lock(&task));

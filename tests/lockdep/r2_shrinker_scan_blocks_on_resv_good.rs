@@ -13,7 +13,7 @@ use common::{drop_caches, init_task};
 use dmabuf_lock::{
     lockdep::ReclaimScope,
     resv::OwnedResv,
-    shrinker::{ScanResult, Shrink, Shrinker},
+    shrinker::{ScanResult, Shrink, ShrinkControl, Shrinker},
 };
 use kernel::{
     prelude::*,
@@ -41,7 +41,7 @@ impl Shrink for Buffer {
         1
     }
 
-    fn scan(&self, reclaim: &ReclaimScope<'_>, _nr_to_scan: usize) -> ScanResult {
+    fn scan(&self, reclaim: &ReclaimScope<'_>, _control: &mut ShrinkControl) -> ScanResult {
         self.scans.add(1, Relaxed);
         drop(reclaim.try_lock(&self.resv));
         ScanResult::Freed(0)

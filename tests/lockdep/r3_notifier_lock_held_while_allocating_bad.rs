@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! expect-splat: possible circular locking dependency detected[\s\S]*Chain exists of:\s*fs_reclaim --> mmu_notifier_invalidate_range_start --> notifier_lock
+//! expect-splat: possible circular locking dependency detected[\s\S]*Chain exists of:\s*fs_reclaim --> dmabuf_lock_mmu_notifier --> notifier_lock
 //!
 //! Deliberately wrong (R3, R9): a userptr driver's notifier lock is taken inside mmu-notifier
 //! invalidations (which run in reclaim, and wait for the range's fences there), and its

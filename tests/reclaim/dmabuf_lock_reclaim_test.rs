@@ -41,7 +41,7 @@ mod tests {
         fence::{DriverFence, FenceTimeline},
         lockdep::ReclaimScope,
         resv::{FenceUsage, OwnedResv, ResvCell},
-        shrinker::{ScanResult, Shrink, Shrinker},
+        shrinker::{ScanResult, Shrink, ShrinkControl, Shrinker},
     };
     use core::ptr::NonNull;
     use kernel::{
@@ -121,7 +121,7 @@ mod tests {
             self.resident_pages.load(Relaxed)
         }
 
-        fn scan(&self, reclaim: &ReclaimScope<'_>, nr_to_scan: usize) -> ScanResult {
+        fn scan(&self, reclaim: &ReclaimScope<'_>, control: &mut ShrinkControl) -> ScanResult {
             if !self.armed.load(Relaxed) {
                 return ScanResult::Freed(0);
             }
@@ -138,7 +138,7 @@ mod tests {
             }
             let mut freed = 0;
             for buffer in self.buffers.iter() {
-                if freed >= nr_to_scan {
+                if freed >= control.nr_to_scan() {
                     break;
                 }
                 let Some(mut guard) = reclaim.try_lock(&buffer.resv) else {

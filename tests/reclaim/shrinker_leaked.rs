@@ -14,7 +14,7 @@ pub mod dmabuf_lock;
 use dmabuf_lock::{
     context::MayBlock,
     lockdep::ReclaimScope,
-    shrinker::{ScanResult, Shrink, Shrinker},
+    shrinker::{ScanResult, Shrink, ShrinkControl, Shrinker},
 };
 
 module! {
@@ -33,7 +33,7 @@ impl Shrink for AlwaysFull {
         1024
     }
 
-    fn scan(&self, _reclaim: &ReclaimScope<'_>, _nr_to_scan: usize) -> ScanResult {
+    fn scan(&self, _reclaim: &ReclaimScope<'_>, _control: &mut ShrinkControl) -> ScanResult {
         pr_info!("shrinker_leaked: scan\n");
         ScanResult::Stop
     }
