@@ -124,12 +124,21 @@ mod tests {
 
     /// Exports a buffer of `count` pages; `released` is set when it is released.
     fn export(count: usize, released: &Arc<Atomic<u32>>) -> Result<ExportedBuf<Pages>> {
+        export_sized(count, count * PAGE_SIZE, released)
+    }
+
+    /// Exports `count` pages as a buffer of `size` bytes.
+    fn export_sized(
+        count: usize,
+        size: usize,
+        released: &Arc<Atomic<u32>>,
+    ) -> Result<ExportedBuf<Pages>> {
         let mut pages = KVec::new();
         for _ in 0..count {
             pages.push(Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?, GFP_KERNEL)?;
         }
         let released = released.clone();
-        ExportedBuf::new(count * PAGE_SIZE, |resv| {
+        ExportedBuf::new(size, |resv| {
             Ok(Pages {
                 pages,
                 counts: ResvCell::new(resv, Counts::default()),
@@ -201,6 +210,28 @@ mod tests {
         drop(mapping);
         drop(second);
         assert_eq!(counts(&buf)?, (0, 2, 2));
+        Ok(())
+    }
+
+    #[test]
+    fn mapping_must_cover_the_buffer() -> Result {
+        let task = task()?;
+        let faux = faux::Registration::new(c"dmabuf_lock_exporter_test", None)?;
+        let released = flag()?;
+        // One page behind a two-page buffer: an importer would DMA past the table's end.
+        let buf = export_sized(1, 2 * PAGE_SIZE, &released)?;
+        let attachment = StaticAttachment::new(&task, ARef::from(buf.dmabuf()), device(&faux)?)?;
+        assert_eq!(
+            attachment.map(&task, DataDirection::ToDevice).err(),
+            Some(EINVAL)
+        );
+        // Sizes that are no whole number of pages, or that `loff_t` cannot hold:
+        assert_eq!(
+            ExportedBuf::new(PAGE_SIZE + 1, |_| Ok(Other)).err(),
+            Some(EINVAL)
+        );
+        let huge = usize::MAX - (PAGE_SIZE - 1);
+        assert_eq!(ExportedBuf::new(huge, |_| Ok(Other)).err(), Some(EINVAL));
         Ok(())
     }
 

@@ -32,7 +32,9 @@ impl kernel::Module for SoundModuleRefsRefusedInInitGood {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let task = init_task()?;
         let timeline = FenceTimeline::new();
-        let fence = timeline.prepare(&task).map(|prepared| prepared.arm().cancel());
+        let fence = timeline
+            .prepare(&task)
+            .map(|prepared| prepared.arm().cancel());
         let queue = SignallingQueue::new(c"refused_in_init", &task)?;
         let job = queue
             .prepare(&task, &timeline, |fence, _section| fence.signal(Ok(())))

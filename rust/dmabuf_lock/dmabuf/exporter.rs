@@ -31,6 +31,7 @@ use kernel::{
     error::{code::EINVAL, from_err_ptr, VTABLE_DEFAULT_ERROR},
     fs::file::FileDescriptorReservation,
     mm::virt::VmaNew,
+    page::PAGE_SIZE,
     prelude::*,
     sync::aref::ARef,
     types::Opaque,
@@ -263,8 +264,11 @@ pub struct ExportedBuf<T: Exporter> {
 }
 
 impl<T: Exporter> ExportedBuf<T> {
-    /// Exports a buffer of `size` bytes (not 0) whose callbacks are `T`'s, read-write (the
-    /// dma-buf's file is `O_RDWR`). `make` is given the buffer's reservation, so that the value
+    /// Exports a buffer of `size` bytes whose callbacks are `T`'s, read-write (the dma-buf's
+    /// file is `O_RDWR`). `size` is a non-zero multiple of the page size, at most `isize::MAX`
+    /// (`EINVAL` otherwise: importers map whole pages and keep the size in a signed `loff_t`),
+    /// and every mapping `T` hands out must cover exactly `size` bytes: the library refuses
+    /// one that does not, with a warning, since C importers trust the size. `make` is given the buffer's reservation, so that the value
     /// can hold [`ResvCell`]s guarded by it; the value is dropped when the buffer is released.
     ///
     /// The dma-buf holds a reference on this module until it is released.
@@ -292,12 +296,14 @@ impl<T: Exporter> ExportedBuf<T> {
     ///     }
     /// }
     /// assert_eq!(ExportedBuf::new(0, |_| Ok(Nothing)).err(), Some(EINVAL));
-    /// let buf = ExportedBuf::new(4096, |_| Ok(Nothing))?;
+    /// use kernel::page::PAGE_SIZE;
+    /// assert_eq!(ExportedBuf::new(PAGE_SIZE + 1, |_| Ok(Nothing)).err(), Some(EINVAL));
+    /// let buf = ExportedBuf::new(PAGE_SIZE, |_| Ok(Nothing))?;
     /// assert!(buf.dmabuf().is_exported_with(Nothing::OPS.as_raw()));
     /// # Ok::<(), Error>(())
     /// ```
     pub fn new(size: usize, make: impl FnOnce(&Resv) -> Result<T>) -> Result<Self> {
-        if size == 0 {
+        if size == 0 || size % PAGE_SIZE != 0 || isize::try_from(size).is_err() {
             return Err(EINVAL);
         }
         // The buffer's ops are this module's code: not while its `init` runs (see `live_module`).

@@ -177,6 +177,16 @@ fn direction(dir: bindings::dma_data_direction) -> Result<DataDirection> {
     .ok_or(EINVAL)
 }
 
+/// `EINVAL`, with a warning, unless a mapping of `mapped` bytes covers the whole buffer of
+/// `size` bytes: C importers trust the dma-buf's size, and would read past a shorter mapping.
+fn check_covers(mapped: usize, size: usize) -> Result {
+    if mapped == size {
+        return Ok(());
+    }
+    pr_warn!("dma-buf exporter mapped {mapped} bytes of a {size}-byte buffer; refused\n");
+    Err(EINVAL)
+}
+
 /// The errno of a callback's result.
 fn errno(result: Result) -> c_int {
     match result {
@@ -259,9 +269,16 @@ unsafe extern "C" fn map<T: Exporter>(
 ) -> *mut bindings::sg_table {
     // SAFETY: The core passes a live attachment of one of `T`'s dma-bufs.
     let (exported, attachment) = unsafe { attached::<T>(attach) };
+    // SAFETY: The attachment's dma-buf is live; `size` is set at export and never changes.
+    let size = unsafe { (*(*attach).dmabuf).size };
     // SAFETY: `dma_buf_map_attachment()` holds the reservation.
     let mut held = unsafe { held(&exported.resv) };
-    match direction(dir).and_then(|dir| exported.data.map(&mut held, attachment, dir)) {
+    let mapped = direction(dir).and_then(|dir| {
+        let mapping = exported.data.map(&mut held, attachment, dir)?;
+        check_covers(mapping.size(), size)?;
+        Ok(mapping)
+    });
+    match mapped {
         Ok(mapping) => mapping.into_raw(),
         Err(e) => e.to_ptr(),
     }
@@ -367,11 +384,15 @@ unsafe extern "C" fn vmap<T: Exporter>(
     dmabuf: *mut bindings::dma_buf,
     map: *mut bindings::iosys_map,
 ) -> c_int {
-    // SAFETY: The core passes one of `T`'s live dma-bufs.
-    let exported = unsafe { exported::<T>(dmabuf) };
+    // SAFETY: The core passes one of `T`'s live dma-bufs; `size` never changes.
+    let (exported, size) = unsafe { (exported::<T>(dmabuf), (*dmabuf).size) };
     // SAFETY: `dma_buf_vmap()` holds the reservation.
     let mut held = unsafe { held(&exported.resv) };
-    match exported.data.vmap(&mut held) {
+    let mapped = exported.data.vmap(&mut held).and_then(|vmap| {
+        check_covers(vmap.size(), size)?;
+        Ok(vmap)
+    });
+    match mapped {
         Ok(vmap) => {
             // SAFETY: `map` is the core's map to fill: a system-memory address.
             unsafe {
@@ -396,13 +417,20 @@ unsafe extern "C" fn vunmap<T: Exporter>(
 ) {
     // SAFETY: The core passes one of `T`'s live dma-bufs, and the map `vmap` filled (it checks
     // that it is the one it holds).
-    let (exported, addr) = unsafe { (exported::<T>(dmabuf), (*map).__bindgen_anon_1.vaddr) };
+    let (exported, addr, size) = unsafe {
+        (
+            exported::<T>(dmabuf),
+            (*map).__bindgen_anon_1.vaddr,
+            (*dmabuf).size,
+        )
+    };
     let Some(addr) = NonNull::new(addr) else {
         return;
     };
     // SAFETY: `addr` is the mapping `vmap` handed over, given back once, when its last user is
-    // gone; its pages are borrowed from `exported.data`, which lives until `release`.
-    let vmap = unsafe { PageVmap::from_raw(addr) };
+    // gone; it covers the buffer's `size` bytes (checked there), and its pages are borrowed
+    // from `exported.data`, which lives until `release`.
+    let vmap = unsafe { PageVmap::from_raw(addr, size) };
     if T::HAS_VUNMAP {
         // SAFETY: `dma_buf_vunmap()` holds the reservation.
         let mut held = unsafe { held(&exported.resv) };
