@@ -236,6 +236,49 @@ mod tests {
     }
 
     #[test]
+    fn leaked_static_mapping_keeps_the_pages() -> Result {
+        let task = task()?;
+        let faux = faux::Registration::new(c"dmabuf_lock_exporter_test", None)?;
+        let released = flag()?;
+        let buf = export(1, &released)?;
+        let attachment = StaticAttachment::new(&task, ARef::from(buf.dmabuf()), device(&faux)?)?;
+        // The mapping is leaked: its device may still reach the pages.
+        core::mem::forget(attachment.map(&task, DataDirection::ToDevice)?);
+        drop(attachment);
+        drop(buf);
+        // SAFETY: Called from a kthread, as the function expects.
+        unsafe { flush_delayed_fput() };
+        assert_eq!(released.load(Relaxed), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn c_importer_detaching_mapped_keeps_the_pages() -> Result {
+        use kernel::bindings;
+        let faux = faux::Registration::new(c"dmabuf_lock_exporter_test", None)?;
+        let released = flag()?;
+        let buf = export(1, &released)?;
+        let dev = device(&faux)?;
+        let raw_dev = core::ptr::from_ref(&*dev).cast_mut().cast();
+        let raw_buf = buf.dmabuf().as_raw();
+        // A C importer that detaches without unmapping first, which the core does not check.
+        // SAFETY: `raw_buf` is referenced by `buf` and `raw_dev` by `dev` throughout; the
+        // attachment is mapped with no reservation held, then detached once.
+        unsafe {
+            let attach = kernel::error::from_err_ptr(bindings::dma_buf_attach(raw_buf, raw_dev))?;
+            let sgt =
+                bindings::dma_buf_map_attachment_unlocked(attach, DataDirection::ToDevice.into());
+            assert!(!sgt.is_null() && kernel::error::from_err_ptr(sgt).is_ok());
+            bindings::dma_buf_detach(raw_buf, attach);
+        }
+        drop(buf);
+        // SAFETY: Called from a kthread, as the function expects.
+        unsafe { flush_delayed_fput() };
+        assert_eq!(released.load(Relaxed), 0);
+        Ok(())
+    }
+
+    #[test]
     fn no_direction_is_refused_everywhere() -> Result {
         let task = task()?;
         let faux = faux::Registration::new(c"dmabuf_lock_exporter_test", None)?;

@@ -33,7 +33,7 @@ use kernel::{
     mm::virt::VmaNew,
     page::PAGE_SIZE,
     prelude::*,
-    sync::aref::ARef,
+    sync::{aref::ARef, atomic::Atomic},
     types::Opaque,
 };
 
@@ -250,6 +250,10 @@ struct Exported<T> {
     /// The dma-buf's reservation (`dma_buf_export_info.resv`).
     #[pin]
     resv: OwnedResv,
+    /// Mappings handed to the core and not given back: an importer that detaches (or a buffer
+    /// released) with one still mapped leaves its device able to reach the pages, so `release`
+    /// leaks the whole value instead of freeing them.
+    mappings: Atomic<usize>,
 }
 
 /// A dma-buf exported by exporter `T`: its reference, and access to the driver's value.
@@ -311,6 +315,7 @@ impl<T: Exporter> ExportedBuf<T> {
         let exported = KBox::pin_init(
             try_pin_init!(&this in Exported {
                 type_id: TypeId::of::<T>(),
+                mappings: Atomic::new(0),
                 resv <- OwnedResv::new(),
                 data: {
                     // SAFETY: `resv` is initialised (fields are initialised in the order

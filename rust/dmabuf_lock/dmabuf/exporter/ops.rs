@@ -13,7 +13,7 @@ use super::{
     Exported, ExportedAttachment, Exporter, PageMapping, PageVmap,
 };
 use core::{marker::PhantomData, ptr::NonNull};
-use kernel::{bindings, dma::DataDirection, mm::virt::VmaNew, prelude::*};
+use kernel::{bindings, dma::DataDirection, mm::virt::VmaNew, prelude::*, sync::atomic::Relaxed};
 
 /// The `dma_buf_ops` of exporter `T`, with the callbacks `T` implements (NULL for the others).
 /// Declare one `static` per exporter type and name it in [`Exporter::OPS`]:
@@ -279,7 +279,10 @@ unsafe extern "C" fn map<T: Exporter>(
         Ok(mapping)
     });
     match mapped {
-        Ok(mapping) => mapping.into_raw(),
+        Ok(mapping) => {
+            exported.mappings.add(1, Relaxed);
+            mapping.into_raw()
+        }
         Err(e) => e.to_ptr(),
     }
 }
@@ -301,6 +304,7 @@ unsafe extern "C" fn unmap<T: Exporter>(
     // debug wrapper of `CONFIG_DMABUF_DEBUG` is removed before this call). Its pages are
     // borrowed from `exported.data`, which lives until `release`, after every unmap.
     let mapping = unsafe { PageMapping::from_raw(sgt) };
+    exported.mappings.fetch_sub(1, Relaxed);
     if T::HAS_UNMAP {
         // SAFETY: `dma_buf_unmap_attachment()` holds the reservation, as does the error path of
         // `dma_buf_map_attachment()`.
@@ -309,17 +313,29 @@ unsafe extern "C" fn unmap<T: Exporter>(
     }
 }
 
-/// `.release`: drops the driver's value, then the reservation.
+/// `.release`: drops the driver's value, then the reservation; leaks both if a mapping was
+/// never given back (a C importer that detached with a table still mapped, or a leaked mapping
+/// of a Rust one), since the importer's device may still reach the pages.
 ///
 /// # Safety
 ///
 /// Called by the dma-buf core only, for a buffer exported with `T`'s ops, as the op's contract
 /// in `<linux/dma-buf.h>` says.
 unsafe extern "C" fn release<T: Exporter>(dmabuf: *mut bindings::dma_buf) {
-    // SAFETY: The last reference is gone: nothing refers to the private data any more, which
-    // `ExportedBuf::new` boxed and pinned, and which is freed once, here. The driver's value is
-    // dropped before the reservation.
-    drop(unsafe { Pin::new_unchecked(KBox::from_raw((*dmabuf).priv_.cast::<Exported<T>>())) });
+    // SAFETY: The core passes one of `T`'s live dma-bufs; its private data is freed only below.
+    let exported = unsafe { (*dmabuf).priv_.cast::<Exported<T>>() };
+    // SAFETY: As above: live until freed below. The last reference is gone, so no map or unmap
+    // runs any more, and each ran under a reference whose drop (a fully ordered atomic) comes
+    // before this release.
+    let mapped = unsafe { (*exported).mappings.load(Relaxed) };
+    if mapped != 0 {
+        pr_warn!("dma-buf released with {mapped} mapping(s) never unmapped; leaking its pages\n");
+        return;
+    }
+    // SAFETY: Nothing refers to the private data any more, which `ExportedBuf::new` boxed and
+    // pinned, and which is freed once, here. The driver's value is dropped before the
+    // reservation.
+    drop(unsafe { Pin::new_unchecked(KBox::from_raw(exported)) });
 }
 
 /// `.begin_cpu_access`: the driver's `begin_cpu_access`.
