@@ -122,6 +122,39 @@ mod tests {
         }
     }
 
+    /// An exporter that maps for a device and a direction of its own, whatever the core asks.
+    struct Misdirected {
+        pages: KVec<Page>,
+        dev: ARef<Device>,
+        dir: DataDirection,
+    }
+
+    static MISDIRECTED_OPS: ExportOps<Misdirected> = ExportOps::new();
+
+    #[vtable]
+    impl Exporter for Misdirected {
+        const OPS: &'static ExportOps<Self> = &MISDIRECTED_OPS;
+
+        fn map<'a>(
+            &'a self,
+            _held: &mut ResvHeld<'_>,
+            _attachment: &ExportedAttachment,
+            _dir: DataDirection,
+        ) -> Result<PageMapping<'a>> {
+            PageMapping::new(&self.dev, &self.pages, self.dir)
+        }
+    }
+
+    /// Exports one page that `Misdirected` maps for `dev` in `dir`.
+    fn export_misdirected(
+        dev: ARef<Device>,
+        dir: DataDirection,
+    ) -> Result<ExportedBuf<Misdirected>> {
+        let mut pages = KVec::new();
+        pages.push(Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?, GFP_KERNEL)?;
+        ExportedBuf::new(PAGE_SIZE, |_| Ok(Misdirected { pages, dev, dir }))
+    }
+
     /// Exports a buffer of `count` pages; `released` is set when it is released.
     fn export(count: usize, released: &Arc<Atomic<u32>>) -> Result<ExportedBuf<Pages>> {
         export_sized(count, count * PAGE_SIZE, released)
@@ -275,6 +308,30 @@ mod tests {
         // SAFETY: Called from a kthread, as the function expects.
         unsafe { flush_delayed_fput() };
         assert_eq!(released.load(Relaxed), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn mapping_must_be_for_the_importer_and_direction() -> Result {
+        let task = task()?;
+        let faux = faux::Registration::new(c"dmabuf_lock_exporter_test", None)?;
+        let other_faux = faux::Registration::new(c"dmabuf_lock_exporter_test_other", None)?;
+        let (dev, other) = (device(&faux)?, device(&other_faux)?);
+        // Mapped for another device than the importer's:
+        let buf = export_misdirected(other, DataDirection::ToDevice)?;
+        let attachment = StaticAttachment::new(&task, ARef::from(buf.dmabuf()), dev.clone())?;
+        assert_eq!(
+            attachment.map(&task, DataDirection::ToDevice).err(),
+            Some(EINVAL)
+        );
+        // Mapped for the importer, in another direction than asked:
+        let buf = export_misdirected(dev.clone(), DataDirection::ToDevice)?;
+        let attachment = StaticAttachment::new(&task, ARef::from(buf.dmabuf()), dev)?;
+        assert_eq!(
+            attachment.map(&task, DataDirection::FromDevice).err(),
+            Some(EINVAL)
+        );
+        assert!(attachment.map(&task, DataDirection::ToDevice).is_ok());
         Ok(())
     }
 

@@ -187,6 +187,23 @@ fn check_covers(mapped: usize, size: usize) -> Result {
     Err(EINVAL)
 }
 
+/// `EINVAL`, with a warning, unless `mapping` is what the core asked for: mapped for the
+/// attachment's device, in direction `dir`, over the buffer's `size` bytes. The core hands the
+/// table to the importer, whose device would otherwise use addresses of another device's (or a
+/// direction's) mapping.
+fn check_mapping(
+    mapping: &PageMapping<'_>,
+    attachment: &ExportedAttachment,
+    dir: DataDirection,
+    size: usize,
+) -> Result {
+    if !mapping.is_for(attachment.device(), dir) {
+        pr_warn!("dma-buf exporter mapped for another device or direction; refused\n");
+        return Err(EINVAL);
+    }
+    check_covers(mapping.size(), size)
+}
+
 /// The errno of a callback's result.
 fn errno(result: Result) -> c_int {
     match result {
@@ -275,7 +292,7 @@ unsafe extern "C" fn map<T: Exporter>(
     let mut held = unsafe { held(&exported.resv) };
     let mapped = direction(dir).and_then(|dir| {
         let mapping = exported.data.map(&mut held, attachment, dir)?;
-        check_covers(mapping.size(), size)?;
+        check_mapping(&mapping, attachment, dir, size)?;
         Ok(mapping)
     });
     match mapped {

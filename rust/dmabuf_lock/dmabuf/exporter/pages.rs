@@ -151,6 +151,11 @@ impl<'a> PageMapping<'a> {
         self.table.size
     }
 
+    /// Returns whether the table is mapped for `dev` in direction `dir`.
+    pub(super) fn is_for(&self, dev: &Device, dir: DataDirection) -> bool {
+        core::ptr::eq(&*self.table.dev, dev) && self.table.dir == dir
+    }
+
     /// Hands the table over to the dma-buf core.
     pub(super) fn into_raw(self) -> *mut bindings::sg_table {
         // `sgt` is the first field of the `repr(C)` allocation.
