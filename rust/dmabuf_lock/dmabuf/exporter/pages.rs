@@ -84,14 +84,12 @@ impl<'a> PageMapping<'a> {
         if pages.is_empty() || unsafe { (*raw_dev).dma_mask }.is_null() {
             return Err(EINVAL);
         }
-        let mut ptrs = KVec::with_capacity(pages.len(), GFP_KERNEL)?;
-        for page in pages {
-            ptrs.push(page.as_ptr(), GFP_KERNEL)?;
-        }
-        let count = u32::try_from(pages.len())?;
-        let size = pages.len().checked_mul(PAGE_SIZE).ok_or(EINVAL)?;
+        let (mut ptrs, count, size) = page_array(pages)?;
+        // SAFETY: `dev` is a live device with a DMA mask.
+        let max_segment = unsafe { ffi::dl_dma_max_segment(raw_dev) };
         let sgt = Opaque::<bindings::sg_table>::zeroed();
-        // SAFETY: The table is zeroed, as the call expects; `ptrs` holds `count` live pages.
+        // SAFETY: The table is zeroed, as the call expects; `ptrs` holds `count` live pages;
+        // segments stay within what the device can map in one (swiotlb, IOMMU limits).
         to_result(unsafe {
             bindings::sg_alloc_table_from_pages_segment(
                 sgt.get(),
@@ -99,7 +97,7 @@ impl<'a> PageMapping<'a> {
                 count,
                 0,
                 size,
-                u32::MAX,
+                max_segment,
                 bindings::GFP_KERNEL,
             )
         })?;
@@ -180,6 +178,17 @@ impl<'a> PageMapping<'a> {
     }
 }
 
+/// The C array of `pages`, their count and their size in bytes, checked before allocating.
+fn page_array(pages: &[Page]) -> Result<(KVec<*mut bindings::page>, u32, usize)> {
+    let count = u32::try_from(pages.len())?;
+    let size = pages.len().checked_mul(PAGE_SIZE).ok_or(EINVAL)?;
+    let mut ptrs = KVec::with_capacity(pages.len(), GFP_KERNEL)?;
+    for page in pages {
+        ptrs.push(page.as_ptr(), GFP_KERNEL)?;
+    }
+    Ok((ptrs, count, size))
+}
+
 impl Drop for MappedTable {
     fn drop(&mut self) {
         let sgt = self.sgt.get();
@@ -242,12 +251,7 @@ impl<'a> PageVmap<'a> {
         if pages.is_empty() {
             return Err(EINVAL);
         }
-        let mut ptrs = KVec::with_capacity(pages.len(), GFP_KERNEL)?;
-        for page in pages {
-            ptrs.push(page.as_ptr(), GFP_KERNEL)?;
-        }
-        let count = u32::try_from(pages.len())?;
-        let size = pages.len().checked_mul(PAGE_SIZE).ok_or(EINVAL)?;
+        let (mut ptrs, count, size) = page_array(pages)?;
         // SAFETY: `ptrs` holds `count` live pages, borrowed for `'a`; `vmap` copies the array.
         let addr = unsafe { ffi::dl_vmap_pages(ptrs.as_mut_ptr(), count) };
         // INVARIANT: A live mapping of the borrowed pages.
