@@ -152,7 +152,7 @@ mod tests {
     ) -> Result<ExportedBuf<Misdirected>> {
         let mut pages = KVec::new();
         pages.push(Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?, GFP_KERNEL)?;
-        ExportedBuf::new(PAGE_SIZE, |_| Ok(Misdirected { pages, dev, dir }))
+        ExportedBuf::new(&task()?, PAGE_SIZE, |_| Ok(Misdirected { pages, dev, dir }))
     }
 
     /// Exports a buffer of `count` pages; `released` is set when it is released.
@@ -171,7 +171,7 @@ mod tests {
             pages.push(Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?, GFP_KERNEL)?;
         }
         let released = released.clone();
-        ExportedBuf::new(size, |resv| {
+        ExportedBuf::new(&task()?, size, |resv| {
             Ok(Pages {
                 pages,
                 counts: ResvCell::new(resv, Counts::default()),
@@ -260,11 +260,14 @@ mod tests {
         );
         // Sizes that are no whole number of pages, or that `loff_t` cannot hold:
         assert_eq!(
-            ExportedBuf::new(PAGE_SIZE + 1, |_| Ok(Other)).err(),
+            ExportedBuf::new(&task, PAGE_SIZE + 1, |_| Ok(Other)).err(),
             Some(EINVAL)
         );
         let huge = usize::MAX - (PAGE_SIZE - 1);
-        assert_eq!(ExportedBuf::new(huge, |_| Ok(Other)).err(), Some(EINVAL));
+        assert_eq!(
+            ExportedBuf::new(&task, huge, |_| Ok(Other)).err(),
+            Some(EINVAL)
+        );
         Ok(())
     }
 
@@ -370,7 +373,8 @@ mod tests {
     fn buffers_are_told_apart_by_exporter() -> Result {
         let released = flag()?;
         let buf = export(1, &released)?;
-        let other = ExportedBuf::new(PAGE_SIZE, |_| Ok(Other))?;
+        let task = task()?;
+        let other = ExportedBuf::new(&task, PAGE_SIZE, |_| Ok(Other))?;
         let dmabuf: &DmaBuf = buf.dmabuf();
         assert!(dmabuf.exported_data::<Pages>().is_ok());
         assert_eq!(dmabuf.exported_data::<Other>().err(), Some(EINVAL));
@@ -379,7 +383,10 @@ mod tests {
             ExportedBuf::<Other>::from_dmabuf(ARef::from(dmabuf)).err(),
             Some(EINVAL)
         );
-        assert_eq!(ExportedBuf::new(0, |_| Ok(Other)).err(), Some(EINVAL));
+        assert_eq!(
+            ExportedBuf::new(&task, 0, |_| Ok(Other)).err(),
+            Some(EINVAL)
+        );
         Ok(())
     }
 

@@ -19,6 +19,7 @@ pub use ops::ExportOps;
 pub use pages::{PageMapping, PageVmap};
 
 use super::super::{
+    context::MayBlock,
     fence::live_module,
     resv::{OwnedResv, Resv, ResvHeld},
 };
@@ -60,6 +61,7 @@ use kernel::{
 ///
 /// ```
 /// use dmabuf_lock::{
+///     context::MayBlock,
 ///     dmabuf::{ExportOps, ExportedAttachment, ExportedBuf, Exporter, PageMapping},
 ///     resv::{ResvCell, ResvHeld},
 /// };
@@ -89,9 +91,10 @@ use kernel::{
 ///     }
 /// }
 ///
+/// let task = MayBlock::new()?;
 /// let mut pages = KVec::new();
 /// pages.push(Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?, GFP_KERNEL)?;
-/// let buf = ExportedBuf::new(kernel::page::PAGE_SIZE, |resv| {
+/// let buf = ExportedBuf::new(&task, kernel::page::PAGE_SIZE, |resv| {
 ///     Ok(Pages { pages, mapped: ResvCell::new(resv, 0) })
 /// })?;
 /// assert_eq!(buf.dmabuf().size(), kernel::page::PAGE_SIZE);
@@ -275,12 +278,14 @@ impl<T: Exporter> ExportedBuf<T> {
     /// one that does not, with a warning, since C importers trust the size. `make` is given the buffer's reservation, so that the value
     /// can hold [`ResvCell`]s guarded by it; the value is dropped when the buffer is released.
     ///
-    /// The dma-buf holds a reference on this module until it is released.
+    /// The dma-buf holds a reference on this module until it is released. Exporting allocates
+    /// and takes locks that sleep (R4), hence the [`MayBlock`].
     ///
     /// [`ResvCell`]: super::super::resv::ResvCell
     ///
     /// ```
     /// # use dmabuf_lock::{
+    /// #     context::MayBlock,
     /// #     dmabuf::{ExportOps, ExportedAttachment, ExportedBuf, Exporter, PageMapping},
     /// #     resv::ResvHeld,
     /// # };
@@ -299,14 +304,19 @@ impl<T: Exporter> ExportedBuf<T> {
     ///         Err(ENODEV)
     ///     }
     /// }
-    /// assert_eq!(ExportedBuf::new(0, |_| Ok(Nothing)).err(), Some(EINVAL));
     /// use kernel::page::PAGE_SIZE;
-    /// assert_eq!(ExportedBuf::new(PAGE_SIZE + 1, |_| Ok(Nothing)).err(), Some(EINVAL));
-    /// let buf = ExportedBuf::new(PAGE_SIZE, |_| Ok(Nothing))?;
+    /// let task = MayBlock::new()?;
+    /// assert_eq!(ExportedBuf::new(&task, 0, |_| Ok(Nothing)).err(), Some(EINVAL));
+    /// assert_eq!(ExportedBuf::new(&task, PAGE_SIZE + 1, |_| Ok(Nothing)).err(), Some(EINVAL));
+    /// let buf = ExportedBuf::new(&task, PAGE_SIZE, |_| Ok(Nothing))?;
     /// assert!(buf.dmabuf().is_exported_with(Nothing::OPS.as_raw()));
     /// # Ok::<(), Error>(())
     /// ```
-    pub fn new(size: usize, make: impl FnOnce(&Resv) -> Result<T>) -> Result<Self> {
+    pub fn new(
+        _task: &MayBlock,
+        size: usize,
+        make: impl FnOnce(&Resv) -> Result<T>,
+    ) -> Result<Self> {
         if size == 0 || size % PAGE_SIZE != 0 || isize::try_from(size).is_err() {
             return Err(EINVAL);
         }
