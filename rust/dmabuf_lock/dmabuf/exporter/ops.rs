@@ -67,6 +67,17 @@ impl<T: Exporter> ExportOps<T> {
     /// assert!(SCANOUT_OPS.as_raw().pin.is_some() && SCANOUT_OPS.as_raw().unpin.is_some());
     /// ```
     pub const fn new() -> Self {
+        // The core calls `unpin` only after `pin`, and `vunmap` only after `vmap`: implemented
+        // alone, either would silently never run. Evaluated where the `static` is, so this
+        // fails to compile.
+        assert!(
+            !T::HAS_UNPIN || T::HAS_PIN,
+            "an exporter that implements `unpin` must implement `pin`"
+        );
+        assert!(
+            !T::HAS_VUNMAP || T::HAS_VMAP,
+            "an exporter that implements `vunmap` must implement `vmap`"
+        );
         Self(
             bindings::dma_buf_ops {
                 attach: if T::HAS_ATTACH {
