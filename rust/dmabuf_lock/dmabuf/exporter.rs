@@ -47,8 +47,14 @@ use kernel::{
 /// `unpin` (the core wants both or neither), and `unmap` and `vunmap` are always installed with
 /// `map` and `vmap`, to give the mapping back.
 ///
-/// The library's ops are in [`Exporter::OPS`], a `static` of the driver's (statics have an
-/// address of their own: the ops pointer is how a buffer is recognised as this exporter's).
+/// The library's ops are in [`Exporter::OPS`], which **must name a `static`** of the driver's:
+/// a static has one address, and the ops pointer is how a buffer is recognised as this
+/// exporter's. `&ExportOps::new()` written in the constant compiles, but a promoted constant may
+/// have another address wherever it is used, and [`ExportedBuf::from_dmabuf`] would then refuse
+/// the driver's own buffers (`EINVAL`; never unsound, since the type is checked too).
+///
+/// Implementing `unpin` without `pin`, or `vunmap` without `vmap`, does not compile: the core
+/// calls them only after their pair.
 ///
 /// Callbacks run on the task of whoever calls into the core (an importer's, the exporter's
 /// own); a Rust panic in one is a `BUG()` there, as in C, with the reservation still held when
@@ -103,7 +109,7 @@ use kernel::{
 #[vtable]
 pub trait Exporter: Sized + Send + Sync + 'static {
     /// The buffer type's ops: `&OPS_STATIC`, where `static OPS_STATIC: ExportOps<Self> =
-    /// ExportOps::new();`.
+    /// ExportOps::new();`. Never `&ExportOps::new()` here: see [`Exporter`].
     const OPS: &'static ExportOps<Self>;
 
     /// An importer attaches `attachment` (`dma_buf_attach()`); an error refuses it. The
@@ -119,9 +125,11 @@ pub trait Exporter: Sized + Send + Sync + 'static {
 
     /// The buffer must stay where it is for `attachment` until [`Exporter::unpin`]: called
     /// with the reservation held (R10), for a dynamic importer's `dma_buf_pin()` and around
-    /// every mapping of a static one. Implementing it makes the exporter dynamic: the core then
-    /// maps with the reservation held and lets it move the buffer
-    /// ([`DmaBuf::invalidate_mappings`]).
+    /// every mapping of a static one. Implementing it makes the buffer dynamic
+    /// (`dma_buf_is_dynamic()`): a static importer's mappings are then pinned instead of the
+    /// exporter being expected to keep them in place, and the exporter may move the buffer under
+    /// dynamic importers ([`DmaBuf::invalidate_mappings`]). The core maps and unmaps with the
+    /// reservation held either way.
     fn pin(&self, _held: &mut ResvHeld<'_>, _attachment: &ExportedAttachment) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
@@ -172,7 +180,9 @@ pub trait Exporter: Sized + Send + Sync + 'static {
     }
 
     /// Prepares the buffer for CPU access in direction `dir` (flushes caches, waits for the
-    /// device). The reservation is not held: lock it here if needed.
+    /// device). The reservation is not held, and no argument reaches it, so guarded cells
+    /// cannot be used here (R10 enforces only that: a value that reaches its buffer some other
+    /// way could lock it, which lockdep reports if it deadlocks).
     fn begin_cpu_access(&self, _dir: DataDirection) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }

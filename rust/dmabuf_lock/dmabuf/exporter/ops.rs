@@ -38,6 +38,13 @@ use kernel::{bindings, dma::DataDirection, mm::virt::VmaNew, prelude::*, sync::a
 /// assert!(VRAM_OPS.as_raw().mmap.is_none());
 /// assert!(VRAM_OPS.as_raw().map_dma_buf.is_some());
 /// ```
+///
+/// # Invariants
+///
+/// Every callback in the ops is one of this module's, instantiated for `T`, and `unpin` is set
+/// exactly when `pin` is (the core wants both or neither): a dma-buf whose ops are these was
+/// exported by [`ExportedBuf::new`](super::ExportedBuf::new) for `T` (the only place that
+/// passes them to the core), so its private data is an `Exported<T>`.
 pub struct ExportOps<T: Exporter>(bindings::dma_buf_ops, PhantomData<fn() -> T>);
 
 impl<T: Exporter> ExportOps<T> {
@@ -67,6 +74,8 @@ impl<T: Exporter> ExportOps<T> {
     /// assert!(SCANOUT_OPS.as_raw().pin.is_some() && SCANOUT_OPS.as_raw().unpin.is_some());
     /// ```
     pub const fn new() -> Self {
+        // INVARIANT: The callbacks below are this module's, for `T`; `pin` and `unpin` are set
+        // together.
         // The core calls `unpin` only after `pin`, and `vunmap` only after `vmap`: implemented
         // alone, either would silently never run. Evaluated where the `static` is, so this
         // fails to compile.
@@ -166,8 +175,9 @@ unsafe fn attached<'a, T: Exporter>(
 ///
 /// # Safety
 ///
-/// The core holds `resv` for the current task during `'a` (it asserts so before each such
-/// callback: `dma_resv_assert_held()`).
+/// The core holds `resv` for the current task during `'a`. This is the core's locking
+/// convention for the callback (every path to it locks the reservation first); its
+/// `dma_resv_assert_held()` checks that only under lockdep, so the caller relies on C's contract.
 unsafe fn held<'a>(resv: &'a Resv) -> ResvHeld<'a> {
     // SAFETY: The caller's contract. Any proof of this reservation on this task belongs to a
     // library call that borrowed it mutably to call into the core (mapping an attachment,

@@ -47,6 +47,7 @@ use kernel::{
 /// assert_eq!(PageMapping::new(dev, &[], DataDirection::ToDevice).err(), Some(EINVAL));
 /// # Ok::<(), Error>(())
 /// ```
+#[must_use = "the table is unmapped when dropped"]
 pub struct PageMapping<'a> {
     table: KBox<MappedTable>,
     _pages: PhantomData<&'a [Page]>,
@@ -229,6 +230,7 @@ unsafe impl Sync for PageMapping<'_> {}
 /// assert_eq!(PageVmap::new(&[]).err(), Some(EINVAL));
 /// # Ok::<(), Error>(())
 /// ```
+#[must_use = "the pages are unmapped when dropped"]
 pub struct PageVmap<'a> {
     addr: NonNull<c_void>,
     /// The bytes mapped: the pages' size.
