@@ -220,12 +220,13 @@ void dl_vunmap(const void *addr)
 }
 EXPORT_SYMBOL_GPL(dl_vunmap);
 
-int dl_sg_alloc_table_from_pages(struct sg_table *sgt, struct page **pages, unsigned int count)
+unsigned int dl_dma_max_segment(struct device *dev)
 {
-	return sg_alloc_table_from_pages(sgt, pages, count, 0, (unsigned long)count << PAGE_SHIFT,
-					 GFP_KERNEL);
+	size_t max = min_t(size_t, dma_max_mapping_size(dev), dma_get_max_seg_size(dev));
+
+	return max(round_down(max, PAGE_SIZE), PAGE_SIZE);
 }
-EXPORT_SYMBOL_GPL(dl_sg_alloc_table_from_pages);
+EXPORT_SYMBOL_GPL(dl_dma_max_segment);
 
 void dl_dma_unmap_sgtable(struct device *dev, struct sg_table *sgt, enum dma_data_direction dir)
 {

@@ -62,7 +62,7 @@ void dl_disallow_signal(int sig);
 /* For the sample drivers (samples/): page-array buffers shared as dma-bufs. */
 void *dl_vmap_pages(struct page **pages, unsigned int count);
 void dl_vunmap(const void *addr);
-int dl_sg_alloc_table_from_pages(struct sg_table *sgt, struct page **pages, unsigned int count);
+unsigned int dl_dma_max_segment(struct device *dev);
 void dl_dma_unmap_sgtable(struct device *dev, struct sg_table *sgt, enum dma_data_direction dir);
 int dl_dma_coerce_mask_64(struct device *dev);
 

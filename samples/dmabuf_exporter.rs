@@ -138,7 +138,7 @@ impl MiscDevice for ExporterFile {
     fn ioctl(me: &ExporterFile, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
         let mut task = MayBlock::new()?;
         match cmd {
-            uapi::DLS_IOCTL_CREATE => me.create(arg),
+            uapi::DLS_IOCTL_CREATE => me.create(&task, arg),
             uapi::DLS_IOCTL_JOB => me.job(&mut task, arg),
             uapi::DLS_IOCTL_EVICT => evict(&task, arg),
             _ => Err(ENOTTY),
@@ -156,7 +156,7 @@ struct Buffer {
 }
 
 impl ExporterFile {
-    fn create(&self, arg: usize) -> Result<isize> {
+    fn create(&self, task: &MayBlock, arg: usize) -> Result<isize> {
         let mut a: DlsCreate = sys::read_arg(arg, |a: &DlsCreate| (a.version, a.size))?;
         if a.pad != 0 || a.pages == 0 || a.pages > DLS_MAX_PAGES {
             return Err(EINVAL);
@@ -167,14 +167,14 @@ impl ExporterFile {
         let fd = FileDescriptorReservation::get_unused_fd_flags(bindings::O_CLOEXEC)?;
         a.fd = fd.reserved_fd() as i32;
         sys::write_arg(arg, &a)?;
-        export(a.pages as usize, charge)?.install(fd);
+        export(task, a.pages as usize, charge)?.install(fd);
         Ok(0)
     }
 }
 
 /// Allocates `count` zeroed pages, charged to the caller's memory cgroup, and exports them as a
 /// new dma-buf.
-fn export(count: usize, charge: Charge) -> Result<ExportedBuf<Buffer>> {
+fn export(task: &MayBlock, count: usize, charge: Charge) -> Result<ExportedBuf<Buffer>> {
     let mut pages = KVec::with_capacity(count, GFP_KERNEL_ACCOUNT)?;
     for _ in 0..count {
         pages.push(
@@ -182,7 +182,7 @@ fn export(count: usize, charge: Charge) -> Result<ExportedBuf<Buffer>> {
             GFP_KERNEL_ACCOUNT,
         )?;
     }
-    ExportedBuf::new(count * PAGE_SIZE, |resv| {
+    ExportedBuf::new(task, count * PAGE_SIZE, |resv| {
         Ok(Buffer {
             pages,
             pins: ResvCell::new(resv, 0),

@@ -58,6 +58,9 @@ extern "C" {
     pub(super) fn dl_vmap_pages(pages: *mut *mut page, count: u32) -> *mut c_void;
     /// `vunmap(addr)`.
     pub(super) fn dl_vunmap(addr: *const c_void);
+    /// The largest segment `dev` can map: `dma_max_mapping_size()` and `dma_get_max_seg_size()`,
+    /// rounded down to whole pages (at least one).
+    pub(super) fn dl_dma_max_segment(dev: *mut device) -> u32;
     /// `dma_unmap_sgtable(dev, sgt, dir, 0)`.
     pub(super) fn dl_dma_unmap_sgtable(
         dev: *mut device,

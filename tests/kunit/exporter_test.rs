@@ -122,14 +122,56 @@ mod tests {
         }
     }
 
+    /// An exporter that maps for a device and a direction of its own, whatever the core asks.
+    struct Misdirected {
+        pages: KVec<Page>,
+        dev: ARef<Device>,
+        dir: DataDirection,
+    }
+
+    static MISDIRECTED_OPS: ExportOps<Misdirected> = ExportOps::new();
+
+    #[vtable]
+    impl Exporter for Misdirected {
+        const OPS: &'static ExportOps<Self> = &MISDIRECTED_OPS;
+
+        fn map<'a>(
+            &'a self,
+            _held: &mut ResvHeld<'_>,
+            _attachment: &ExportedAttachment,
+            _dir: DataDirection,
+        ) -> Result<PageMapping<'a>> {
+            PageMapping::new(&self.dev, &self.pages, self.dir)
+        }
+    }
+
+    /// Exports one page that `Misdirected` maps for `dev` in `dir`.
+    fn export_misdirected(
+        dev: ARef<Device>,
+        dir: DataDirection,
+    ) -> Result<ExportedBuf<Misdirected>> {
+        let mut pages = KVec::new();
+        pages.push(Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?, GFP_KERNEL)?;
+        ExportedBuf::new(&task()?, PAGE_SIZE, |_| Ok(Misdirected { pages, dev, dir }))
+    }
+
     /// Exports a buffer of `count` pages; `released` is set when it is released.
     fn export(count: usize, released: &Arc<Atomic<u32>>) -> Result<ExportedBuf<Pages>> {
+        export_sized(count, count * PAGE_SIZE, released)
+    }
+
+    /// Exports `count` pages as a buffer of `size` bytes.
+    fn export_sized(
+        count: usize,
+        size: usize,
+        released: &Arc<Atomic<u32>>,
+    ) -> Result<ExportedBuf<Pages>> {
         let mut pages = KVec::new();
         for _ in 0..count {
             pages.push(Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?, GFP_KERNEL)?;
         }
         let released = released.clone();
-        ExportedBuf::new(count * PAGE_SIZE, |resv| {
+        ExportedBuf::new(&task()?, size, |resv| {
             Ok(Pages {
                 pages,
                 counts: ResvCell::new(resv, Counts::default()),
@@ -205,6 +247,98 @@ mod tests {
     }
 
     #[test]
+    fn mapping_must_cover_the_buffer() -> Result {
+        let task = task()?;
+        let faux = faux::Registration::new(c"dmabuf_lock_exporter_test", None)?;
+        let released = flag()?;
+        // One page behind a two-page buffer: an importer would DMA past the table's end.
+        let buf = export_sized(1, 2 * PAGE_SIZE, &released)?;
+        let attachment = StaticAttachment::new(&task, ARef::from(buf.dmabuf()), device(&faux)?)?;
+        assert_eq!(
+            attachment.map(&task, DataDirection::ToDevice).err(),
+            Some(EINVAL)
+        );
+        // Sizes that are no whole number of pages, or that `loff_t` cannot hold:
+        assert_eq!(
+            ExportedBuf::new(&task, PAGE_SIZE + 1, |_| Ok(Other)).err(),
+            Some(EINVAL)
+        );
+        let huge = usize::MAX - (PAGE_SIZE - 1);
+        assert_eq!(
+            ExportedBuf::new(&task, huge, |_| Ok(Other)).err(),
+            Some(EINVAL)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn leaked_static_mapping_keeps_the_pages() -> Result {
+        let task = task()?;
+        let faux = faux::Registration::new(c"dmabuf_lock_exporter_test", None)?;
+        let released = flag()?;
+        let buf = export(1, &released)?;
+        let attachment = StaticAttachment::new(&task, ARef::from(buf.dmabuf()), device(&faux)?)?;
+        // The mapping is leaked: its device may still reach the pages.
+        core::mem::forget(attachment.map(&task, DataDirection::ToDevice)?);
+        drop(attachment);
+        drop(buf);
+        // SAFETY: Called from a kthread, as the function expects.
+        unsafe { flush_delayed_fput() };
+        assert_eq!(released.load(Relaxed), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn c_importer_detaching_mapped_keeps_the_pages() -> Result {
+        use kernel::bindings;
+        let faux = faux::Registration::new(c"dmabuf_lock_exporter_test", None)?;
+        let released = flag()?;
+        let buf = export(1, &released)?;
+        let dev = device(&faux)?;
+        let raw_dev = core::ptr::from_ref(&*dev).cast_mut().cast();
+        let raw_buf = buf.dmabuf().as_raw();
+        // A C importer that detaches without unmapping first, which the core does not check.
+        // SAFETY: `raw_buf` is referenced by `buf` and `raw_dev` by `dev` throughout; the
+        // attachment is mapped with no reservation held, then detached once.
+        unsafe {
+            let attach = kernel::error::from_err_ptr(bindings::dma_buf_attach(raw_buf, raw_dev))?;
+            let sgt =
+                bindings::dma_buf_map_attachment_unlocked(attach, DataDirection::ToDevice.into());
+            assert!(!sgt.is_null() && kernel::error::from_err_ptr(sgt).is_ok());
+            bindings::dma_buf_detach(raw_buf, attach);
+        }
+        drop(buf);
+        // SAFETY: Called from a kthread, as the function expects.
+        unsafe { flush_delayed_fput() };
+        assert_eq!(released.load(Relaxed), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn mapping_must_be_for_the_importer_and_direction() -> Result {
+        let task = task()?;
+        let faux = faux::Registration::new(c"dmabuf_lock_exporter_test", None)?;
+        let other_faux = faux::Registration::new(c"dmabuf_lock_exporter_test_other", None)?;
+        let (dev, other) = (device(&faux)?, device(&other_faux)?);
+        // Mapped for another device than the importer's:
+        let buf = export_misdirected(other, DataDirection::ToDevice)?;
+        let attachment = StaticAttachment::new(&task, ARef::from(buf.dmabuf()), dev.clone())?;
+        assert_eq!(
+            attachment.map(&task, DataDirection::ToDevice).err(),
+            Some(EINVAL)
+        );
+        // Mapped for the importer, in another direction than asked:
+        let buf = export_misdirected(dev.clone(), DataDirection::ToDevice)?;
+        let attachment = StaticAttachment::new(&task, ARef::from(buf.dmabuf()), dev)?;
+        assert_eq!(
+            attachment.map(&task, DataDirection::FromDevice).err(),
+            Some(EINVAL)
+        );
+        assert!(attachment.map(&task, DataDirection::ToDevice).is_ok());
+        Ok(())
+    }
+
+    #[test]
     fn no_direction_is_refused_everywhere() -> Result {
         let task = task()?;
         let faux = faux::Registration::new(c"dmabuf_lock_exporter_test", None)?;
@@ -239,7 +373,8 @@ mod tests {
     fn buffers_are_told_apart_by_exporter() -> Result {
         let released = flag()?;
         let buf = export(1, &released)?;
-        let other = ExportedBuf::new(PAGE_SIZE, |_| Ok(Other))?;
+        let task = task()?;
+        let other = ExportedBuf::new(&task, PAGE_SIZE, |_| Ok(Other))?;
         let dmabuf: &DmaBuf = buf.dmabuf();
         assert!(dmabuf.exported_data::<Pages>().is_ok());
         assert_eq!(dmabuf.exported_data::<Other>().err(), Some(EINVAL));
@@ -248,7 +383,10 @@ mod tests {
             ExportedBuf::<Other>::from_dmabuf(ARef::from(dmabuf)).err(),
             Some(EINVAL)
         );
-        assert_eq!(ExportedBuf::new(0, |_| Ok(Other)).err(), Some(EINVAL));
+        assert_eq!(
+            ExportedBuf::new(&task, 0, |_| Ok(Other)).err(),
+            Some(EINVAL)
+        );
         Ok(())
     }
 

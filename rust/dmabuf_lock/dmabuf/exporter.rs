@@ -19,6 +19,7 @@ pub use ops::ExportOps;
 pub use pages::{PageMapping, PageVmap};
 
 use super::super::{
+    context::MayBlock,
     fence::live_module,
     resv::{OwnedResv, Resv, ResvHeld},
 };
@@ -31,8 +32,9 @@ use kernel::{
     error::{code::EINVAL, from_err_ptr, VTABLE_DEFAULT_ERROR},
     fs::file::FileDescriptorReservation,
     mm::virt::VmaNew,
+    page::PAGE_SIZE,
     prelude::*,
-    sync::aref::ARef,
+    sync::{aref::ARef, atomic::Atomic},
     types::Opaque,
 };
 
@@ -45,8 +47,14 @@ use kernel::{
 /// `unpin` (the core wants both or neither), and `unmap` and `vunmap` are always installed with
 /// `map` and `vmap`, to give the mapping back.
 ///
-/// The library's ops are in [`Exporter::OPS`], a `static` of the driver's (statics have an
-/// address of their own: the ops pointer is how a buffer is recognised as this exporter's).
+/// The library's ops are in [`Exporter::OPS`], which **must name a `static`** of the driver's:
+/// a static has one address, and the ops pointer is how a buffer is recognised as this
+/// exporter's. `&ExportOps::new()` written in the constant compiles, but a promoted constant may
+/// have another address wherever it is used, and [`ExportedBuf::from_dmabuf`] would then refuse
+/// the driver's own buffers (`EINVAL`; never unsound, since the type is checked too).
+///
+/// Implementing `unpin` without `pin`, or `vunmap` without `vmap`, does not compile: the core
+/// calls them only after their pair.
 ///
 /// Callbacks run on the task of whoever calls into the core (an importer's, the exporter's
 /// own); a Rust panic in one is a `BUG()` there, as in C, with the reservation still held when
@@ -59,6 +67,7 @@ use kernel::{
 ///
 /// ```
 /// use dmabuf_lock::{
+///     context::MayBlock,
 ///     dmabuf::{ExportOps, ExportedAttachment, ExportedBuf, Exporter, PageMapping},
 ///     resv::{ResvCell, ResvHeld},
 /// };
@@ -88,9 +97,10 @@ use kernel::{
 ///     }
 /// }
 ///
+/// let task = MayBlock::new()?;
 /// let mut pages = KVec::new();
 /// pages.push(Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?, GFP_KERNEL)?;
-/// let buf = ExportedBuf::new(kernel::page::PAGE_SIZE, |resv| {
+/// let buf = ExportedBuf::new(&task, kernel::page::PAGE_SIZE, |resv| {
 ///     Ok(Pages { pages, mapped: ResvCell::new(resv, 0) })
 /// })?;
 /// assert_eq!(buf.dmabuf().size(), kernel::page::PAGE_SIZE);
@@ -99,7 +109,7 @@ use kernel::{
 #[vtable]
 pub trait Exporter: Sized + Send + Sync + 'static {
     /// The buffer type's ops: `&OPS_STATIC`, where `static OPS_STATIC: ExportOps<Self> =
-    /// ExportOps::new();`.
+    /// ExportOps::new();`. Never `&ExportOps::new()` here: see [`Exporter`].
     const OPS: &'static ExportOps<Self>;
 
     /// An importer attaches `attachment` (`dma_buf_attach()`); an error refuses it. The
@@ -115,9 +125,11 @@ pub trait Exporter: Sized + Send + Sync + 'static {
 
     /// The buffer must stay where it is for `attachment` until [`Exporter::unpin`]: called
     /// with the reservation held (R10), for a dynamic importer's `dma_buf_pin()` and around
-    /// every mapping of a static one. Implementing it makes the exporter dynamic: the core then
-    /// maps with the reservation held and lets it move the buffer
-    /// ([`DmaBuf::invalidate_mappings`]).
+    /// every mapping of a static one. Implementing it makes the buffer dynamic
+    /// (`dma_buf_is_dynamic()`): a static importer's mappings are then pinned instead of the
+    /// exporter being expected to keep them in place, and the exporter may move the buffer under
+    /// dynamic importers ([`DmaBuf::invalidate_mappings`]). The core maps and unmaps with the
+    /// reservation held either way.
     fn pin(&self, _held: &mut ResvHeld<'_>, _attachment: &ExportedAttachment) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
@@ -168,7 +180,9 @@ pub trait Exporter: Sized + Send + Sync + 'static {
     }
 
     /// Prepares the buffer for CPU access in direction `dir` (flushes caches, waits for the
-    /// device). The reservation is not held: lock it here if needed.
+    /// device). The reservation is not held, and no argument reaches it, so guarded cells
+    /// cannot be used here (R10 enforces only that: a value that reaches its buffer some other
+    /// way could lock it, which lockdep reports if it deadlocks).
     fn begin_cpu_access(&self, _dir: DataDirection) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
@@ -249,6 +263,10 @@ struct Exported<T> {
     /// The dma-buf's reservation (`dma_buf_export_info.resv`).
     #[pin]
     resv: OwnedResv,
+    /// Mappings handed to the core and not given back: an importer that detaches (or a buffer
+    /// released) with one still mapped leaves its device able to reach the pages, so `release`
+    /// leaks the whole value instead of freeing them.
+    mappings: Atomic<usize>,
 }
 
 /// A dma-buf exported by exporter `T`: its reference, and access to the driver's value.
@@ -263,16 +281,21 @@ pub struct ExportedBuf<T: Exporter> {
 }
 
 impl<T: Exporter> ExportedBuf<T> {
-    /// Exports a buffer of `size` bytes (not 0) whose callbacks are `T`'s, read-write (the
-    /// dma-buf's file is `O_RDWR`). `make` is given the buffer's reservation, so that the value
+    /// Exports a buffer of `size` bytes whose callbacks are `T`'s, read-write (the dma-buf's
+    /// file is `O_RDWR`). `size` is a non-zero multiple of the page size, at most `isize::MAX`
+    /// (`EINVAL` otherwise: importers map whole pages and keep the size in a signed `loff_t`),
+    /// and every mapping `T` hands out must cover exactly `size` bytes: the library refuses
+    /// one that does not, with a warning, since C importers trust the size. `make` is given the buffer's reservation, so that the value
     /// can hold [`ResvCell`]s guarded by it; the value is dropped when the buffer is released.
     ///
-    /// The dma-buf holds a reference on this module until it is released.
+    /// The dma-buf holds a reference on this module until it is released. Exporting allocates
+    /// and takes locks that sleep (R4), hence the [`MayBlock`].
     ///
     /// [`ResvCell`]: super::super::resv::ResvCell
     ///
     /// ```
     /// # use dmabuf_lock::{
+    /// #     context::MayBlock,
     /// #     dmabuf::{ExportOps, ExportedAttachment, ExportedBuf, Exporter, PageMapping},
     /// #     resv::ResvHeld,
     /// # };
@@ -291,13 +314,20 @@ impl<T: Exporter> ExportedBuf<T> {
     ///         Err(ENODEV)
     ///     }
     /// }
-    /// assert_eq!(ExportedBuf::new(0, |_| Ok(Nothing)).err(), Some(EINVAL));
-    /// let buf = ExportedBuf::new(4096, |_| Ok(Nothing))?;
+    /// use kernel::page::PAGE_SIZE;
+    /// let task = MayBlock::new()?;
+    /// assert_eq!(ExportedBuf::new(&task, 0, |_| Ok(Nothing)).err(), Some(EINVAL));
+    /// assert_eq!(ExportedBuf::new(&task, PAGE_SIZE + 1, |_| Ok(Nothing)).err(), Some(EINVAL));
+    /// let buf = ExportedBuf::new(&task, PAGE_SIZE, |_| Ok(Nothing))?;
     /// assert!(buf.dmabuf().is_exported_with(Nothing::OPS.as_raw()));
     /// # Ok::<(), Error>(())
     /// ```
-    pub fn new(size: usize, make: impl FnOnce(&Resv) -> Result<T>) -> Result<Self> {
-        if size == 0 {
+    pub fn new(
+        _task: &MayBlock,
+        size: usize,
+        make: impl FnOnce(&Resv) -> Result<T>,
+    ) -> Result<Self> {
+        if size == 0 || size % PAGE_SIZE != 0 || isize::try_from(size).is_err() {
             return Err(EINVAL);
         }
         // The buffer's ops are this module's code: not while its `init` runs (see `live_module`).
@@ -305,6 +335,7 @@ impl<T: Exporter> ExportedBuf<T> {
         let exported = KBox::pin_init(
             try_pin_init!(&this in Exported {
                 type_id: TypeId::of::<T>(),
+                mappings: Atomic::new(0),
                 resv <- OwnedResv::new(),
                 data: {
                     // SAFETY: `resv` is initialised (fields are initialised in the order

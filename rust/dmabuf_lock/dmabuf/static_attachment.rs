@@ -8,8 +8,16 @@ use super::super::context::MayBlock;
 use super::{check_direction, DmaBuf};
 use core::{mem::ManuallyDrop, ptr::NonNull};
 use kernel::{
-    bindings, device::Device, dma::DataDirection, error::from_err_ptr, prelude::*,
-    scatterlist::SGTable, sync::aref::ARef,
+    bindings,
+    device::Device,
+    dma::DataDirection,
+    error::from_err_ptr,
+    prelude::*,
+    scatterlist::SGTable,
+    sync::{
+        aref::ARef,
+        atomic::{Atomic, Relaxed},
+    },
 };
 
 /// An importer's static attachment (`dma_buf_attach()`): no `invalidate_mappings`, so the
@@ -20,12 +28,15 @@ use kernel::{
 /// they need a [`MayBlock`] and must be called with no reservation held. Dropping the attachment
 /// detaches, which takes the reservation too; where that is impossible (a drop in atomic
 /// context, which [`MayBlock::new`] refuses with a warning) the attachment is leaked whole, with
-/// its buffer reference.
+/// its buffer reference. So is an attachment dropped while one of its mappings is leaked
+/// (`mem::forget`, or dropped in atomic context): the exporter must not free pages that the
+/// device may still reach.
 ///
 /// # Invariants
 ///
 /// `attach` is a static attachment of `inner.buf` for `inner.dev`, attached until `drop`, which
-/// releases `inner` only after `dma_buf_detach()`.
+/// releases `inner` only after `dma_buf_detach()`. `inner.mappings` counts the mappings made
+/// with [`StaticAttachment::map`] and not unmapped.
 ///
 /// # Examples
 ///
@@ -55,6 +66,10 @@ pub struct StaticAttachment {
 struct Inner {
     buf: ARef<DmaBuf>,
     _dev: ARef<Device>,
+    /// Mappings not unmapped yet: one leaked (`mem::forget`, or dropped where it cannot
+    /// sleep) keeps the attachment attached, so that the exporter never frees pages its device
+    /// may still reach.
+    mappings: Atomic<usize>,
 }
 
 // SAFETY: The attachment is only passed to the dma-buf core, which may be called from any task;
@@ -93,7 +108,11 @@ impl StaticAttachment {
             // INVARIANT: Just attached.
             // SAFETY: `dma_buf_attach` returns an attachment or an error pointer.
             attach: unsafe { NonNull::new_unchecked(attach) },
-            inner: ManuallyDrop::new(Inner { buf, _dev: dev }),
+            inner: ManuallyDrop::new(Inner {
+                buf,
+                _dev: dev,
+                mappings: Atomic::new(0),
+            }),
         })
     }
 
@@ -129,11 +148,13 @@ impl StaticAttachment {
             bindings::dma_buf_map_attachment_unlocked(self.attach.as_ptr(), dir.into())
         })?;
         // INVARIANT: Just mapped for this attachment; never NULL on success.
-        Ok(StaticMapping {
+        let mapping = StaticMapping {
             attachment: self,
             sgt: NonNull::new(sgt).ok_or(ENOMEM)?,
             dir,
-        })
+        };
+        self.inner.mappings.add(1, Relaxed);
+        Ok(mapping)
     }
 }
 
@@ -144,8 +165,15 @@ impl Drop for StaticAttachment {
         if MayBlock::new().is_err() {
             return;
         }
+        // A mapping that was leaked is still mapped: detaching would let the exporter free the
+        // pages its device may reach. Leak the attachment too.
+        let mapped = self.inner.mappings.load(Relaxed);
+        if mapped != 0 {
+            pr_warn!("dma-buf attachment dropped with {mapped} mapping(s) leaked; leaking it\n");
+            return;
+        }
         // SAFETY: The attachment belongs to `buf` (type invariant) and is detached once, here;
-        // every mapping borrowed `self`, so none is alive.
+        // no mapping is left (every one borrowed `self`, and each counts until unmapped).
         unsafe { bindings::dma_buf_detach(self.inner.buf.as_raw(), self.attach.as_ptr()) };
         // SAFETY: Detached: nothing refers to `inner` any more, and it is dropped once.
         unsafe { ManuallyDrop::drop(&mut self.inner) };
@@ -197,5 +225,6 @@ impl Drop for StaticMapping<'_> {
                 self.dir.into(),
             )
         };
+        self.attachment.inner.mappings.fetch_sub(1, Relaxed);
     }
 }

@@ -13,7 +13,7 @@ use super::{
     Exported, ExportedAttachment, Exporter, PageMapping, PageVmap,
 };
 use core::{marker::PhantomData, ptr::NonNull};
-use kernel::{bindings, dma::DataDirection, mm::virt::VmaNew, prelude::*};
+use kernel::{bindings, dma::DataDirection, mm::virt::VmaNew, prelude::*, sync::atomic::Relaxed};
 
 /// The `dma_buf_ops` of exporter `T`, with the callbacks `T` implements (NULL for the others).
 /// Declare one `static` per exporter type and name it in [`Exporter::OPS`]:
@@ -38,6 +38,13 @@ use kernel::{bindings, dma::DataDirection, mm::virt::VmaNew, prelude::*};
 /// assert!(VRAM_OPS.as_raw().mmap.is_none());
 /// assert!(VRAM_OPS.as_raw().map_dma_buf.is_some());
 /// ```
+///
+/// # Invariants
+///
+/// Every callback in the ops is one of this module's, instantiated for `T`, and `unpin` is set
+/// exactly when `pin` is (the core wants both or neither): a dma-buf whose ops are these was
+/// exported by [`ExportedBuf::new`](super::ExportedBuf::new) for `T` (the only place that
+/// passes them to the core), so its private data is an `Exported<T>`.
 pub struct ExportOps<T: Exporter>(bindings::dma_buf_ops, PhantomData<fn() -> T>);
 
 impl<T: Exporter> ExportOps<T> {
@@ -67,6 +74,19 @@ impl<T: Exporter> ExportOps<T> {
     /// assert!(SCANOUT_OPS.as_raw().pin.is_some() && SCANOUT_OPS.as_raw().unpin.is_some());
     /// ```
     pub const fn new() -> Self {
+        // INVARIANT: The callbacks below are this module's, for `T`; `pin` and `unpin` are set
+        // together.
+        // The core calls `unpin` only after `pin`, and `vunmap` only after `vmap`: implemented
+        // alone, either would silently never run. Evaluated where the `static` is, so this
+        // fails to compile.
+        assert!(
+            !T::HAS_UNPIN || T::HAS_PIN,
+            "an exporter that implements `unpin` must implement `pin`"
+        );
+        assert!(
+            !T::HAS_VUNMAP || T::HAS_VMAP,
+            "an exporter that implements `vunmap` must implement `vmap`"
+        );
         Self(
             bindings::dma_buf_ops {
                 attach: if T::HAS_ATTACH {
@@ -155,8 +175,9 @@ unsafe fn attached<'a, T: Exporter>(
 ///
 /// # Safety
 ///
-/// The core holds `resv` for the current task during `'a` (it asserts so before each such
-/// callback: `dma_resv_assert_held()`).
+/// The core holds `resv` for the current task during `'a`. This is the core's locking
+/// convention for the callback (every path to it locks the reservation first); its
+/// `dma_resv_assert_held()` checks that only under lockdep, so the caller relies on C's contract.
 unsafe fn held<'a>(resv: &'a Resv) -> ResvHeld<'a> {
     // SAFETY: The caller's contract. Any proof of this reservation on this task belongs to a
     // library call that borrowed it mutably to call into the core (mapping an attachment,
@@ -175,6 +196,33 @@ fn direction(dir: bindings::dma_data_direction) -> Result<DataDirection> {
     .into_iter()
     .find(|d| bindings::dma_data_direction::from(*d) == dir)
     .ok_or(EINVAL)
+}
+
+/// `EINVAL`, with a warning, unless a mapping of `mapped` bytes covers the whole buffer of
+/// `size` bytes: C importers trust the dma-buf's size, and would read past a shorter mapping.
+fn check_covers(mapped: usize, size: usize) -> Result {
+    if mapped == size {
+        return Ok(());
+    }
+    pr_warn!("dma-buf exporter mapped {mapped} bytes of a {size}-byte buffer; refused\n");
+    Err(EINVAL)
+}
+
+/// `EINVAL`, with a warning, unless `mapping` is what the core asked for: mapped for the
+/// attachment's device, in direction `dir`, over the buffer's `size` bytes. The core hands the
+/// table to the importer, whose device would otherwise use addresses of another device's (or a
+/// direction's) mapping.
+fn check_mapping(
+    mapping: &PageMapping<'_>,
+    attachment: &ExportedAttachment,
+    dir: DataDirection,
+    size: usize,
+) -> Result {
+    if !mapping.is_for(attachment.device(), dir) {
+        pr_warn!("dma-buf exporter mapped for another device or direction; refused\n");
+        return Err(EINVAL);
+    }
+    check_covers(mapping.size(), size)
 }
 
 /// The errno of a callback's result.
@@ -259,10 +307,20 @@ unsafe extern "C" fn map<T: Exporter>(
 ) -> *mut bindings::sg_table {
     // SAFETY: The core passes a live attachment of one of `T`'s dma-bufs.
     let (exported, attachment) = unsafe { attached::<T>(attach) };
+    // SAFETY: The attachment's dma-buf is live; `size` is set at export and never changes.
+    let size = unsafe { (*(*attach).dmabuf).size };
     // SAFETY: `dma_buf_map_attachment()` holds the reservation.
     let mut held = unsafe { held(&exported.resv) };
-    match direction(dir).and_then(|dir| exported.data.map(&mut held, attachment, dir)) {
-        Ok(mapping) => mapping.into_raw(),
+    let mapped = direction(dir).and_then(|dir| {
+        let mapping = exported.data.map(&mut held, attachment, dir)?;
+        check_mapping(&mapping, attachment, dir, size)?;
+        Ok(mapping)
+    });
+    match mapped {
+        Ok(mapping) => {
+            exported.mappings.add(1, Relaxed);
+            mapping.into_raw()
+        }
         Err(e) => e.to_ptr(),
     }
 }
@@ -284,6 +342,7 @@ unsafe extern "C" fn unmap<T: Exporter>(
     // debug wrapper of `CONFIG_DMABUF_DEBUG` is removed before this call). Its pages are
     // borrowed from `exported.data`, which lives until `release`, after every unmap.
     let mapping = unsafe { PageMapping::from_raw(sgt) };
+    exported.mappings.fetch_sub(1, Relaxed);
     if T::HAS_UNMAP {
         // SAFETY: `dma_buf_unmap_attachment()` holds the reservation, as does the error path of
         // `dma_buf_map_attachment()`.
@@ -292,17 +351,29 @@ unsafe extern "C" fn unmap<T: Exporter>(
     }
 }
 
-/// `.release`: drops the driver's value, then the reservation.
+/// `.release`: drops the driver's value, then the reservation; leaks both if a mapping was
+/// never given back (a C importer that detached with a table still mapped, or a leaked mapping
+/// of a Rust one), since the importer's device may still reach the pages.
 ///
 /// # Safety
 ///
 /// Called by the dma-buf core only, for a buffer exported with `T`'s ops, as the op's contract
 /// in `<linux/dma-buf.h>` says.
 unsafe extern "C" fn release<T: Exporter>(dmabuf: *mut bindings::dma_buf) {
-    // SAFETY: The last reference is gone: nothing refers to the private data any more, which
-    // `ExportedBuf::new` boxed and pinned, and which is freed once, here. The driver's value is
-    // dropped before the reservation.
-    drop(unsafe { Pin::new_unchecked(KBox::from_raw((*dmabuf).priv_.cast::<Exported<T>>())) });
+    // SAFETY: The core passes one of `T`'s live dma-bufs; its private data is freed only below.
+    let exported = unsafe { (*dmabuf).priv_.cast::<Exported<T>>() };
+    // SAFETY: As above: live until freed below. The last reference is gone, so no map or unmap
+    // runs any more, and each ran under a reference whose drop (a fully ordered atomic) comes
+    // before this release.
+    let mapped = unsafe { (*exported).mappings.load(Relaxed) };
+    if mapped != 0 {
+        pr_warn!("dma-buf released with {mapped} mapping(s) never unmapped; leaking its pages\n");
+        return;
+    }
+    // SAFETY: Nothing refers to the private data any more, which `ExportedBuf::new` boxed and
+    // pinned, and which is freed once, here. The driver's value is dropped before the
+    // reservation.
+    drop(unsafe { Pin::new_unchecked(KBox::from_raw(exported)) });
 }
 
 /// `.begin_cpu_access`: the driver's `begin_cpu_access`.
@@ -367,11 +438,15 @@ unsafe extern "C" fn vmap<T: Exporter>(
     dmabuf: *mut bindings::dma_buf,
     map: *mut bindings::iosys_map,
 ) -> c_int {
-    // SAFETY: The core passes one of `T`'s live dma-bufs.
-    let exported = unsafe { exported::<T>(dmabuf) };
+    // SAFETY: The core passes one of `T`'s live dma-bufs; `size` never changes.
+    let (exported, size) = unsafe { (exported::<T>(dmabuf), (*dmabuf).size) };
     // SAFETY: `dma_buf_vmap()` holds the reservation.
     let mut held = unsafe { held(&exported.resv) };
-    match exported.data.vmap(&mut held) {
+    let mapped = exported.data.vmap(&mut held).and_then(|vmap| {
+        check_covers(vmap.size(), size)?;
+        Ok(vmap)
+    });
+    match mapped {
         Ok(vmap) => {
             // SAFETY: `map` is the core's map to fill: a system-memory address.
             unsafe {
@@ -396,13 +471,20 @@ unsafe extern "C" fn vunmap<T: Exporter>(
 ) {
     // SAFETY: The core passes one of `T`'s live dma-bufs, and the map `vmap` filled (it checks
     // that it is the one it holds).
-    let (exported, addr) = unsafe { (exported::<T>(dmabuf), (*map).__bindgen_anon_1.vaddr) };
+    let (exported, addr, size) = unsafe {
+        (
+            exported::<T>(dmabuf),
+            (*map).__bindgen_anon_1.vaddr,
+            (*dmabuf).size,
+        )
+    };
     let Some(addr) = NonNull::new(addr) else {
         return;
     };
     // SAFETY: `addr` is the mapping `vmap` handed over, given back once, when its last user is
-    // gone; its pages are borrowed from `exported.data`, which lives until `release`.
-    let vmap = unsafe { PageVmap::from_raw(addr) };
+    // gone; it covers the buffer's `size` bytes (checked there), and its pages are borrowed
+    // from `exported.data`, which lives until `release`.
+    let vmap = unsafe { PageVmap::from_raw(addr, size) };
     if T::HAS_VUNMAP {
         // SAFETY: `dma_buf_vunmap()` holds the reservation.
         let mut held = unsafe { held(&exported.resv) };

@@ -11,8 +11,15 @@ use super::super::super::ffi;
 use super::super::{check_direction, raw_device};
 use core::{marker::PhantomData, ptr::NonNull};
 use kernel::{
-    bindings, device::Device, dma::DataDirection, error::to_result, page::Page, prelude::*,
-    scatterlist::SGTable, sync::aref::ARef, types::Opaque,
+    bindings,
+    device::Device,
+    dma::DataDirection,
+    error::to_result,
+    page::{Page, PAGE_SIZE},
+    prelude::*,
+    scatterlist::SGTable,
+    sync::aref::ARef,
+    types::Opaque,
 };
 
 /// A table of pages mapped for a device (`sg_alloc_table_from_pages()` and
@@ -40,6 +47,7 @@ use kernel::{
 /// assert_eq!(PageMapping::new(dev, &[], DataDirection::ToDevice).err(), Some(EINVAL));
 /// # Ok::<(), Error>(())
 /// ```
+#[must_use = "the table is unmapped when dropped"]
 pub struct PageMapping<'a> {
     table: KBox<MappedTable>,
     _pages: PhantomData<&'a [Page]>,
@@ -52,6 +60,8 @@ struct MappedTable {
     sgt: Opaque<bindings::sg_table>,
     dev: ARef<Device>,
     dir: DataDirection,
+    /// The bytes the table covers: its pages' size.
+    size: usize,
 }
 
 impl<'a> PageMapping<'a> {
@@ -75,14 +85,12 @@ impl<'a> PageMapping<'a> {
         if pages.is_empty() || unsafe { (*raw_dev).dma_mask }.is_null() {
             return Err(EINVAL);
         }
-        let mut ptrs = KVec::with_capacity(pages.len(), GFP_KERNEL)?;
-        for page in pages {
-            ptrs.push(page.as_ptr(), GFP_KERNEL)?;
-        }
-        let count = u32::try_from(pages.len())?;
-        let size = pages.len() * kernel::page::PAGE_SIZE;
+        let (mut ptrs, count, size) = page_array(pages)?;
+        // SAFETY: `dev` is a live device with a DMA mask.
+        let max_segment = unsafe { ffi::dl_dma_max_segment(raw_dev) };
         let sgt = Opaque::<bindings::sg_table>::zeroed();
-        // SAFETY: The table is zeroed, as the call expects; `ptrs` holds `count` live pages.
+        // SAFETY: The table is zeroed, as the call expects; `ptrs` holds `count` live pages;
+        // segments stay within what the device can map in one (swiotlb, IOMMU limits).
         to_result(unsafe {
             bindings::sg_alloc_table_from_pages_segment(
                 sgt.get(),
@@ -90,7 +98,7 @@ impl<'a> PageMapping<'a> {
                 count,
                 0,
                 size,
-                u32::MAX,
+                max_segment,
                 bindings::GFP_KERNEL,
             )
         })?;
@@ -107,6 +115,7 @@ impl<'a> PageMapping<'a> {
             sgt,
             dev: dev.into(),
             dir,
+            size,
         };
         // INVARIANT: Filled with `pages` and mapped for `dev` in `dir`; `pages` is borrowed. If
         // the allocation fails, dropping `table` unmaps and frees it.
@@ -127,6 +136,23 @@ impl<'a> PageMapping<'a> {
     pub fn table(&self) -> &SGTable {
         // SAFETY: The table is mapped and unchanged until `self` is dropped (type invariant).
         unsafe { SGTable::from_raw(self.table.sgt.get()) }
+    }
+
+    /// Returns the number of bytes the table covers (its pages' size).
+    ///
+    /// ```
+    /// # use dmabuf_lock::dmabuf::PageMapping;
+    /// fn covers(mapping: &PageMapping<'_>, size: usize) -> bool {
+    ///     mapping.size() == size
+    /// }
+    /// ```
+    pub fn size(&self) -> usize {
+        self.table.size
+    }
+
+    /// Returns whether the table is mapped for `dev` in direction `dir`.
+    pub(super) fn is_for(&self, dev: &Device, dir: DataDirection) -> bool {
+        core::ptr::eq(&*self.table.dev, dev) && self.table.dir == dir
     }
 
     /// Hands the table over to the dma-buf core.
@@ -151,6 +177,17 @@ impl<'a> PageMapping<'a> {
             _pages: PhantomData,
         }
     }
+}
+
+/// The C array of `pages`, their count and their size in bytes, checked before allocating.
+fn page_array(pages: &[Page]) -> Result<(KVec<*mut bindings::page>, u32, usize)> {
+    let count = u32::try_from(pages.len())?;
+    let size = pages.len().checked_mul(PAGE_SIZE).ok_or(EINVAL)?;
+    let mut ptrs = KVec::with_capacity(pages.len(), GFP_KERNEL)?;
+    for page in pages {
+        ptrs.push(page.as_ptr(), GFP_KERNEL)?;
+    }
+    Ok((ptrs, count, size))
 }
 
 impl Drop for MappedTable {
@@ -193,8 +230,11 @@ unsafe impl Sync for PageMapping<'_> {}
 /// assert_eq!(PageVmap::new(&[]).err(), Some(EINVAL));
 /// # Ok::<(), Error>(())
 /// ```
+#[must_use = "the pages are unmapped when dropped"]
 pub struct PageVmap<'a> {
     addr: NonNull<c_void>,
+    /// The bytes mapped: the pages' size.
+    size: usize,
     _pages: PhantomData<&'a [Page]>,
 }
 
@@ -213,16 +253,13 @@ impl<'a> PageVmap<'a> {
         if pages.is_empty() {
             return Err(EINVAL);
         }
-        let mut ptrs = KVec::with_capacity(pages.len(), GFP_KERNEL)?;
-        for page in pages {
-            ptrs.push(page.as_ptr(), GFP_KERNEL)?;
-        }
-        let count = u32::try_from(pages.len())?;
+        let (mut ptrs, count, size) = page_array(pages)?;
         // SAFETY: `ptrs` holds `count` live pages, borrowed for `'a`; `vmap` copies the array.
         let addr = unsafe { ffi::dl_vmap_pages(ptrs.as_mut_ptr(), count) };
         // INVARIANT: A live mapping of the borrowed pages.
         Ok(Self {
             addr: NonNull::new(addr).ok_or(ENOMEM)?,
+            size,
             _pages: PhantomData,
         })
     }
@@ -241,6 +278,19 @@ impl<'a> PageVmap<'a> {
         self.addr.as_ptr()
     }
 
+    /// Returns the number of bytes mapped (the pages' size).
+    ///
+    /// ```
+    /// # use dmabuf_lock::dmabuf::PageVmap;
+    /// # use kernel::page::{Page, PAGE_SIZE};
+    /// let pages = [Page::alloc_page(GFP_KERNEL)?, Page::alloc_page(GFP_KERNEL)?];
+    /// assert_eq!(PageVmap::new(&pages)?.size(), 2 * PAGE_SIZE);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
     /// Hands the mapping over to the dma-buf core.
     pub(super) fn into_raw(self) -> *mut c_void {
         core::mem::ManuallyDrop::new(self).addr.as_ptr()
@@ -250,12 +300,13 @@ impl<'a> PageVmap<'a> {
     ///
     /// # Safety
     ///
-    /// `addr` came from `into_raw` of a mapping whose pages are borrowed for `'a`, and is taken
-    /// back once.
-    pub(super) unsafe fn from_raw(addr: NonNull<c_void>) -> Self {
+    /// `addr` came from `into_raw` of a mapping of `size` bytes whose pages are borrowed for
+    /// `'a`, and is taken back once.
+    pub(super) unsafe fn from_raw(addr: NonNull<c_void>, size: usize) -> Self {
         // INVARIANT: The caller's contract.
         Self {
             addr,
+            size,
             _pages: PhantomData,
         }
     }
