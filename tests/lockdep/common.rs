@@ -91,9 +91,9 @@ pub fn drop_caches() -> Result {
         )
     })?;
     let mut pos: kernel::bindings::loff_t = 0;
-    // SAFETY: `file` is open for writing; the buffer is two valid bytes.
-    let written =
-        unsafe { kernel::bindings::kernel_write(file, b"2\n".as_ptr().cast(), 2, &mut pos) };
+    let data = b"2\n".as_ptr().cast();
+    // SAFETY: `file` is open for writing; `data` is two valid bytes.
+    let written = unsafe { kernel::bindings::kernel_write(file, data, 2, &mut pos) };
     // SAFETY: Opened above, closed once.
     unsafe { kernel::bindings::filp_close(file, core::ptr::null_mut()) };
     if written == 2 {

@@ -243,9 +243,10 @@ unsafe extern "C" fn attach<T: Exporter>(
     dmabuf: *mut bindings::dma_buf,
     attach: *mut bindings::dma_buf_attachment,
 ) -> c_int {
-    // SAFETY: The core passes one of `T`'s live dma-bufs and the attachment being made for it.
-    let (exported, attachment) =
-        unsafe { (exported::<T>(dmabuf), ExportedAttachment::from_raw(attach)) };
+    // SAFETY: The core passes one of `T`'s live dma-bufs.
+    let exported = unsafe { exported::<T>(dmabuf) };
+    // SAFETY: The core passes the attachment being made for that dma-buf.
+    let attachment = unsafe { ExportedAttachment::from_raw(attach) };
     errno(exported.data.attach(attachment))
 }
 
@@ -259,9 +260,10 @@ unsafe extern "C" fn detach<T: Exporter>(
     dmabuf: *mut bindings::dma_buf,
     attach: *mut bindings::dma_buf_attachment,
 ) {
-    // SAFETY: The core passes one of `T`'s live dma-bufs and its attachment being freed.
-    let (exported, attachment) =
-        unsafe { (exported::<T>(dmabuf), ExportedAttachment::from_raw(attach)) };
+    // SAFETY: The core passes one of `T`'s live dma-bufs.
+    let exported = unsafe { exported::<T>(dmabuf) };
+    // SAFETY: The core passes that dma-buf's attachment being freed.
+    let attachment = unsafe { ExportedAttachment::from_raw(attach) };
     exported.data.detach(attachment);
 }
 

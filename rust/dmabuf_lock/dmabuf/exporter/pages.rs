@@ -103,9 +103,8 @@ impl<'a> PageMapping<'a> {
             )
         })?;
         // SAFETY: The table was just filled with `pages`; `dev` has a DMA mask.
-        let mapped =
-            to_result(unsafe { bindings::dma_map_sgtable(raw_dev, sgt.get(), dir.into(), 0) });
-        if let Err(e) = mapped {
+        let mapped = unsafe { bindings::dma_map_sgtable(raw_dev, sgt.get(), dir.into(), 0) };
+        if let Err(e) = to_result(mapped) {
             // SAFETY: Frees the entries allocated above; the table was never mapped.
             unsafe { bindings::sg_free_table(sgt.get()) };
             return Err(e);
