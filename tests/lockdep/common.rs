@@ -5,13 +5,17 @@
 use crate::dmabuf_lock::{
     context::MayBlock,
     fence::FenceTimeline,
-    lockdep::{Level, LockOrder},
-    resv::{FenceUsage, OwnedResv},
+    lockdep::{Level, LockOrder, ReclaimScope},
+    resv::{FenceUsage, OwnedResv, Resv},
+    shrinker::{ScanResult, Shrink, ShrinkControl, Shrinker},
     signalling::{HwCompletion, IrqHandler, PreparedIrqJob},
 };
 use kernel::{
     prelude::*,
-    sync::{Arc, Completion, Mutex},
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, Completion, Mutex,
+    },
 };
 
 /// The proof that module init may block.
@@ -101,4 +105,46 @@ pub fn drop_caches() -> Result {
     } else {
         Err(EIO)
     }
+}
+
+/// One buffer's reservation under a shrinker whose scan hands it to `lock`, and how often
+/// reclaim scanned it.
+#[pin_data]
+struct ScannedResv<F> {
+    #[pin]
+    resv: OwnedResv,
+    scans: Atomic<u32>,
+    lock: F,
+}
+
+impl<F: Fn(&ReclaimScope<'_>, &Resv) + Send + Sync + 'static> Shrink for ScannedResv<F> {
+    fn count(&self) -> usize {
+        1
+    }
+
+    fn scan(&self, reclaim: &ReclaimScope<'_>, _control: &mut ShrinkControl) -> ScanResult {
+        self.scans.add(1, Relaxed);
+        (self.lock)(reclaim, &self.resv);
+        ScanResult::Freed(0)
+    }
+}
+
+/// Registers a shrinker over one reservation whose scan calls `lock` with it, runs every
+/// shrinker ([`drop_caches`]) and checks that the scan ran (R2).
+pub fn scan_resv_in_reclaim(
+    task: &MayBlock,
+    lock: impl Fn(&ReclaimScope<'_>, &Resv) + Send + Sync + 'static,
+) -> Result {
+    let buffer = pin_init!(ScannedResv {
+        resv <- OwnedResv::new(),
+        scans: Atomic::new(0),
+        lock,
+    });
+    let shrinker = Shrinker::register(task, c"r2_shrinker_scan", buffer)?;
+    drop_caches()?;
+    if shrinker.scans.load(Relaxed) == 0 {
+        pr_err!("drop_caches did not scan\n");
+        return Err(EINVAL);
+    }
+    Ok(())
 }

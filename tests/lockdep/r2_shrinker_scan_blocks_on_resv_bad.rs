@@ -16,17 +16,9 @@ pub mod dmabuf_lock;
 
 pub mod common;
 
-use common::{drop_caches, init_task};
-use dmabuf_lock::{
-    context::MayBlock,
-    lockdep::ReclaimScope,
-    resv::OwnedResv,
-    shrinker::{ScanResult, Shrink, ShrinkControl, Shrinker},
-};
-use kernel::{
-    prelude::*,
-    sync::atomic::{Atomic, Relaxed},
-};
+use common::{init_task, scan_resv_in_reclaim};
+use dmabuf_lock::context::MayBlock;
+use kernel::prelude::*;
 
 module! {
     type: R2ShrinkerScanBlocksOnResvBad,
@@ -36,43 +28,17 @@ module! {
     license: "GPL",
 }
 
-/// One buffer's reservation, and how often reclaim scanned it.
-#[pin_data]
-struct Buffer {
-    #[pin]
-    resv: OwnedResv,
-    scans: Atomic<u32>,
-}
-
-impl Shrink for Buffer {
-    fn count(&self) -> usize {
-        1
-    }
-
-    fn scan(&self, _reclaim: &ReclaimScope<'_>, _control: &mut ShrinkControl) -> ScanResult {
-        self.scans.add(1, Relaxed);
-        if let Ok(task) = MayBlock::new() {
-            drop(self.resv.lock(&task));
-        }
-        ScanResult::Freed(0)
-    }
-}
-
 struct R2ShrinkerScanBlocksOnResvBad;
 
 impl kernel::Module for R2ShrinkerScanBlocksOnResvBad {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let task = init_task()?;
-        let buffer = pin_init!(Buffer {
-            resv <- OwnedResv::new(),
-            scans: Atomic::new(0),
-        });
-        let shrinker = Shrinker::register(&task, c"r2_shrinker_scan", buffer)?;
-        drop_caches()?;
-        if shrinker.scans.load(Relaxed) == 0 {
-            pr_err!("drop_caches did not scan\n");
-            return Err(EINVAL);
-        }
+        // The scan blocks on the reservation with a proof of its own.
+        scan_resv_in_reclaim(&task, |_reclaim, resv| {
+            if let Ok(task) = MayBlock::new() {
+                drop(resv.lock(&task));
+            }
+        })?;
         Ok(Self)
     }
 }

@@ -9,16 +9,8 @@ pub mod dmabuf_lock;
 
 pub mod common;
 
-use common::{drop_caches, init_task};
-use dmabuf_lock::{
-    lockdep::ReclaimScope,
-    resv::OwnedResv,
-    shrinker::{ScanResult, Shrink, ShrinkControl, Shrinker},
-};
-use kernel::{
-    prelude::*,
-    sync::atomic::{Atomic, Relaxed},
-};
+use common::{init_task, scan_resv_in_reclaim};
+use kernel::prelude::*;
 
 module! {
     type: R2ShrinkerScanBlocksOnResvGood,
@@ -28,41 +20,13 @@ module! {
     license: "GPL",
 }
 
-/// One buffer's reservation, and how often reclaim scanned it.
-#[pin_data]
-struct Buffer {
-    #[pin]
-    resv: OwnedResv,
-    scans: Atomic<u32>,
-}
-
-impl Shrink for Buffer {
-    fn count(&self) -> usize {
-        1
-    }
-
-    fn scan(&self, reclaim: &ReclaimScope<'_>, _control: &mut ShrinkControl) -> ScanResult {
-        self.scans.add(1, Relaxed);
-        drop(reclaim.try_lock(&self.resv));
-        ScanResult::Freed(0)
-    }
-}
-
 struct R2ShrinkerScanBlocksOnResvGood;
 
 impl kernel::Module for R2ShrinkerScanBlocksOnResvGood {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let task = init_task()?;
-        let buffer = pin_init!(Buffer {
-            resv <- OwnedResv::new(),
-            scans: Atomic::new(0),
-        });
-        let shrinker = Shrinker::register(&task, c"r2_shrinker_scan", buffer)?;
-        drop_caches()?;
-        if shrinker.scans.load(Relaxed) == 0 {
-            pr_err!("drop_caches did not scan\n");
-            return Err(EINVAL);
-        }
+        // The scan trylocks the reservation through its reclaim scope.
+        scan_resv_in_reclaim(&task, |reclaim, resv| drop(reclaim.try_lock(resv)))?;
         Ok(Self)
     }
 }

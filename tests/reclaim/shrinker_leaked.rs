@@ -6,16 +6,13 @@
 //! boot `boot:shrinker-leaked-then-unloaded` unloads it and runs every shrinker
 //! (`drop_caches`).
 
-use kernel::prelude::*;
-
 #[path = "../../rust/dmabuf_lock/mod.rs"]
 pub mod dmabuf_lock;
 
-use dmabuf_lock::{
-    context::MayBlock,
-    lockdep::ReclaimScope,
-    shrinker::{ScanResult, Shrink, ShrinkControl, Shrinker},
-};
+pub mod always_full;
+
+use always_full::leak_shrinker;
+use kernel::prelude::*;
 
 module! {
     type: ShrinkerLeaked,
@@ -25,26 +22,11 @@ module! {
     license: "GPL",
 }
 
-/// Always has something to free, so that every reclaim calls its scan.
-struct AlwaysFull;
-
-impl Shrink for AlwaysFull {
-    fn count(&self) -> usize {
-        1024
-    }
-
-    fn scan(&self, _reclaim: &ReclaimScope<'_>, _control: &mut ShrinkControl) -> ScanResult {
-        pr_info!("shrinker_leaked: scan\n");
-        ScanResult::Stop
-    }
-}
-
 struct ShrinkerLeaked;
 
 impl kernel::Module for ShrinkerLeaked {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let task = MayBlock::new()?;
-        core::mem::forget(Shrinker::register(&task, c"shrinker_leaked", AlwaysFull)?);
+        leak_shrinker(c"shrinker_leaked")?;
         Ok(Self)
     }
 }
