@@ -44,6 +44,9 @@ DL_FRAGMENT=$DL_TOP/config/$DL_CONFIG.config
 # A fragment with a '# arch: ARCH' line builds for another architecture (um: User-Mode Linux);
 # the others are x86_64.
 DL_ARCH=$(sed -n 's/^# arch: //p' "$DL_FRAGMENT" 2>/dev/null | head -n1)
+# A '# kcflags: FLAGS' line adds FLAGS to the C flags of the kernel's own build (not of the
+# modules built against it), for a workaround that no config option gives.
+DL_KCFLAGS=$(sed -n 's/^# kcflags: //p' "$DL_FRAGMENT" 2>/dev/null | head -n1)
 
 # Print a fragment with its '# include: NAME' lines replaced by config/NAME.config (expanded
 # too): what Kconfig gets, and what the build directory's key is made from. The file's own
@@ -74,14 +77,15 @@ dl_toolchain_id() {
 
 # Print the build directory of the test kernel for the current fragment and toolchain. The key
 # covers the Debian package version, the fragment's options (includes expanded; comments do not
-# count) and the toolchain, so changing any of them selects a fresh build while old ones stay
+# count, but its arch and kcflags lines do) and the toolchain, so changing any of them selects a fresh build while old ones stay
 # cached.
 dl_kernel_build_dir() {
 	[ -r "$DL_RESOLVED" ] || return 1
 	local pkg ver deb hash
 	read -r pkg ver deb <"$DL_RESOLVED"
 	hash=$( { dl_fragment_text "$DL_FRAGMENT" | grep '^CONFIG_'; dl_toolchain_id
-		[ -z "$DL_ARCH" ] || echo "arch $DL_ARCH"; } |
+		[ -z "$DL_ARCH" ] || echo "arch $DL_ARCH"
+		[ -z "$DL_KCFLAGS" ] || echo "kcflags $DL_KCFLAGS"; } |
 		sha256sum | cut -c1-12)
 	echo "$DL_CACHE/kernel/${ver//[~+:]/_}-$DL_CONFIG-$hash"
 }
