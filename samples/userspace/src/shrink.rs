@@ -1,0 +1,347 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The exporter's shrinker under real memory pressure (R2): `shrink` creates buffers (a few
+//! filled with patterns, a few with one page of data, most left zero), keeps some busy with
+//! jobs, and drives reclaim with a memory hog (a child that allocates past the free memory) and
+//! then `drop_caches`. It checks that idle buffers were evicted and their all-zero pages freed,
+//! that the busy ones were kept while their jobs ran, and that every buffer's contents survive,
+//! read back through the importer and through `mmap`. `shrink-hog BYTES` is the hog. The story
+//! of `make run` has one step of it ([`story`]).
+
+use super::{create, export_sync_file, import, job, op, sync_file_status, write_file, Report};
+use crate::uapi::*;
+use std::{
+    fs::File,
+    io,
+    os::fd::{AsRawFd, OwnedFd, RawFd},
+    time::Instant,
+};
+
+/// Pages per buffer.
+const PAGES: u64 = 256;
+const LEN: usize = PAGES as usize * 4096;
+
+/// `DLS_IOCTL_STATE` of the buffer `fd`, created through `exporter`.
+fn state(exporter: &File, fd: RawFd) -> io::Result<DlsState> {
+    let mut a = DlsState {
+        version: DLS_UAPI_VERSION,
+        size: size_of::<DlsState>() as u32,
+        fd,
+        ..Default::default()
+    };
+    super::ioctl(exporter.as_raw_fd(), DLS_IOCTL_STATE, &mut a)?;
+    Ok(a)
+}
+
+fn evicted(exporter: &File, fd: RawFd) -> bool {
+    state(exporter, fd).is_ok_and(|s| s.flags & DLS_STATE_EVICTED != 0)
+}
+
+/// Maps the buffer `fd` of `len` bytes shared, lets `f` read or write it, unmaps it.
+fn with_mapping<T>(fd: RawFd, len: usize, f: impl FnOnce(&mut [u8]) -> T) -> io::Result<T> {
+    // SAFETY: A fresh shared mapping of the dma-buf; unmapped below.
+    let addr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        )
+    };
+    if addr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `addr` maps `len` writable bytes until the munmap below.
+    let result = f(unsafe { std::slice::from_raw_parts_mut(addr.cast::<u8>(), len) });
+    // SAFETY: Unmaps the mapping made above.
+    unsafe { libc::munmap(addr, len) };
+    Ok(result)
+}
+
+/// What a buffer holds.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    /// A pattern in every byte.
+    Full,
+    /// A pattern in its page 3 only, zeroes elsewhere.
+    OnePage,
+    /// Zeroes: never written.
+    Zero,
+}
+
+/// Fills buffer `i` of `kind` through `mmap`; returns its checksum.
+fn fill(fd: RawFd, i: usize, kind: Kind) -> io::Result<u64> {
+    with_mapping(fd, LEN, |bytes| {
+        match kind {
+            Kind::Full => bytes
+                .iter_mut()
+                .enumerate()
+                .for_each(|(j, b)| *b = (j * 13 + i * 7 + 1) as u8),
+            Kind::OnePage => bytes[3 * 4096..4 * 4096]
+                .iter_mut()
+                .enumerate()
+                .for_each(|(j, b)| *b = (j + i) as u8 | 1),
+            Kind::Zero => {}
+        }
+        checksum(bytes)
+    })
+}
+
+/// The buffer's checksum through the importer (CPU access of an import), and through `mmap`.
+fn sums(importer: &File, fd: RawFd) -> io::Result<(u64, u64)> {
+    let handle = import(importer, fd)?;
+    let through_importer = op(importer, DLI_IOCTL_CHECKSUM, handle, 0);
+    op(importer, DLI_IOCTL_RELEASE, handle, 0)?;
+    let through_mmap = with_mapping(fd, LEN, |bytes| checksum(bytes))?;
+    Ok((through_importer?, through_mmap))
+}
+
+/// `MemFree` of `/proc/meminfo`, in bytes.
+fn mem_free() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemFree:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Whether every fence on `fd` is still pending.
+fn busy(fd: RawFd) -> bool {
+    export_sync_file(fd)
+        .and_then(|sync| sync_file_status(sync.as_raw_fd()))
+        .is_ok_and(|status| status == 0)
+}
+
+/// Waits (through the importer) until the fences on every buffer of `fds` are signalled.
+fn wait_all(importer: &File, fds: &[RawFd]) -> io::Result<()> {
+    for &fd in fds {
+        let handle = import(importer, fd)?;
+        let waited = op(importer, DLI_IOCTL_WAIT, handle, 15_000);
+        op(importer, DLI_IOCTL_RELEASE, handle, 0)?;
+        waited?;
+    }
+    Ok(())
+}
+
+/// `shrink-hog BYTES`: touches BYTES of fresh anonymous memory a page at a time, then exits.
+/// Reclaim runs (and the shrinkers with it) when free memory runs out on the way.
+pub(crate) fn hog(args: &[String]) -> i32 {
+    let bytes: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(0);
+    // SAFETY: A fresh private anonymous mapping, only touched below.
+    let addr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if addr == libc::MAP_FAILED {
+        return 1;
+    }
+    for offset in (0..bytes).step_by(4096) {
+        // SAFETY: Inside the mapping made above, writable.
+        unsafe { addr.cast::<u8>().add(offset).write_volatile(1) };
+    }
+    0
+}
+
+/// Runs the hog for `bytes` in a child process; returns whether it completed.
+fn run_hog(bytes: u64) -> io::Result<bool> {
+    let status = std::process::Command::new("/proc/self/exe")
+        .args(["shrink-hog", &bytes.to_string()])
+        .status()?;
+    Ok(status.success())
+}
+
+/// `shrink`: the shrinker under a memory hog and `drop_caches` while jobs run.
+pub(crate) fn shrink() -> Report {
+    let mut r = Report::default();
+    let Some((exporter, importer)) = super::open_devices(&mut r, "shrink") else {
+        return r;
+    };
+    // 32 buffers of 1 MiB: 4 full, 4 with one page of data, 24 zero.
+    let kinds: Vec<Kind> = (0..32)
+        .map(|i| match i {
+            0..4 => Kind::Full,
+            4..8 => Kind::OnePage,
+            _ => Kind::Zero,
+        })
+        .collect();
+    let made: io::Result<Vec<(OwnedFd, u64)>> = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, &kind)| {
+            let buf = create(&exporter, PAGES)?;
+            let sum = fill(buf.as_raw_fd(), i, kind)?;
+            Ok((buf, sum))
+        })
+        .collect();
+    let made = match made {
+        Ok(made) => made,
+        Err(e) => {
+            r.check("shrink: 32 buffers created and filled", false, e);
+            return r;
+        }
+    };
+    let fd = |i: usize| made[i].0.as_raw_fd();
+    let all_resident = (0..made.len()).all(|i| !evicted(&exporter, fd(i)));
+    r.check(
+        "shrink: 32 buffers of 1 MiB, 4 full, 4 with one page of data, 24 zero",
+        all_resident,
+        "all resident",
+    );
+    // Busy: a full one, a one-page one and a zero one, under a job that runs for 10 s.
+    let busy_set = [0, 4, 8];
+    let busy_fds: Vec<RawFd> = busy_set.iter().map(|&i| fd(i)).collect();
+    let hang = job(&exporter, &busy_fds, 10_000);
+
+    // Pressure 1: a hog that wants more than the free memory, so reclaim must find pages, and
+    // the only reclaimable ones in this guest (no swap) are the page cache and the shrinkers'.
+    let free = mem_free();
+    let start = Instant::now();
+    let hogged = run_hog(free + (8 << 20));
+    let after_hog = state(&exporter, fd(31));
+    let still_busy = busy_set.iter().all(|&i| busy(fd(i)));
+    let kept = busy_set.iter().all(|&i| !evicted(&exporter, fd(i)));
+    let evicted_by_hog = after_hog.as_ref().map_or(0, |s| s.evictions);
+    r.check(
+        "shrink: a memory hog's reclaim evicts idle buffers",
+        hang.is_ok() && matches!(hogged, Ok(true)) && evicted_by_hog > 0,
+        format_args!(
+            "hog of {} MiB (free {} MiB) {hogged:?} in {} ms, {evicted_by_hog} evicted, job {hang:?}",
+            (free >> 20) + 8,
+            free >> 20,
+            start.elapsed().as_millis()
+        ),
+    );
+    r.check(
+        "shrink: buffers busy with a job are kept under the hog",
+        kept && still_busy,
+        format_args!("kept {kept}, job still running {still_busy}"),
+    );
+
+    // Pressure 2: drop_caches runs every shrinker until it frees nothing more.
+    let before = state(&exporter, fd(31)).map(|s| (s.evictions, s.freed_pages));
+    let free_before = mem_free();
+    let dropped = write_file("/proc/sys/vm/drop_caches", "3");
+    let free_after = mem_free();
+    let still_busy = busy_set.iter().all(|&i| busy(fd(i)));
+    let states: Vec<io::Result<DlsState>> =
+        (0..made.len()).map(|i| state(&exporter, fd(i))).collect();
+    let idle_evicted = (0..made.len())
+        .filter(|i| !busy_set.contains(i))
+        .all(|i| matches!(&states[i], Ok(s) if s.flags & DLS_STATE_EVICTED != 0));
+    let kept = busy_set
+        .iter()
+        .all(|&i| matches!(&states[i], Ok(s) if s.flags & DLS_STATE_EVICTED == 0));
+    r.check(
+        "shrink: drop_caches evicts every idle buffer, keeps the busy ones",
+        dropped.is_ok() && idle_evicted && kept && still_busy,
+        format_args!(
+            "{dropped:?}, idle evicted {idle_evicted}, busy kept {kept} (job running {still_busy})"
+        ),
+    );
+    // What stays in memory: the pages with data; the zero ones are freed.
+    let in_memory = |i: usize| states[i].as_ref().map_or(u64::MAX, |s| s.pages_in_memory);
+    let expected_in_memory = |i: usize| match kinds[i] {
+        _ if busy_set.contains(&i) => PAGES,
+        Kind::Full => PAGES,
+        Kind::OnePage => 1,
+        Kind::Zero => 0,
+    };
+    let pages_right = (0..made.len()).all(|i| in_memory(i) == expected_in_memory(i));
+    let last = states
+        .last()
+        .and_then(|s| s.as_ref().ok())
+        .copied()
+        .unwrap_or_default();
+    let (evictions_before, freed_before) = before.unwrap_or_default();
+    let freed_now = last.freed_pages - freed_before.min(last.freed_pages);
+    r.check(
+        "shrink: evicted buffers keep their data pages and free the zero ones",
+        pages_right && last.evictions > evictions_before,
+        format_args!(
+            "{} evictions, {} zero pages freed in all ({freed_now} by drop_caches), full {} / one-page {} / zero {} pages in memory",
+            last.evictions,
+            last.freed_pages,
+            in_memory(1),
+            in_memory(5),
+            in_memory(9)
+        ),
+    );
+    r.check(
+        "shrink: the freed pages are free memory again",
+        free_after >= free_before + freed_now * 4096 / 2,
+        format_args!(
+            "MemFree {} KiB before drop_caches, {} KiB after; {} KiB freed by the shrinker",
+            free_before >> 10,
+            free_after >> 10,
+            freed_now * 4
+        ),
+    );
+
+    // Contents survive: every buffer read back through the importer (which maps it into this
+    // process through the exporter's mmap: an evicted buffer comes back) and through mmap.
+    let mut wrong = Vec::new();
+    for (i, (buf, expected)) in made.iter().enumerate() {
+        match sums(&importer, buf.as_raw_fd()) {
+            Ok((a, b)) if a == *expected && b == *expected => {}
+            other => wrong.push(format!("buffer {i}: {other:x?}, expected {expected:x}")),
+        }
+    }
+    let restored = state(&exporter, fd(31)).map_or(0, |s| s.restores);
+    let back = (0..made.len()).all(|i| !evicted(&exporter, fd(i)));
+    r.check(
+        "shrink: contents survive eviction, through the importer and through mmap",
+        wrong.is_empty() && back && restored > 0,
+        format_args!(
+            "{} buffers checked, {restored} brought back, {wrong:?}",
+            made.len()
+        ),
+    );
+
+    // Once the job is done, the busy buffers are idle too.
+    let waited = wait_all(&importer, &busy_fds);
+    let dropped = write_file("/proc/sys/vm/drop_caches", "3");
+    let now_evicted = busy_set.iter().all(|&i| evicted(&exporter, fd(i)));
+    r.check(
+        "shrink: the busy buffers are evicted once their job is done",
+        waited.is_ok() && dropped.is_ok() && now_evicted,
+        format_args!("{waited:?} {dropped:?}"),
+    );
+    r
+}
+
+/// `make run`'s step: a few buffers, `drop_caches`, and the shrinker's count.
+pub(crate) fn story(r: &mut Report, exporter: &File, importer: &File) {
+    let result: io::Result<(u64, u64, bool)> = (|| {
+        let bufs: Vec<OwnedFd> = (0..8)
+            .map(|_| create(exporter, 64))
+            .collect::<Result<_, _>>()?;
+        let expected = super::fill(bufs[0].as_raw_fd(), 64 * 4096, |i| (i % 251) as u8)?;
+        write_file("/proc/sys/vm/drop_caches", "3")?;
+        let s = state(exporter, bufs[7].as_raw_fd())?;
+        let handle = import(importer, bufs[0].as_raw_fd())?;
+        let sum = op(importer, DLI_IOCTL_CHECKSUM, handle, 0);
+        op(importer, DLI_IOCTL_RELEASE, handle, 0)?;
+        Ok((s.evictions, s.freed_pages, sum? == expected))
+    })();
+    r.check(
+        "the exporter's shrinker evicts idle buffers under memory pressure (drop_caches)",
+        matches!(result, Ok((evicted, _, true)) if evicted >= 8),
+        match &result {
+            Ok((evicted, freed, same)) => format!(
+                "{evicted} of 8 buffers evicted, {freed} zero pages freed, contents intact: {same}"
+            ),
+            Err(e) => e.to_string(),
+        },
+    );
+}
