@@ -148,7 +148,6 @@ struct Pool {
 }
 
 /// Counters of one file's buffers, for its shrinker's `count` and for `DLS_IOCTL_STATE`.
-#[derive(Default)]
 struct PoolStats {
     /// Pages of the buffers that are resident: what the shrinker could free at most.
     resident: Atomic<usize>,
@@ -198,7 +197,15 @@ impl MiscDevice for ExporterFile {
         let task = MayBlock::new()?;
         let pool = Pool {
             buffers: ExportList::new()?,
-            stats: Arc::new(PoolStats::default(), GFP_KERNEL)?,
+            stats: Arc::new(
+                PoolStats {
+                    resident: Atomic::new(0),
+                    evictions: Atomic::new(0),
+                    freed_pages: Atomic::new(0),
+                    restores: Atomic::new(0),
+                },
+                GFP_KERNEL,
+            )?,
         };
         Ok(KBox::new(
             Self {
@@ -368,7 +375,7 @@ impl Buffer {
             // Cannot happen: every other owner is a counted mapping.
             pr_warn!("evicted a buffer whose pages a mapping still shares; contents lost\n");
             state.zero.iter_mut().for_each(|zero| *zero = true);
-            self.stats.resident.sub(self.pages, Relaxed);
+            self.stats.resident.fetch_sub(self.pages, Relaxed);
             return None;
         };
         let mut pages = core::mem::take(&mut *Pin::into_inner(unique));
@@ -382,7 +389,7 @@ impl Buffer {
         });
         let freed = self.pages - pages.len();
         state.storage = Storage::Evicted(pages);
-        self.stats.resident.sub(self.pages, Relaxed);
+        self.stats.resident.fetch_sub(self.pages, Relaxed);
         self.stats.evictions.add(1, Relaxed);
         self.stats.freed_pages.add(freed as u64, Relaxed);
         Some(freed)
@@ -392,7 +399,7 @@ impl Buffer {
 impl Drop for Buffer {
     fn drop(&mut self) {
         if let Storage::Resident(_) = self.state.get_mut_unlocked().storage {
-            self.stats.resident.sub(self.pages, Relaxed);
+            self.stats.resident.fetch_sub(self.pages, Relaxed);
         }
     }
 }

@@ -46,9 +46,10 @@ pub type SharedPages = Arc<KVec<Page>>;
 /// ```
 /// use dmabuf_lock::dmabuf::page_is_zero;
 /// use kernel::page::Page;
-/// let mut page = Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?;
+/// let page = Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?;
 /// assert!(page_is_zero(&page));
-/// page.write_slice(&[1], 4095)?; // `Page`'s own copy in, as C writes it
+/// // SAFETY: The page is this example's own; nothing else reads or writes it.
+/// unsafe { page.write_raw([1u8].as_ptr(), 4095, 1)? };
 /// assert!(!page_is_zero(&page));
 /// # Ok::<(), Error>(())
 /// ```
