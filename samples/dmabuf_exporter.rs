@@ -280,7 +280,12 @@ impl ExporterFile {
 
 /// Allocates `count` zeroed pages, charged to the caller's memory cgroup, and exports them as a
 /// new dma-buf on the pool's list, where its shrinker finds it.
-fn export(task: &MayBlock, pool: &Pool, count: usize, charge: Charge) -> Result<ExportedBuf<Buffer>> {
+fn export(
+    task: &MayBlock,
+    pool: &Pool,
+    count: usize,
+    charge: Charge,
+) -> Result<ExportedBuf<Buffer>> {
     let mut pages = KVec::with_capacity(count, GFP_KERNEL_ACCOUNT)?;
     for _ in 0..count {
         pages.push(

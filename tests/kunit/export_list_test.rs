@@ -131,7 +131,9 @@ mod tests {
         let mut guard = buf.dmabuf().resv().lock(&task);
         let mut map = bindings::iosys_map::default();
         // SAFETY: The dma-buf is live and its reservation held, as `dma_buf_vmap()` requires.
-        kernel::error::to_result(unsafe { bindings::dma_buf_vmap(buf.dmabuf().as_raw(), &mut map) })?;
+        kernel::error::to_result(unsafe {
+            bindings::dma_buf_vmap(buf.dmabuf().as_raw(), &mut map)
+        })?;
         // The buffer replaces its pages under its reservation (an eviction): its reference to
         // the old ones goes, the kernel mapping's stays.
         *buf.data().pages.get_mut(&mut guard)? = one_page()?;

@@ -25,7 +25,6 @@ use super::super::{
     fence::live_module,
     resv::{OwnedResv, Resv, ResvCell, ResvHeld},
 };
-use list::ListLink;
 use super::DmaBuf;
 use core::{any::TypeId, marker::PhantomData, ptr::NonNull};
 use kernel::{
@@ -40,6 +39,7 @@ use kernel::{
     sync::{aref::ARef, atomic::Atomic},
     types::Opaque,
 };
+use list::ListLink;
 
 /// A driver's buffer type, exported as dma-bufs: its callbacks are the buffer's `dma_buf_ops`.
 ///

@@ -223,46 +223,46 @@ fn map_table(
     dir: DataDirection,
     owner: Option<SharedPages>,
 ) -> Result<KBox<MappedTable>> {
-        check_direction(dir)?;
-        let raw_dev = raw_device(dev);
-        // SAFETY: `dev` is a live device; `dma_mask` is a plain field of it.
-        if pages.is_empty() || unsafe { (*raw_dev).dma_mask }.is_null() {
-            return Err(EINVAL);
-        }
-        let (mut ptrs, count, size) = page_array(pages)?;
-        // SAFETY: `dev` is a live device with a DMA mask.
-        let max_segment = unsafe { ffi::dl_dma_max_segment(raw_dev) };
-        let sgt = Opaque::<bindings::sg_table>::zeroed();
-        // SAFETY: The table is zeroed, as the call expects; `ptrs` holds `count` live pages;
-        // segments stay within what the device can map in one (swiotlb, IOMMU limits).
-        to_result(unsafe {
-            bindings::sg_alloc_table_from_pages_segment(
-                sgt.get(),
-                ptrs.as_mut_ptr(),
-                count,
-                0,
-                size,
-                max_segment,
-                bindings::GFP_KERNEL,
-            )
-        })?;
-        // SAFETY: The table was just filled with `pages`; `dev` has a DMA mask.
-        let mapped = unsafe { bindings::dma_map_sgtable(raw_dev, sgt.get(), dir.into(), 0) };
-        if let Err(e) = to_result(mapped) {
-            // SAFETY: Frees the entries allocated above; the table was never mapped.
-            unsafe { bindings::sg_free_table(sgt.get()) };
-            return Err(e);
-        }
-        // An `sg_table` refers to its entries, not to itself: it may move.
-        let table = MappedTable {
-            sgt,
-            dev: dev.into(),
-            dir,
+    check_direction(dir)?;
+    let raw_dev = raw_device(dev);
+    // SAFETY: `dev` is a live device; `dma_mask` is a plain field of it.
+    if pages.is_empty() || unsafe { (*raw_dev).dma_mask }.is_null() {
+        return Err(EINVAL);
+    }
+    let (mut ptrs, count, size) = page_array(pages)?;
+    // SAFETY: `dev` is a live device with a DMA mask.
+    let max_segment = unsafe { ffi::dl_dma_max_segment(raw_dev) };
+    let sgt = Opaque::<bindings::sg_table>::zeroed();
+    // SAFETY: The table is zeroed, as the call expects; `ptrs` holds `count` live pages;
+    // segments stay within what the device can map in one (swiotlb, IOMMU limits).
+    to_result(unsafe {
+        bindings::sg_alloc_table_from_pages_segment(
+            sgt.get(),
+            ptrs.as_mut_ptr(),
+            count,
+            0,
             size,
-            _owner: owner,
-        };
-        // If the allocation fails, dropping `table` unmaps and frees it.
-        KBox::new(table, GFP_KERNEL).map_err(Into::into)
+            max_segment,
+            bindings::GFP_KERNEL,
+        )
+    })?;
+    // SAFETY: The table was just filled with `pages`; `dev` has a DMA mask.
+    let mapped = unsafe { bindings::dma_map_sgtable(raw_dev, sgt.get(), dir.into(), 0) };
+    if let Err(e) = to_result(mapped) {
+        // SAFETY: Frees the entries allocated above; the table was never mapped.
+        unsafe { bindings::sg_free_table(sgt.get()) };
+        return Err(e);
+    }
+    // An `sg_table` refers to its entries, not to itself: it may move.
+    let table = MappedTable {
+        sgt,
+        dev: dev.into(),
+        dir,
+        size,
+        _owner: owner,
+    };
+    // If the allocation fails, dropping `table` unmaps and frees it.
+    KBox::new(table, GFP_KERNEL).map_err(Into::into)
 }
 
 /// The C array of `pages`, their count and their size in bytes, checked before allocating.
