@@ -388,7 +388,9 @@ impl Buffer {
         let zero = &mut state.zero;
         pages.retain(|page| {
             let is_zero = page_is_zero(page);
-            zero[i] = is_zero;
+            if let Some(flag) = zero.get_mut(i) {
+                *flag = is_zero;
+            }
             i += 1;
             !is_zero
         });
