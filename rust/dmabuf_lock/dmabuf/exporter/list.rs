@@ -344,6 +344,19 @@ impl<T: Exporter> ExportList<T> {
 /// A buffer on an [`ExportList`], as [`ExportList::visit`] hands it out: alive while the visit
 /// holds the list's lock, without a reference to its dma-buf.
 ///
+/// ```
+/// # use core::ops::ControlFlow;
+/// # use dmabuf_lock::dmabuf::{ExportList, Exporter, Listed};
+/// fn mapped_by_processes<T: Exporter>(list: &ExportList<T>) -> usize {
+///     let mut n = 0;
+///     list.visit(usize::MAX, |buf: &Listed<'_, T>| {
+///         n += usize::from(buf.is_user_mapped());
+///         ControlFlow::Continue(())
+///     });
+///     n
+/// }
+/// ```
+///
 /// # Invariants
 ///
 /// `link` is on its list, whose mutex is held during `'a`, and belongs to `exported`.

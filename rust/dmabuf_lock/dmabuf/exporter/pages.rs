@@ -33,6 +33,18 @@ use kernel::{
 
 /// Pages shared between an exporter's buffer and the mappings made of them: the last owner
 /// frees them.
+///
+/// ```
+/// use dmabuf_lock::dmabuf::SharedPages;
+/// use kernel::{page::Page, sync::Arc};
+/// let mut pages = KVec::new();
+/// pages.push(Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?, GFP_KERNEL)?;
+/// let pages: SharedPages = Arc::new(pages, GFP_KERNEL)?;
+/// let for_a_mapping = pages.clone();
+/// drop(pages); // the mapping's reference keeps them
+/// assert_eq!(for_a_mapping.len(), 1);
+/// # Ok::<(), Error>(())
+/// ```
 pub type SharedPages = Arc<KVec<Page>>;
 
 /// Returns whether `page` holds only zero bytes.
