@@ -244,11 +244,14 @@ impl<T: Exporter> ExportList<T> {
     pub fn new() -> Result<Self> {
         let inner = Arc::pin_init(
             pin_init!(ListInner {
-                ends <- new_mutex!(Ends {
-                    first: ptr::null(),
-                    last: ptr::null(),
-                    len: 0,
-                }),
+                ends <- new_mutex!(
+                    Ends {
+                        first: ptr::null(),
+                        last: ptr::null(),
+                        len: 0,
+                    },
+                    "dmabuf_lock_export_list"
+                ),
             }),
             GFP_KERNEL,
         )?;
