@@ -12,8 +12,9 @@ use super::{create, export_sync_file, import, job, op, sync_file_status, write_f
 use crate::uapi::*;
 use std::{
     fs::File,
-    io,
+    io::{self, BufRead, Write},
     os::fd::{AsRawFd, OwnedFd, RawFd},
+    process::Stdio,
     time::Instant,
 };
 
@@ -128,37 +129,78 @@ fn wait_all(importer: &File, fds: &[RawFd]) -> io::Result<()> {
     Ok(())
 }
 
-/// `shrink-hog BYTES`: touches BYTES of fresh anonymous memory a page at a time, then exits.
-/// Reclaim runs (and the shrinkers with it) when free memory runs out on the way.
+/// `shrink-hog FIRST REST`: maps FIRST bytes of anonymous memory, populated at once, says
+/// `ready` on stdout and waits for a line on stdin, then touches REST more bytes a page at a
+/// time and exits. The first part brings free memory near its end without reclaim; the rest is
+/// where reclaim runs (and the shrinkers with it), at a moment the parent chooses.
 pub(crate) fn hog(args: &[String]) -> i32 {
-    let bytes: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(0);
-    // SAFETY: A fresh private anonymous mapping, only touched below.
-    let addr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            bytes,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
+    let arg = |i: usize| {
+        args.get(i)
+            .and_then(|a| a.parse::<usize>().ok())
+            .unwrap_or(0)
     };
-    if addr == libc::MAP_FAILED {
+    let map = |len: usize, flags: i32| {
+        // SAFETY: A fresh private anonymous mapping; the process exits with it.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | flags,
+                -1,
+                0,
+            )
+        };
+        (addr != libc::MAP_FAILED).then_some(addr)
+    };
+    if map(arg(0), libc::MAP_POPULATE).is_none() {
         return 1;
     }
-    for offset in (0..bytes).step_by(4096) {
+    println!("ready");
+    let mut line = String::new();
+    if io::stdin().read_line(&mut line).is_err() {
+        return 1;
+    }
+    let Some(rest) = map(arg(1), 0) else {
+        return 1;
+    };
+    for offset in (0..arg(1)).step_by(4096) {
         // SAFETY: Inside the mapping made above, writable.
-        unsafe { addr.cast::<u8>().add(offset).write_volatile(1) };
+        unsafe { rest.cast::<u8>().add(offset).write_volatile(1) };
     }
     0
 }
 
-/// Runs the hog for `bytes` in a child process; returns whether it completed.
-fn run_hog(bytes: u64) -> io::Result<bool> {
-    let status = std::process::Command::new("/proc/self/exe")
-        .args(["shrink-hog", &bytes.to_string()])
-        .status()?;
-    Ok(status.success())
+/// Runs the hog in a child: `first` bytes at once, then `before_rest` (the parent's move), then
+/// `rest` bytes. Returns whether the hog completed.
+fn run_hog(first: u64, rest: u64, before_rest: impl FnOnce()) -> io::Result<bool> {
+    let mut child = std::process::Command::new("/proc/self/exe")
+        .args(["shrink-hog", &first.to_string(), &rest.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut ready = String::new();
+    if let Some(out) = child.stdout.take() {
+        io::BufReader::new(out).read_line(&mut ready)?;
+    }
+    before_rest();
+    if let Some(mut input) = child.stdin.take() {
+        input.write_all(b"go\n")?;
+    }
+    Ok(child.wait()?.success() && ready.trim() == "ready")
+}
+
+/// Checks every buffer's contents through the importer and through `mmap` (which brings an
+/// evicted buffer back); returns the buffers that differ.
+fn check_contents(importer: &File, made: &[(OwnedFd, u64)]) -> Vec<String> {
+    let mut wrong = Vec::new();
+    for (i, (buf, expected)) in made.iter().enumerate() {
+        match sums(importer, buf.as_raw_fd()) {
+            Ok((a, b)) if a == *expected && b == *expected => {}
+            other => wrong.push(format!("buffer {i}: {other:x?}, expected {expected:x}")),
+        }
+    }
+    wrong
 }
 
 /// `shrink`: the shrinker under a memory hog and `drop_caches` while jobs run.
@@ -198,29 +240,37 @@ pub(crate) fn shrink() -> Report {
         all_resident,
         "all resident",
     );
-    // Busy: a full one, a one-page one and a zero one, under a job that runs for 10 s.
+    // Busy: a full one, a one-page one and a zero one, each time under a job that runs 10 s.
     let busy_set = [0, 4, 8];
     let busy_fds: Vec<RawFd> = busy_set.iter().map(|&i| fd(i)).collect();
-    let hang = job(&exporter, &busy_fds, 10_000);
+    let idle = || (0..made.len()).filter(|i| !busy_set.contains(i));
 
     // Pressure 1: a hog that wants more than the free memory, so reclaim must find pages, and
     // the only reclaimable ones in this guest (no swap) are the page cache and the shrinkers'.
+    // It takes all but 48 MiB of the free memory first; the job starts then, and the hog goes
+    // on past the end of the free memory.
     let free = mem_free();
-    let free_at_start = free;
-    let start = Instant::now();
-    let hogged = run_hog(free + (8 << 20));
+    let first = free.saturating_sub(48 << 20);
+    let mut hang = Err(io::Error::from_raw_os_error(libc::ENOEXEC));
+    let mut start = Instant::now();
+    let hogged = run_hog(first, 56 << 20, || {
+        hang = job(&exporter, &busy_fds, 10_000);
+        start = Instant::now();
+    });
+    let elapsed = start.elapsed().as_millis();
     let after_hog = state(&exporter, fd(31));
     let still_busy = busy_set.iter().all(|&i| busy(fd(i)));
     let kept = busy_set.iter().all(|&i| !evicted(&exporter, fd(i)));
-    let evicted_by_hog = after_hog.as_ref().map_or(0, |s| s.evictions);
+    let evicted_by_hog = idle().filter(|&i| evicted(&exporter, fd(i))).count();
     r.check(
         "shrink: a memory hog's reclaim evicts idle buffers",
         hang.is_ok() && matches!(hogged, Ok(true)) && evicted_by_hog > 0,
         format_args!(
-            "hog of {} MiB (free {} MiB) {hogged:?} in {} ms, {evicted_by_hog} evicted, job {hang:?}",
-            (free >> 20) + 8,
+            "hog of {} MiB (free {} MiB): {hogged:?}, its last 56 MiB in {elapsed} ms; \
+             {evicted_by_hog} of 29 idle buffers evicted ({:?} evictions in all); job {hang:?}",
+            (first >> 20) + 56,
             free >> 20,
-            start.elapsed().as_millis()
+            after_hog.map(|s| s.evictions),
         ),
     );
     r.check(
@@ -228,22 +278,30 @@ pub(crate) fn shrink() -> Report {
         kept && still_busy,
         format_args!("kept {kept}, job still running {still_busy}"),
     );
+    let wrong = check_contents(&importer, &made);
+    let back = (0..made.len()).all(|i| !evicted(&exporter, fd(i)));
+    r.check(
+        "shrink: contents survive the hog's evictions, through the importer and through mmap",
+        wrong.is_empty() && back,
+        format_args!(
+            "{} buffers checked, all resident again {back}, {wrong:?}",
+            made.len()
+        ),
+    );
 
-    // Pressure 2: drop_caches runs every shrinker until it frees nothing more. A new job keeps
-    // the busy buffers busy, however long the hog took.
+    // Pressure 2: drop_caches runs every shrinker until it frees nothing more, while a new job
+    // keeps the busy buffers busy.
     let hang = job(&exporter, &busy_fds, 10_000);
     let before = state(&exporter, fd(31)).map(|s| (s.evictions, s.freed_pages));
+    let free_before = mem_free();
     let dropped = write_file("/proc/sys/vm/drop_caches", "3").and(hang.map(drop));
     let free_after = mem_free();
     let still_busy = busy_set.iter().all(|&i| busy(fd(i)));
     let states: Vec<io::Result<DlsState>> =
         (0..made.len()).map(|i| state(&exporter, fd(i))).collect();
-    let idle_evicted = (0..made.len())
-        .filter(|i| !busy_set.contains(i))
-        .all(|i| matches!(&states[i], Ok(s) if s.flags & DLS_STATE_EVICTED != 0));
-    let kept = busy_set
-        .iter()
-        .all(|&i| matches!(&states[i], Ok(s) if s.flags & DLS_STATE_EVICTED == 0));
+    let is_evicted = |i: usize| matches!(&states[i], Ok(s) if s.flags & DLS_STATE_EVICTED != 0);
+    let idle_evicted = idle().all(is_evicted);
+    let kept = !busy_set.iter().any(|&i| is_evicted(i));
     r.check(
         "shrink: drop_caches evicts every idle buffer, keeps the busy ones",
         dropped.is_ok() && idle_evicted && kept && still_busy,
@@ -267,46 +325,36 @@ pub(crate) fn shrink() -> Report {
         .unwrap_or_default();
     let (evictions_before, freed_before) = before.unwrap_or_default();
     let freed_now = last.freed_pages - freed_before.min(last.freed_pages);
-    let freed_kib = last.freed_pages * 4;
     r.check(
         "shrink: evicted buffers keep their data pages and free the zero ones",
         pages_right && last.evictions > evictions_before,
         format_args!(
-            "{} evictions, {} zero pages freed in all ({freed_now} by drop_caches), full {} / one-page {} / zero {} pages in memory",
+            "{} evictions ({} by drop_caches), {freed_now} zero pages freed by drop_caches; \
+             pages in memory: full {} / one-page {} / zero {}",
             last.evictions,
-            last.freed_pages,
+            last.evictions - evictions_before.min(last.evictions),
             in_memory(1),
             in_memory(5),
             in_memory(9)
         ),
     );
-    // The hog has exited and given its memory back: what the shrinker freed shows in MemFree.
     r.check(
         "shrink: the freed pages are free memory again",
-        free_after >= free_at_start + freed_kib * 1024 / 2,
+        free_after >= free_before + freed_now * 4096 / 2,
         format_args!(
-            "MemFree {} KiB before the pressure, {} KiB after; {freed_kib} KiB freed by the shrinker",
-            free_at_start >> 10,
+            "MemFree {} KiB before drop_caches, {} KiB after; {} KiB freed by the shrinker",
+            free_before >> 10,
             free_after >> 10,
+            freed_now * 4,
         ),
     );
-
-    // Contents survive: every buffer read back through the importer (which maps it into this
-    // process through the exporter's mmap: an evicted buffer comes back) and through mmap.
-    let mut wrong = Vec::new();
-    for (i, (buf, expected)) in made.iter().enumerate() {
-        match sums(&importer, buf.as_raw_fd()) {
-            Ok((a, b)) if a == *expected && b == *expected => {}
-            other => wrong.push(format!("buffer {i}: {other:x?}, expected {expected:x}")),
-        }
-    }
+    let wrong = check_contents(&importer, &made);
     let restored = state(&exporter, fd(31)).map_or(0, |s| s.restores);
-    let back = (0..made.len()).all(|i| !evicted(&exporter, fd(i)));
     r.check(
-        "shrink: contents survive eviction, through the importer and through mmap",
-        wrong.is_empty() && back && restored > 0,
+        "shrink: contents survive eviction by drop_caches, through the importer and through mmap",
+        wrong.is_empty() && restored > 0,
         format_args!(
-            "{} buffers checked, {restored} brought back, {wrong:?}",
+            "{} buffers checked, {restored} brought back in all, {wrong:?}",
             made.len()
         ),
     );
