@@ -523,6 +523,15 @@ impl ExporterFile {
         // The seqno is written back once the fence is published, when the job can no longer be
         // taken back: check now, before any lock (R1), that the argument can be written.
         sys::write_arg(arg, &a)?;
+        // The "hardware" needs its buffers in memory: bring evicted ones back, one reservation
+        // at a time, before the job's fence exists (restoring allocates: R4). The shrinker may
+        // evict one again before the locker below takes it; once the fence is published it is
+        // busy, and stays. (The simulated hardware touches no memory; a real driver validates
+        // under the locks of the submission.)
+        for buf in &buffers {
+            let mut guard = buf.resv().lock_interruptible(task)?;
+            buf.exported_data::<Buffer>()?.resident(&mut guard)?;
+        }
         // Everything the job needs is allocated now, before its fence exists (R4): the fence's
         // storage, the hrtimer that stands in for the hardware's completion interrupt, whose
         // handler returns the job's outcome (the library signals the fence with it), and the
