@@ -290,10 +290,12 @@ impl<T: Exporter> ExportList<T> {
     ///
     /// `f` runs with the list's mutex held, which the buffer's release waits for: the buffer
     /// stays alive during the call without a reference. So `f` must not allocate (reclaim takes
-    /// this mutex), export into this list or drop a reference to a buffer on it, and in a
-    /// shrinker's scan it reaches the buffer's reservation only through
+    /// this mutex) nor export into this list (which takes it again), and in a shrinker's scan it
+    /// reaches the buffer's reservation only through
     /// [`ReclaimScope::try_lock`](super::super::super::lockdep::ReclaimScope::try_lock) (R2).
-    /// Lockdep reports a breach of the first three.
+    /// Lockdep reports either breach; neither is undefined behaviour. (Dropping the last
+    /// reference to a dma-buf defers its release to a work item or the task's return to user
+    /// space, so it does not release a buffer inside `f`.)
     ///
     /// ```
     /// # use core::ops::ControlFlow;
