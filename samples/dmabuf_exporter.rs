@@ -22,10 +22,10 @@
 //! locks their reservations only with `try_lock` (reclaim may not wait for a reservation), and
 //! skips a buffer with an unsignalled fence (a job still uses it), a pin, an importer's mapping
 //! or a process's mapping. The guest has no swap, so an evicted buffer keeps the pages that hold
-//! data and frees the ones that are all zero, as zram does for same-filled pages; mapping it
-//! again (an importer's map, a vmap, an `mmap`) brings it back, with zeroed pages for those. The
-//! pages are shared with the mappings made of them (`SharedPages`), so a buffer's pages can be
-//! replaced under its reservation while an old mapping still holds the old ones.
+//! data and frees the ones that are all zero, as zram does for same-filled pages; using it again
+//! (an importer's map, a vmap, an `mmap`, a job) brings it back, with zeroed pages for those.
+//! The pages are shared with the mappings made of them (`SharedPages`), so a buffer's pages can
+//! be replaced under its reservation while an old mapping still holds the old ones.
 //! `DLS_IOCTL_STATE` tells userspace where a buffer is and what the shrinker did.
 //!
 //! The ioctls are in `samples/uapi/dmabuf_lock_sample.h`. Each exported buffer holds a module
