@@ -17,6 +17,17 @@
 //! reservation held get the library's proof that it is held, which reaches the pin count guarded
 //! by it and cannot lock it again (R10).
 //!
+//! Under memory pressure, each open file's shrinker evicts the buffers it created that are idle
+//! (R2): it reaches them through the library's `ExportList`, which does not keep them alive,
+//! locks their reservations only with `try_lock` (reclaim may not wait for a reservation), and
+//! skips a buffer with an unsignalled fence (a job still uses it), a pin, an importer's mapping
+//! or a process's mapping. The guest has no swap, so an evicted buffer keeps the pages that hold
+//! data and frees the ones that are all zero, as zram does for same-filled pages; using it again
+//! (an importer's map, a vmap, an `mmap`, a job) brings it back, with zeroed pages for those.
+//! The pages are shared with the mappings made of them (`SharedPages`), so a buffer's pages can
+//! be replaced under its reservation while an old mapping still holds the old ones.
+//! `DLS_IOCTL_STATE` tells userspace where a buffer is and what the shrinker did.
+//!
 //! The ioctls are in `samples/uapi/dmabuf_lock_sample.h`. Each exported buffer holds a module
 //! reference, so the module cannot be unloaded while buffers are alive; so does each job until
 //! its timers are done, since they run this module's code. The jobs' fences report the driver
@@ -37,7 +48,7 @@ use kernel::{
     sync::{
         aref::ARef,
         atomic::{Atomic, Relaxed},
-        Arc,
+        Arc, UniqueArc,
     },
     uaccess::{UserPtr, UserSlice},
 };
@@ -48,17 +59,23 @@ pub mod dmabuf_lock;
 pub mod sys;
 pub mod uapi;
 
+use core::ops::ControlFlow;
 use dmabuf_lock::{
     context::MayBlock,
-    dmabuf::{DmaBuf, ExportOps, ExportedAttachment, ExportedBuf, Exporter, PageMapping, PageVmap},
+    dmabuf::{
+        page_is_zero, DmaBuf, ExportList, ExportOps, ExportedAttachment, ExportedBuf, Exporter,
+        Listed, PageMapping, PageVmap, SharedPages,
+    },
     fence::FenceTimeline,
+    lockdep::ReclaimScope,
     locker::{LockerFlags, ResvLocker},
-    resv::{FenceUsage, ResvCell, ResvHeld},
+    resv::{FenceUsage, HoldsResv, ResvCell, ResvHeld},
+    shrinker::{ScanResult, Shrink, ShrinkControl, Shrinker},
     signalling::{HwCompletion, PreparedIrqJob},
 };
 use uapi::{
-    DlsCreate, DlsJob, DLS_JOB_GRACE_MS, DLS_JOB_HANG, DLS_MAX_FILE_PAGES, DLS_MAX_JOB_BUFFERS,
-    DLS_MAX_PAGES,
+    DlsCreate, DlsJob, DlsState, DLS_JOB_GRACE_MS, DLS_JOB_HANG, DLS_MAX_FILE_PAGES,
+    DLS_MAX_JOB_BUFFERS, DLS_MAX_PAGES, DLS_STATE_EVICTED,
 };
 
 module! {
@@ -115,10 +132,61 @@ impl Drop for Charge {
     }
 }
 
-/// An open `/dev/dmabuf_exporter`: the timeline of its jobs' fences, and what its buffers hold.
+/// An open `/dev/dmabuf_exporter`: the timeline of its jobs' fences, what its buffers hold, and
+/// the shrinker that evicts them.
 struct ExporterFile {
     timeline: FenceTimeline,
     budget: Arc<PageBudget>,
+    pool: Shrinker<Pool>,
+}
+
+/// What one file's shrinker knows: the buffers the file created (without keeping them alive),
+/// and counters that its buffers share.
+struct Pool {
+    buffers: ExportList<Buffer>,
+    stats: Arc<PoolStats>,
+}
+
+/// Counters of one file's buffers, for its shrinker's `count` and for `DLS_IOCTL_STATE`.
+struct PoolStats {
+    /// Pages of the buffers that are resident: what the shrinker could free at most.
+    resident: Atomic<usize>,
+    /// Buffers evicted, all-zero pages freed doing so, and evicted buffers brought back.
+    evictions: Atomic<u64>,
+    freed_pages: Atomic<u64>,
+    restores: Atomic<u64>,
+}
+
+impl Shrink for Pool {
+    fn count(&self) -> usize {
+        self.stats.resident.load(Relaxed)
+    }
+
+    /// Evicts idle buffers, oldest first, until `nr_to_scan` pages are freed. The buffers are
+    /// visited under the list's lock, which their release waits for; nothing here allocates, and
+    /// reservations are only try-locked (R2).
+    fn scan(&self, reclaim: &ReclaimScope<'_>, control: &mut ShrinkControl) -> ScanResult {
+        let (mut scanned, mut freed, mut evicted) = (0, 0, 0);
+        self.buffers.visit(usize::MAX, |buf| {
+            if freed >= control.nr_to_scan() {
+                return ControlFlow::Break(());
+            }
+            scanned += buf.data().pages;
+            // A buffer whose reservation is held elsewhere is busy: skip it (R2).
+            if let Some(mut guard) = reclaim.try_lock(buf.resv()) {
+                if let Some(n) = buf.data().evict(buf, &mut guard) {
+                    freed += n;
+                    evicted += 1;
+                }
+            }
+            ControlFlow::Continue(())
+        });
+        if evicted > 0 {
+            pr_info!("shrinker evicted {evicted} idle buffer(s), freeing {freed} zero page(s)\n");
+        }
+        control.set_nr_scanned(scanned);
+        ScanResult::Freed(freed)
+    }
 }
 
 #[vtable]
@@ -126,10 +194,24 @@ impl MiscDevice for ExporterFile {
     type Ptr = KBox<Self>;
 
     fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<KBox<Self>> {
+        let task = MayBlock::new()?;
+        let pool = Pool {
+            buffers: ExportList::new()?,
+            stats: Arc::new(
+                PoolStats {
+                    resident: Atomic::new(0),
+                    evictions: Atomic::new(0),
+                    freed_pages: Atomic::new(0),
+                    restores: Atomic::new(0),
+                },
+                GFP_KERNEL,
+            )?,
+        };
         Ok(KBox::new(
             Self {
                 timeline: FenceTimeline::with_names(c"dmabuf_exporter", c"dmabuf_exporter-jobs")?,
                 budget: Arc::new(PageBudget(Atomic::new(0)), GFP_KERNEL)?,
+                pool: Shrinker::register(&task, c"dmabuf_exporter", pool)?,
             },
             GFP_KERNEL,
         )?)
@@ -141,18 +223,42 @@ impl MiscDevice for ExporterFile {
             uapi::DLS_IOCTL_CREATE => me.create(&task, arg),
             uapi::DLS_IOCTL_JOB => me.job(&mut task, arg),
             uapi::DLS_IOCTL_EVICT => evict(&task, arg),
+            uapi::DLS_IOCTL_STATE => me.state(&task, arg),
             _ => Err(ENOTTY),
         }
     }
 }
 
-/// The backing store of one exported buffer: the dma-buf owns it, and drops it when the last
-/// reference to the buffer is gone.
+/// One exported buffer: the dma-buf owns it, and drops it when the last reference to the
+/// buffer is gone.
 struct Buffer {
-    pages: KVec<Page>,
-    /// Pins of importers, under the buffer's reservation: a pinned buffer may not move.
-    pins: ResvCell<u32>,
+    /// Its size in pages.
+    pages: usize,
+    /// Where its contents are, and who uses them: under the buffer's reservation.
+    state: ResvCell<State>,
+    stats: Arc<PoolStats>,
     _charge: Charge,
+}
+
+/// A buffer's state, under its reservation.
+struct State {
+    storage: Storage,
+    /// Which pages were all zero when the buffer was evicted (`pages` entries, allocated at
+    /// creation so that evicting, in reclaim, allocates nothing).
+    zero: KVec<bool>,
+    /// Pins of importers: a pinned buffer may not move.
+    pins: u32,
+    /// Importers' mappings alive (tables and the kernel mapping), which share its pages.
+    mapped: u32,
+}
+
+/// Where a buffer's contents are.
+enum Storage {
+    /// In its pages, shared with the mappings made of them.
+    Resident(SharedPages),
+    /// Evicted by the shrinker: the pages that held data, in order (the all-zero ones, marked
+    /// in `State::zero`, were freed).
+    Evicted(KVec<Page>),
 }
 
 impl ExporterFile {
@@ -167,14 +273,19 @@ impl ExporterFile {
         let fd = FileDescriptorReservation::get_unused_fd_flags(bindings::O_CLOEXEC)?;
         a.fd = fd.reserved_fd() as i32;
         sys::write_arg(arg, &a)?;
-        export(task, a.pages as usize, charge)?.install(fd);
+        export(task, &self.pool, a.pages as usize, charge)?.install(fd);
         Ok(0)
     }
 }
 
 /// Allocates `count` zeroed pages, charged to the caller's memory cgroup, and exports them as a
-/// new dma-buf.
-fn export(task: &MayBlock, count: usize, charge: Charge) -> Result<ExportedBuf<Buffer>> {
+/// new dma-buf on the pool's list, where its shrinker finds it.
+fn export(
+    task: &MayBlock,
+    pool: &Pool,
+    count: usize,
+    charge: Charge,
+) -> Result<ExportedBuf<Buffer>> {
     let mut pages = KVec::with_capacity(count, GFP_KERNEL_ACCOUNT)?;
     for _ in 0..count {
         pages.push(
@@ -182,13 +293,122 @@ fn export(task: &MayBlock, count: usize, charge: Charge) -> Result<ExportedBuf<B
             GFP_KERNEL_ACCOUNT,
         )?;
     }
-    ExportedBuf::new(task, count * PAGE_SIZE, |resv| {
+    let state = State {
+        storage: Storage::Resident(Arc::new(pages, GFP_KERNEL_ACCOUNT)?),
+        zero: KVec::from_elem(false, count, GFP_KERNEL_ACCOUNT)?,
+        pins: 0,
+        mapped: 0,
+    };
+    let buf = ExportedBuf::new_listed(task, count * PAGE_SIZE, &pool.buffers, |resv| {
         Ok(Buffer {
-            pages,
-            pins: ResvCell::new(resv, 0),
+            pages: count,
+            state: ResvCell::new(resv, state),
+            stats: pool.stats.clone(),
             _charge: charge,
         })
-    })
+    })?;
+    pool.stats.resident.add(count, Relaxed);
+    Ok(buf)
+}
+
+impl Buffer {
+    /// Returns the buffer's pages, bringing it back first if it was evicted: zeroed pages are
+    /// allocated for the ones that were all zero, and the kept ones go back in their places. On
+    /// an allocation failure the buffer stays evicted, its contents intact.
+    fn resident(&self, held: &mut impl HoldsResv) -> Result<SharedPages> {
+        let state = self.state.get_mut(held)?;
+        let kept = match &mut state.storage {
+            Storage::Resident(pages) => return Ok(pages.clone()),
+            Storage::Evicted(kept) => kept,
+        };
+        // Everything that can fail first, before the kept pages are touched.
+        let zeroes = state.zero.iter().filter(|zero| **zero).count();
+        let mut fresh = KVec::with_capacity(zeroes, GFP_KERNEL_ACCOUNT)?;
+        for _ in 0..zeroes {
+            fresh.push(
+                Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?,
+                GFP_KERNEL_ACCOUNT,
+            )?;
+        }
+        let mut pages = KVec::with_capacity(self.pages, GFP_KERNEL_ACCOUNT)?;
+        let shared = UniqueArc::new_uninit(GFP_KERNEL_ACCOUNT)?;
+        let mut kept = core::mem::take(kept).into_iter();
+        let mut fresh = fresh.into_iter();
+        for zero in &state.zero {
+            let page = if *zero { fresh.next() } else { kept.next() };
+            // Within the capacity reserved above: cannot fail.
+            if let Some(page) = page {
+                let _ = pages.push_within_capacity(page);
+            }
+        }
+        let pages: SharedPages = shared.write(pages).into();
+        state.storage = Storage::Resident(pages.clone());
+        self.stats.resident.add(self.pages, Relaxed);
+        self.stats.restores.add(1, Relaxed);
+        Ok(pages)
+    }
+
+    /// Evicts the buffer if it is idle, from the shrinker's scan with its reservation try-locked
+    /// (R2): no unsignalled fence, no pin, no importer's mapping, no process's mapping. Keeps
+    /// the pages that hold data and frees the all-zero ones; returns how many were freed.
+    fn evict(&self, listed: &Listed<'_, Buffer>, guard: &mut impl HoldsResv) -> Option<usize> {
+        // A job (or another driver) still uses it: busy.
+        if !listed.resv().test_signaled(FenceUsage::Bookkeep) {
+            return None;
+        }
+        // Until faults map pages on demand, `mmap` inserts every page at once: a buffer that a
+        // process maps stays resident. Otherwise, the processes' pages would go first.
+        if listed.is_user_mapped() {
+            return None;
+        }
+        listed.zap_user_mappings(guard).ok()?;
+        let state = self.state.get_mut(guard).ok()?;
+        if state.pins > 0 || state.mapped > 0 {
+            return None;
+        }
+        if !matches!(state.storage, Storage::Resident(_)) {
+            return None;
+        }
+        // Taking the pages out allocates nothing: an empty vector in their place, then the
+        // `Arc` unwrapped. No mapping shares them (none is counted), so it is their only owner.
+        let Storage::Resident(shared) =
+            core::mem::replace(&mut state.storage, Storage::Evicted(KVec::new()))
+        else {
+            return None;
+        };
+        let Some(unique) = Arc::into_unique_or_drop(shared) else {
+            // Cannot happen: every other owner is a counted mapping.
+            pr_warn!("evicted a buffer whose pages a mapping still shares; contents lost\n");
+            state.zero.iter_mut().for_each(|zero| *zero = true);
+            self.stats.resident.fetch_sub(self.pages, Relaxed);
+            return None;
+        };
+        let mut pages = core::mem::take(&mut *Pin::into_inner(unique));
+        let mut i = 0;
+        let zero = &mut state.zero;
+        pages.retain(|page| {
+            let is_zero = page_is_zero(page);
+            if let Some(flag) = zero.get_mut(i) {
+                *flag = is_zero;
+            }
+            i += 1;
+            !is_zero
+        });
+        let freed = self.pages - pages.len();
+        state.storage = Storage::Evicted(pages);
+        self.stats.resident.fetch_sub(self.pages, Relaxed);
+        self.stats.evictions.add(1, Relaxed);
+        self.stats.freed_pages.add(freed as u64, Relaxed);
+        Some(freed)
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        if let Storage::Resident(_) = self.state.get_mut_unlocked().storage {
+            self.stats.resident.fetch_sub(self.pages, Relaxed);
+        }
+    }
 }
 
 static BUFFER_OPS: ExportOps<Buffer> = ExportOps::new();
@@ -198,33 +418,53 @@ impl Exporter for Buffer {
     const OPS: &'static ExportOps<Self> = &BUFFER_OPS;
 
     /// Pinning makes the exporter dynamic, so the core maps with the reservation held (R10).
-    /// The pages never move on their own; a pin only keeps `DLS_IOCTL_EVICT` from moving them.
+    /// A pin keeps `DLS_IOCTL_EVICT` from moving the buffer and the shrinker from evicting it.
     fn pin(&self, held: &mut ResvHeld<'_>, _attachment: &ExportedAttachment) -> Result {
-        *self.pins.get_mut(held)? += 1;
+        self.state.get_mut(held)?.pins += 1;
         Ok(())
     }
 
     fn unpin(&self, held: &mut ResvHeld<'_>, _attachment: &ExportedAttachment) {
-        if let Ok(pins) = self.pins.get_mut(held) {
-            *pins -= 1;
+        if let Ok(state) = self.state.get_mut(held) {
+            state.pins -= 1;
         }
     }
 
     /// Called with the reservation held: `held` proves it, and nothing here can lock it again.
+    /// An evicted buffer comes back first; the mapping shares the pages, so they stay while it
+    /// lives even if the buffer's pages are replaced meanwhile.
     fn map<'a>(
         &'a self,
-        _held: &mut ResvHeld<'_>,
+        held: &mut ResvHeld<'_>,
         attachment: &ExportedAttachment,
         dir: DataDirection,
     ) -> Result<PageMapping<'a>> {
-        PageMapping::new(attachment.device(), &self.pages, dir)
+        let pages = self.resident(held)?;
+        let mapping = PageMapping::new_shared(attachment.device(), pages, dir)?;
+        self.state.get_mut(held)?.mapped += 1;
+        Ok(mapping)
     }
 
-    fn mmap(&self, vma: &VmaNew, pgoff: usize) -> Result {
+    fn unmap<'a>(
+        &'a self,
+        held: &mut ResvHeld<'_>,
+        _attachment: &ExportedAttachment,
+        mapping: PageMapping<'a>,
+    ) {
+        drop(mapping);
+        if let Ok(state) = self.state.get_mut(held) {
+            state.mapped -= 1;
+        }
+    }
+
+    /// The library locks the reservation for `mmap` (R1: under `mmap_lock`), so an evicted
+    /// buffer comes back here. The process's page tables hold the pages they map.
+    fn mmap(&self, held: &mut ResvHeld<'_>, vma: &VmaNew, pgoff: usize) -> Result {
         let count = (vma.end() - vma.start()) / PAGE_SIZE;
+        let all = self.resident(held)?;
         let pages = pgoff
             .checked_add(count)
-            .and_then(|end| self.pages.get(pgoff..end))
+            .and_then(|end| all.get(pgoff..end))
             .ok_or(EINVAL)?;
         let mixed = vma.set_mixedmap();
         for (i, page) in pages.iter().enumerate() {
@@ -233,8 +473,17 @@ impl Exporter for Buffer {
         Ok(())
     }
 
-    fn vmap<'a>(&'a self, _held: &mut ResvHeld<'_>) -> Result<PageVmap<'a>> {
-        PageVmap::new(&self.pages)
+    fn vmap<'a>(&'a self, held: &mut ResvHeld<'_>) -> Result<PageVmap<'a>> {
+        let vmap = PageVmap::new_shared(self.resident(held)?)?;
+        self.state.get_mut(held)?.mapped += 1;
+        Ok(vmap)
+    }
+
+    fn vunmap<'a>(&'a self, held: &mut ResvHeld<'_>, vmap: PageVmap<'a>) {
+        drop(vmap);
+        if let Ok(state) = self.state.get_mut(held) {
+            state.mapped -= 1;
+        }
     }
 }
 
@@ -274,6 +523,15 @@ impl ExporterFile {
         // The seqno is written back once the fence is published, when the job can no longer be
         // taken back: check now, before any lock (R1), that the argument can be written.
         sys::write_arg(arg, &a)?;
+        // The "hardware" needs its buffers in memory: bring evicted ones back, one reservation
+        // at a time, before the job's fence exists (restoring allocates: R4). The shrinker may
+        // evict one again before the locker below takes it; once the fence is published it is
+        // busy, and stays. (The simulated hardware touches no memory; a real driver validates
+        // under the locks of the submission.)
+        for buf in &buffers {
+            let mut guard = buf.resv().lock_interruptible(task)?;
+            buf.exported_data::<Buffer>()?.resident(&mut guard)?;
+        }
         // Everything the job needs is allocated now, before its fence exists (R4): the fence's
         // storage, the hrtimer that stands in for the hardware's completion interrupt, whose
         // handler returns the job's outcome (the library signals the fence with it), and the
@@ -321,10 +579,41 @@ fn evict(task: &MayBlock, arg: usize) -> Result<isize> {
     let buffer = ExportedBuf::<Buffer>::from_dmabuf(DmaBuf::from_fd(a.fd)?)?;
     let mut guard = buffer.dmabuf().resv().lock_interruptible(task)?;
     // A pinned buffer must stay where it is.
-    if *buffer.data().pins.get(&guard)? > 0 {
+    if buffer.data().state.get(&guard)?.pins > 0 {
         return Err(EBUSY);
     }
     // Importers' `invalidate_mappings` run now, with the reservation held (R10).
     buffer.dmabuf().invalidate_mappings(&mut guard)?;
     Ok(0)
+}
+
+impl ExporterFile {
+    /// Where the buffer behind the argument's `fd` is (resident or evicted, and how many of its
+    /// pages are in memory), and what this file's shrinker has done. The buffer must be one of
+    /// this file's: `EINVAL` otherwise.
+    fn state(&self, task: &MayBlock, arg: usize) -> Result<isize> {
+        let mut a: DlsState = sys::read_arg(arg, |a: &DlsState| (a.version, a.size))?;
+        if a.flags != 0 {
+            return Err(EINVAL);
+        }
+        let buffer = ExportedBuf::<Buffer>::from_dmabuf(DmaBuf::from_fd(a.fd)?)?;
+        if !Arc::ptr_eq(&buffer.data().stats, &self.pool.stats) {
+            return Err(EINVAL);
+        }
+        {
+            let guard = buffer.dmabuf().resv().lock_interruptible(task)?;
+            let (flags, in_memory) = match &buffer.data().state.get(&guard)?.storage {
+                Storage::Resident(pages) => (0, pages.len()),
+                Storage::Evicted(kept) => (DLS_STATE_EVICTED, kept.len()),
+            };
+            a.flags = flags;
+            a.pages_in_memory = in_memory as u64;
+        }
+        let stats = &self.pool.stats;
+        a.evictions = stats.evictions.load(Relaxed);
+        a.freed_pages = stats.freed_pages.load(Relaxed);
+        a.restores = stats.restores.load(Relaxed);
+        sys::write_arg(arg, &a)?;
+        Ok(0)
+    }
 }

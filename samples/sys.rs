@@ -3,7 +3,7 @@
 //! What both sample drivers need: the C helpers they call (`rust/helpers.c`, exported by
 //! `dmabuf_lock.ko`), and reading and writing ioctl arguments.
 
-use super::uapi::{DliImport, DliOp, DlsCreate, DlsJob, DLS_UAPI_VERSION};
+use super::uapi::{DliImport, DliOp, DlsCreate, DlsJob, DlsState, DLS_UAPI_VERSION};
 use core::mem::size_of;
 use kernel::{
     bindings::device,
@@ -69,6 +69,7 @@ macro_rules! uapi_bytes {
 uapi_bytes! {
     DlsCreate { version, size, pages, fd, pad },
     DlsJob { version, size, fds_ptr, count, delay_ms, seqno },
+    DlsState { version, size, fd, flags, pages_in_memory, evictions, freed_pages, restores },
     DliImport { version, size, fd, handle },
     DliOp { version, size, handle, timeout_ms, result },
 }

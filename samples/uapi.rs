@@ -52,6 +52,31 @@ pub struct DlsJob {
     pub seqno: u64,
 }
 
+/// `struct dls_state`.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct DlsState {
+    /// [`DLS_UAPI_VERSION`].
+    pub version: u32,
+    /// `size_of::<DlsState>()`.
+    pub size: u32,
+    /// A dma-buf fd of a buffer created through this exporter file.
+    pub fd: i32,
+    /// In: zero. Out: [`DLS_STATE_EVICTED`] if the shrinker evicted the buffer.
+    pub flags: u32,
+    /// Out: the buffer's pages in memory (all of them while resident).
+    pub pages_in_memory: u64,
+    /// Out: buffers of this file the shrinker evicted so far.
+    pub evictions: u64,
+    /// Out: all-zero pages those evictions freed.
+    pub freed_pages: u64,
+    /// Out: evicted buffers of this file brought back by a map, vmap or mmap.
+    pub restores: u64,
+}
+
+/// `dls_state.flags`: the buffer is evicted.
+pub const DLS_STATE_EVICTED: u32 = 1;
+
 /// `struct dli_import`.
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug)]
@@ -84,6 +109,7 @@ pub struct DliOp {
 
 const _: () = assert!(core::mem::size_of::<DlsCreate>() == 24);
 const _: () = assert!(core::mem::size_of::<DlsJob>() == 32);
+const _: () = assert!(core::mem::size_of::<DlsState>() == 48);
 const _: () = assert!(core::mem::size_of::<DliImport>() == 16);
 const _: () = assert!(core::mem::size_of::<DliOp>() == 24);
 
@@ -98,6 +124,8 @@ pub const DLS_IOCTL_CREATE: u32 = iowr(0x40, core::mem::size_of::<DlsCreate>());
 pub const DLS_IOCTL_JOB: u32 = iowr(0x41, core::mem::size_of::<DlsJob>());
 /// Move a buffer: importers' mappings are invalidated.
 pub const DLS_IOCTL_EVICT: u32 = iowr(0x42, core::mem::size_of::<DlsCreate>());
+/// Where a buffer is, and what the file's shrinker did.
+pub const DLS_IOCTL_STATE: u32 = iowr(0x43, core::mem::size_of::<DlsState>());
 /// Import a dma-buf.
 pub const DLI_IOCTL_IMPORT: u32 = iowr(0x50, core::mem::size_of::<DliImport>());
 /// Map the attachment under the reservation.

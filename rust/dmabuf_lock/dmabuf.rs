@@ -23,7 +23,10 @@ mod static_attachment;
 mod user_mapping;
 
 pub use attachment::{DynamicAttachment, Mapping};
-pub use exporter::{ExportOps, ExportedAttachment, ExportedBuf, Exporter, PageMapping, PageVmap};
+pub use exporter::{
+    page_is_zero, ExportList, ExportOps, ExportedAttachment, ExportedBuf, Exporter, Listed,
+    PageMapping, PageVmap, SharedPages,
+};
 pub use static_attachment::{StaticAttachment, StaticMapping};
 pub use user_mapping::UserMapping;
 

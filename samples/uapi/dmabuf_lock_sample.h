@@ -58,6 +58,24 @@ struct dls_job {
 	__u64 seqno;	/* out: the job fence's sequence number */
 };
 
+/*
+ * Exporter: where the buffer behind `fd` (created through this exporter file) is, and what the
+ * file's shrinker has done: under memory pressure it evicts idle buffers, keeping the pages that
+ * hold data and freeing the all-zero ones; a map, vmap or mmap brings a buffer back.
+ */
+#define DLS_STATE_EVICTED (1u << 0)
+
+struct dls_state {
+	__u32 version;
+	__u32 size;
+	__s32 fd;
+	__u32 flags;		/* in: 0; out: DLS_STATE_EVICTED */
+	__u64 pages_in_memory;	/* out: the buffer's pages in memory */
+	__u64 evictions;	/* out: buffers of this file evicted so far */
+	__u64 freed_pages;	/* out: all-zero pages those evictions freed */
+	__u64 restores;		/* out: evicted buffers brought back */
+};
+
 /* Importer: import a dma-buf fd as a dynamic attachment; returns a handle. */
 struct dli_import {
 	__u32 version;
@@ -78,6 +96,7 @@ struct dli_op {
 #define DLS_IOCTL_CREATE	_IOWR('D', 0x40, struct dls_create)
 #define DLS_IOCTL_JOB		_IOWR('D', 0x41, struct dls_job)
 #define DLS_IOCTL_EVICT		_IOWR('D', 0x42, struct dls_create)	/* `fd`: buffer to move */
+#define DLS_IOCTL_STATE		_IOWR('D', 0x43, struct dls_state)
 #define DLI_IOCTL_IMPORT	_IOWR('D', 0x50, struct dli_import)
 #define DLI_IOCTL_MAP		_IOWR('D', 0x51, struct dli_op)
 #define DLI_IOCTL_WAIT		_IOWR('D', 0x52, struct dli_op)

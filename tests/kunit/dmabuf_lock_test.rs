@@ -10,6 +10,7 @@ pub mod dmabuf_lock;
 
 mod common;
 mod drm_exec_port_test;
+mod export_list_test;
 mod exporter_test;
 mod fence_test;
 mod irq_test;

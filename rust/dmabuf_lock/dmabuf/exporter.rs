@@ -12,16 +12,18 @@
 //!
 //! [`ResvCell`]: super::super::resv::ResvCell
 
+mod list;
 mod ops;
 mod pages;
 
+pub use list::{ExportList, Listed};
 pub use ops::ExportOps;
-pub use pages::{PageMapping, PageVmap};
+pub use pages::{page_is_zero, PageMapping, PageVmap, SharedPages};
 
 use super::super::{
     context::MayBlock,
     fence::live_module,
-    resv::{OwnedResv, Resv, ResvHeld},
+    resv::{OwnedResv, Resv, ResvCell, ResvHeld},
 };
 use super::DmaBuf;
 use core::{any::TypeId, marker::PhantomData, ptr::NonNull};
@@ -37,6 +39,7 @@ use kernel::{
     sync::{aref::ARef, atomic::Atomic},
     types::Opaque,
 };
+use list::ListLink;
 
 /// A driver's buffer type, exported as dma-bufs: its callbacks are the buffer's `dma_buf_ops`.
 ///
@@ -161,9 +164,13 @@ pub trait Exporter: Sized + Send + Sync + 'static {
     }
 
     /// Maps the buffer, from page `pgoff` on, into a process (`mmap()` of the dma-buf's fd, or
-    /// `dma_buf_mmap()`). The core has checked that the range lies inside the buffer. The
-    /// reservation is not held (the caller holds the process's `mmap_lock`).
-    fn mmap(&self, _vma: &VmaNew, _pgoff: usize) -> Result {
+    /// `dma_buf_mmap()`). The core has checked that the range lies inside the buffer. The caller
+    /// holds the process's `mmap_lock`, and the library locks the reservation for the call
+    /// (interruptibly: a signal fails the `mmap()` with `EINTR`), so that an exporter whose
+    /// pages may be replaced under the reservation (an eviction, R2) maps the current ones;
+    /// `held` proves it (R10). Pages inserted here stay mapped until the exporter zaps them
+    /// ([`Listed::zap_user_mappings`]) before replacing them.
+    fn mmap(&self, _held: &mut ResvHeld<'_>, _vma: &VmaNew, _pgoff: usize) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
@@ -267,6 +274,12 @@ struct Exported<T> {
     /// released) with one still mapped leaves its device able to reach the pages, so `release`
     /// leaks the whole value instead of freeing them.
     mappings: Atomic<usize>,
+    /// The owner of the pages of the kernel mapping the core holds, if the exporter's `vmap`
+    /// made it with [`PageVmap::new_shared`]: the core keeps only the address, so the library
+    /// keeps the owner here, under the reservation (held in `vmap` and `vunmap`).
+    vmap_owner: ResvCell<Option<SharedPages>>,
+    /// The buffer's place on an [`ExportList`], if exported into one; taken off at release.
+    link: ListLink,
 }
 
 /// A dma-buf exported by exporter `T`: its reference, and access to the driver's value.
@@ -323,8 +336,39 @@ impl<T: Exporter> ExportedBuf<T> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn new(
+        task: &MayBlock,
+        size: usize,
+        make: impl FnOnce(&Resv) -> Result<T>,
+    ) -> Result<Self> {
+        Self::export(task, size, None, make)
+    }
+
+    /// Exports a buffer as [`ExportedBuf::new`] does, and puts it on `list` until its release,
+    /// for the driver's shrinker to find without keeping it alive (R2; see [`ExportList`]).
+    ///
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, dmabuf::{ExportList, ExportedBuf, Exporter}, resv::Resv};
+    /// fn export<T: Exporter>(
+    ///     task: &MayBlock,
+    ///     list: &ExportList<T>,
+    ///     make: impl FnOnce(&Resv) -> Result<T>,
+    /// ) -> Result<ExportedBuf<T>> {
+    ///     ExportedBuf::new_listed(task, kernel::page::PAGE_SIZE, list, make)
+    /// }
+    /// ```
+    pub fn new_listed(
+        task: &MayBlock,
+        size: usize,
+        list: &ExportList<T>,
+        make: impl FnOnce(&Resv) -> Result<T>,
+    ) -> Result<Self> {
+        Self::export(task, size, Some(list), make)
+    }
+
+    fn export(
         _task: &MayBlock,
         size: usize,
+        list: Option<&ExportList<T>>,
         make: impl FnOnce(&Resv) -> Result<T>,
     ) -> Result<Self> {
         if size == 0 || size % PAGE_SIZE != 0 || isize::try_from(size).is_err() {
@@ -343,6 +387,12 @@ impl<T: Exporter> ExportedBuf<T> {
                     let resv: &Resv = unsafe { &(*this.as_ptr()).resv };
                     make(resv)?
                 },
+                vmap_owner: {
+                    // SAFETY: As for `data`.
+                    let resv: &Resv = unsafe { &(*this.as_ptr()).resv };
+                    ResvCell::new(resv, None)
+                },
+                link: ListLink::new(list.map(|list| list.inner.clone())),
             }? Error),
             GFP_KERNEL,
         )?;
@@ -365,6 +415,9 @@ impl<T: Exporter> ExportedBuf<T> {
             // SAFETY: The export failed, so nothing else refers to `exported`.
             drop(unsafe { Pin::new_unchecked(KBox::from_raw(exported)) });
         })?;
+        // SAFETY: `exported` holds the link and stays where it is until `release` (which takes
+        // the link off first); the dma-buf and its file were just made. Pushed once.
+        unsafe { (*exported).link.push(exported.cast(), raw.cast()) };
         // INVARIANT: Just exported with `T::OPS` and `exported` as private data.
         Ok(Self {
             // SAFETY: `dma_buf_export` returns a dma-buf with one reference for the caller,

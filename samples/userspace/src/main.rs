@@ -23,6 +23,8 @@ use std::{
 #[allow(dead_code)]
 mod uapi;
 
+mod shrink;
+
 use uapi::*;
 
 #[derive(Default)]
@@ -1107,6 +1109,8 @@ fn main() {
         Some("faults") => Some(faults()),
         Some("reliability") => Some(reliability()),
         Some("unload") => Some(unload()),
+        Some("shrink") => Some(shrink::shrink()),
+        Some("shrink-hog") => std::process::exit(shrink::hog(&args[2..])),
         _ => None,
     };
     if let Some(r) = special {
@@ -1369,6 +1373,7 @@ fn main() {
 
     output_checks(&mut r, &exporter, &importer);
     budget_checks(&mut r);
+    shrink::story(&mut r, &exporter, &importer);
 
     // While buffers are alive, each holds a reference on the exporter's module.
     let busy = std::process::Command::new("rmmod")

@@ -9,7 +9,10 @@
 //! one runs (each runs under a reference the caller holds).
 
 use super::{
-    super::super::resv::{Resv, ResvHeld},
+    super::super::{
+        context::MayBlock,
+        resv::{Resv, ResvHeld},
+    },
     Exported, ExportedAttachment, Exporter, PageMapping, PageVmap,
 };
 use core::{marker::PhantomData, ptr::NonNull};
@@ -364,6 +367,10 @@ unsafe extern "C" fn unmap<T: Exporter>(
 unsafe extern "C" fn release<T: Exporter>(dmabuf: *mut bindings::dma_buf) {
     // SAFETY: The core passes one of `T`'s live dma-bufs; its private data is freed only below.
     let exported = unsafe { (*dmabuf).priv_.cast::<Exported<T>>() };
+    // Off its `ExportList` first, whatever happens next: the list must not reach the dma-buf,
+    // which the core frees after this call. A visit under way is waited for.
+    // SAFETY: As above: live.
+    unsafe { (*exported).link.unlink() };
     // SAFETY: As above: live until freed below. The last reference is gone, so no map or unmap
     // runs any more, and each ran under a reference whose drop (a fully ordered atomic) comes
     // before this release.
@@ -427,7 +434,19 @@ unsafe extern "C" fn mmap<T: Exporter>(
             (*vma).vm_pgoff,
         )
     };
-    errno(exported.data.mmap(vma, pgoff))
+    // The caller holds the process's `mmap_lock`, under which a reservation may be locked
+    // (R1: `mmap_lock` before the reservation); a signal interrupts the wait.
+    let locked = MayBlock::new().and_then(|task| {
+        let guard = exported.resv.lock_interruptible(&task)?;
+        // SAFETY: The guard holds the reservation for the current task until it is dropped
+        // below, after the driver's `mmap` returns; it is not used meanwhile, so the proof is
+        // the only one in use.
+        let mut held = unsafe { held(&exported.resv) };
+        let result = exported.data.mmap(&mut held, vma, pgoff);
+        drop(guard);
+        result
+    });
+    errno(locked)
 }
 
 /// `.vmap`: the driver's `vmap`, with the proof; its address is handed to the core.
@@ -448,11 +467,22 @@ unsafe extern "C" fn vmap<T: Exporter>(
         check_covers(vmap.size(), size)?;
         Ok(vmap)
     });
+    let mapped = mapped.and_then(|vmap| {
+        // The core maps once for its first user, and unmaps before mapping again; a mapping
+        // whose pages' owner has no slot would be refused (never the case under C's contract).
+        let slot = exported.vmap_owner.get_mut(&mut held)?;
+        if slot.is_some() {
+            return Err(EBUSY);
+        }
+        let (addr, owner) = vmap.into_raw();
+        *slot = owner;
+        Ok(addr)
+    });
     match mapped {
-        Ok(vmap) => {
+        Ok(addr) => {
             // SAFETY: `map` is the core's map to fill: a system-memory address.
             unsafe {
-                (*map).__bindgen_anon_1.vaddr = vmap.into_raw();
+                (*map).__bindgen_anon_1.vaddr = addr;
                 (*map).is_iomem = false;
             }
             0
@@ -483,13 +513,19 @@ unsafe extern "C" fn vunmap<T: Exporter>(
     let Some(addr) = NonNull::new(addr) else {
         return;
     };
+    // SAFETY: `dma_buf_vunmap()` holds the reservation.
+    let mut held = unsafe { held(&exported.resv) };
+    // The owner `vmap` kept for this mapping, if its pages have one. The proof is always ours.
+    let owner = exported
+        .vmap_owner
+        .get_mut(&mut held)
+        .map_or(None, Option::take);
     // SAFETY: `addr` is the mapping `vmap` handed over, given back once, when its last user is
     // gone; it covers the buffer's `size` bytes (checked there), and its pages are borrowed
-    // from `exported.data`, which lives until `release`.
-    let vmap = unsafe { PageVmap::from_raw(addr, size) };
+    // from `exported.data`, which lives until `release`, or kept by `owner`, which `vmap` put
+    // aside for this mapping (the only one the core holds).
+    let vmap = unsafe { PageVmap::from_raw(addr, size, owner) };
     if T::HAS_VUNMAP {
-        // SAFETY: `dma_buf_vunmap()` holds the reservation.
-        let mut held = unsafe { held(&exported.resv) };
         exported.data.vunmap(&mut held, vmap);
     }
 }
