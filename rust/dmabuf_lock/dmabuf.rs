@@ -260,6 +260,36 @@ impl DmaBuf {
         Ok(())
     }
 
+    /// Unmaps the buffer from every process that has it mapped (`unmap_mapping_range()` on the
+    /// dma-buf file's mapping), so that the next CPU access faults: how an exporter with
+    /// [`Exporter::fault`] that moves the buffer makes its mappings follow, as TTM does. Called
+    /// with the reservation held, which `held` must prove (`EINVAL` for a proof of another
+    /// reservation): the library's fault handler inserts pages under the same reservation, so a
+    /// fault comes either before the move or after this call. The kernel orders
+    /// `i_mmap_rwsem`, which the unmap takes, inside reservations (its `dma_resv_lockdep()`).
+    ///
+    /// Pages of an exporter whose `mmap` maps them itself are unmapped too, but never come
+    /// back; and a page that a process has pinned (`get_user_pages()`) stays pinned: the
+    /// page's own reference keeps it allocated.
+    ///
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, dmabuf::DmaBuf};
+    /// fn moved(task: &MayBlock, buf: &DmaBuf) -> Result {
+    ///     let mut guard = buf.resv().lock_interruptible(task)?;
+    ///     // ... move the pages, with the move's fence as a kernel-usage fence ...
+    ///     buf.zap_user_mappings(&mut guard)?;
+    ///     buf.invalidate_mappings(&mut guard)
+    /// }
+    /// ```
+    pub fn zap_user_mappings(&self, held: &mut impl HoldsResv) -> Result {
+        check_held(self, held)?;
+        // SAFETY: The dma-buf's file is live (type invariant) and its `f_mapping` is set when
+        // the file is made and never changes; unmapping the whole range of every vma that maps
+        // it (copy-on-write copies included) needs no other lock than those the call takes.
+        unsafe { bindings::unmap_mapping_range((*self.file_ptr()).f_mapping, 0, 0, 1) };
+        Ok(())
+    }
+
     /// Prepares the buffer for CPU access in direction `dir` and returns a guard that ends it
     /// (`dma_buf_begin_cpu_access()` / `dma_buf_end_cpu_access()`). It may wait for fences and
     /// take the reservation, so it needs a [`MayBlock`] and no reservation may be held.

@@ -23,6 +23,8 @@ use std::{
 #[allow(dead_code)]
 mod uapi;
 
+mod fault;
+
 use uapi::*;
 
 #[derive(Default)]
@@ -1368,6 +1370,7 @@ fn main() {
     );
 
     output_checks(&mut r, &exporter, &importer);
+    fault::checks(&mut r, &exporter, &importer);
     budget_checks(&mut r);
 
     // While buffers are alive, each holds a reference on the exporter's module.
