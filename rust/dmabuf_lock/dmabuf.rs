@@ -11,7 +11,9 @@
 //! taken without the lock and none takes it again.
 //!
 //! Rules: R10 (map, unmap and invalidate under the reservation), R1 (nothing here touches user
-//! memory), R4 (attaching and detaching need a [`MayBlock`]).
+//! memory under a reservation; an exporter's fault handler takes the reservation inside
+//! `mmap_lock`), R3 (that handler waits for the buffer's moves), R4 (attaching and detaching
+//! need a [`MayBlock`]).
 //!
 //! [`ResvCell`]: super::resv::ResvCell
 //! [`ResvHeld`]: super::resv::ResvHeld
