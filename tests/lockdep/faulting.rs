@@ -19,7 +19,7 @@ use kernel::{
 };
 
 /// One page, served to CPU mappings by the library's fault handler.
-pub struct Lazy {
+struct Lazy {
     page: Page,
 }
 

@@ -43,14 +43,15 @@ use kernel::{
     time::Msecs,
 };
 
-/// The vm ops of exporter `T`'s mappings: only `fault`. No `open` or `close`: each vma holds
-/// its own reference on the dma-buf's file, which is all the buffer needs.
+/// The vm ops of exporter `T`'s mappings: only `fault` (none without [`Exporter::fault`], whose
+/// default must not be referenced). No `open` or `close`: each vma holds its own reference on
+/// the dma-buf's file, which is all the buffer needs.
 pub(super) const fn vm_ops<T: Exporter>() -> bindings::vm_operations_struct {
     // SAFETY: Every field of `vm_operations_struct` is an `Option` of a function pointer, for
     // which all-zero is `None`.
     let none: bindings::vm_operations_struct = unsafe { core::mem::zeroed() };
     bindings::vm_operations_struct {
-        fault: Some(fault::<T>),
+        fault: if T::HAS_FAULT { Some(fault::<T>) } else { None },
         ..none
     }
 }
