@@ -150,7 +150,7 @@ pub fn checks(r: &mut Report, exporter: &File, importer: &File) {
         ),
     );
 
-    fork_shares(r, &map, expected);
+    fork_shares(r, exporter, buf.as_raw_fd(), &map, expected);
     mremap_checks(r, buf.as_raw_fd(), &map, expected);
     bad_mappings(r, buf.as_raw_fd(), len);
     drop(map);
@@ -158,8 +158,10 @@ pub fn checks(r: &mut Report, exporter: &File, importer: &File) {
 }
 
 /// A child process inherits the mapping: it reads what the parent wrote, and its write is seen
-/// by the parent (a shared mapping; pages the child faults in come from the same buffer).
-fn fork_shares(r: &mut Report, map: &Mapping, expected: u64) {
+/// by the parent (a shared mapping). The buffer is moved first, so the child faults every page
+/// in itself, from the same buffer.
+fn fork_shares(r: &mut Report, exporter: &File, fd: RawFd, map: &Mapping, expected: u64) {
+    let moved = evict(exporter, fd);
     let mapped_at_fork = count(&map.resident());
     // SAFETY: The child only reads and writes the mapping and exits with `_exit`.
     let pid = unsafe { libc::fork() };
@@ -175,7 +177,12 @@ fn fork_shares(r: &mut Report, map: &Mapping, expected: u64) {
     let seen = map.bytes()[PAGE * 7 + 1];
     r.check(
         "faults: a forked child reads the parent's pattern, the parent sees its write",
-        waited && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 && seen == 0xa5,
+        moved.is_ok()
+            && mapped_at_fork == Some(0)
+            && waited
+            && libc::WIFEXITED(status)
+            && libc::WEXITSTATUS(status) == 0
+            && seen == 0xa5,
         format_args!(
             "child status {status:#x}, byte {seen:#x}, {mapped_at_fork:?} pages mapped at fork"
         ),
