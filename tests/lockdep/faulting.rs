@@ -9,7 +9,9 @@
 
 use crate::dmabuf_lock::{
     context::MayBlock,
-    dmabuf::{DmaBuf, ExportOps, ExportedAttachment, ExportedBuf, Exporter, PageMapping, UserMapping},
+    dmabuf::{
+        DmaBuf, ExportOps, ExportedAttachment, ExportedBuf, Exporter, PageMapping, UserMapping,
+    },
     resv::ResvHeld,
 };
 use kernel::{

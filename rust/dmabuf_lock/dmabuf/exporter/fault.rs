@@ -147,15 +147,13 @@ impl Fault {
 /// with the fault lock held (`mmap_lock`, or the vma's lock).
 unsafe extern "C" fn fault<T: Exporter>(vmf: *mut bindings::vm_fault) -> Ret {
     // SAFETY: The core passes the fault it handles, readable for the call.
-    let (vma, flags, pgoff, address) = unsafe {
-        let v = &(*vmf).__bindgen_anon_1;
-        ((*vmf).__bindgen_anon_1.vma, (*vmf).flags, v.pgoff, v.address)
-    };
+    let (v, flags) = unsafe { ((*vmf).__bindgen_anon_1, (*vmf).flags) };
+    let vma = v.vma;
     let fault = Fault {
         vmf,
         flags,
-        pgoff: pgoff as usize,
-        address: address as usize,
+        pgoff: v.pgoff as usize,
+        address: v.address as usize,
     };
     // SAFETY: The vma is live while the fault lock is held, and its `vm_file` is the dma-buf's
     // file (see the module's documentation), whose private data is the `dma_buf`; `mmap` set
@@ -209,9 +207,7 @@ fn handle<T: Exporter>(fault: &Fault, buf: &DmaBuf, vma: &VmaRef, data: &T) -> R
             if !fault.nowait() {
                 // SAFETY: Retryable without `RETRY_NOWAIT`; only `buf` below, through `pinned`.
                 let pinned = unsafe { fault.release(buf) };
-                let _ = pinned
-                    .resv()
-                    .wait(&task, FenceUsage::Kernel, true, FOREVER);
+                let _ = pinned.resv().wait(&task, FenceUsage::Kernel, true, FOREVER);
             }
             return RETRY;
         }

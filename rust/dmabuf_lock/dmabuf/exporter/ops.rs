@@ -206,9 +206,7 @@ impl<T: Exporter> Default for ExportOps<T> {
 /// # Safety
 ///
 /// `dmabuf` is a live dma-buf exported with `T`'s ops, not released during `'a`.
-pub(super) unsafe fn exported<'a, T: Exporter>(
-    dmabuf: *mut bindings::dma_buf,
-) -> &'a Exported<T> {
+pub(super) unsafe fn exported<'a, T: Exporter>(dmabuf: *mut bindings::dma_buf) -> &'a Exported<T> {
     // SAFETY: Exported with `T`'s ops, so by `ExportedBuf::new` with an `Exported<T>` as private
     // data, which lives until `release` (the caller's contract).
     unsafe { &*(*dmabuf).priv_.cast::<Exported<T>>() }
