@@ -152,8 +152,8 @@ unsafe extern "C" fn fault<T: Exporter>(vmf: *mut bindings::vm_fault) -> Ret {
     let fault = Fault {
         vmf,
         flags,
-        pgoff: v.pgoff as usize,
-        address: v.address as usize,
+        pgoff: v.pgoff,
+        address: v.address,
     };
     // SAFETY: The vma is live while the fault lock is held, and its `vm_file` is the dma-buf's
     // file (see the module's documentation), whose private data is the `dma_buf`; `mmap` set
@@ -218,17 +218,18 @@ fn handle<T: Exporter>(fault: &Fault, buf: &DmaBuf, vma: &VmaRef, data: &T) -> R
             Err(_) => return SIGBUS,
         }
     }
-    // SAFETY: `guard` holds the reservation on this task and outlives `held`; nothing unlocks
-    // it meanwhile, and the guard is not used while `held` lives.
-    let mut held = unsafe { ResvHeld::new(resv) };
-    let ret = match data.fault(&mut held, fault.pgoff) {
-        Ok(page) => insert(vma, fault.address, page),
-        Err(e) if e == ENOMEM => OOM,
-        Err(_) => SIGBUS,
+    let ret = {
+        // SAFETY: `guard` holds the reservation on this task and outlives `held` (this block);
+        // nothing unlocks it meanwhile, and the guard is not used while `held` lives.
+        let mut held = unsafe { ResvHeld::new(resv) };
+        match data.fault(&mut held, fault.pgoff) {
+            Ok(page) => insert(vma, fault.address, page),
+            Err(e) if e == ENOMEM => OOM,
+            Err(_) => SIGBUS,
+        }
     };
     // The page is in the page table before the reservation is unlocked: a move, which zaps
     // the mappings under it, comes either before this fault or after the insertion.
-    drop(held);
     drop(guard);
     ret
 }
