@@ -1,8 +1,8 @@
 //! expect-error: E0080
 //!
-//! An exporter with `fault` gets the library's `mmap`, which sets the vma up for faults; a
-//! driver's own `mmap` beside it would be left unused or would map pages that the fault path
-//! does not know about. `ExportOps::new` refuses the pair when the driver's `static` is
+//! An exporter with `fault` gets the library's `mmap`, which sets the vma up for the fault
+//! handler that locks the reservation inside `mmap_lock` (R1); a driver's own `mmap` beside it
+//! would be left unused or would map pages that the fault path does not know about. `ExportOps::new` refuses the pair when the driver's `static` is
 //! evaluated.
 
 use crate::dmabuf_lock::{

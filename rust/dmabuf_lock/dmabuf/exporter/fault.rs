@@ -96,8 +96,8 @@ const RETRY: Ret = bindings::vm_fault_reason_VM_FAULT_RETRY;
 const SIGBUS: Ret = bindings::vm_fault_reason_VM_FAULT_SIGBUS;
 const OOM: Ret = bindings::vm_fault_reason_VM_FAULT_OOM;
 
-/// Waits without a limit (`msecs_to_jiffies()` saturates): the fences of a buffer's moves
-/// signal in bounded time (R8), and every wait here is interruptible.
+/// Waits in effect without a limit (about 49 days): the fences of a buffer's moves signal in
+/// bounded time (R8), and every wait here is interruptible.
 const FOREVER: Msecs = Msecs::MAX;
 
 /// A fault being handled, as far as the handler reads it.
