@@ -2,7 +2,7 @@
 /*
  * Static inline functions and macros of <linux/ww_mutex.h>, <linux/dma-resv.h>,
  * <linux/dma-fence.h>, <linux/lockdep.h>, <linux/vmalloc.h>, <linux/scatterlist.h>,
- * <linux/dma-mapping.h> and <linux/sched/signal.h> as exported symbols, so
+ * <linux/dma-mapping.h>, <linux/sched/signal.h> and <linux/mm.h> as exported symbols, so
  * that Rust code in this project's modules can call them. Each helper only forwards its call.
  */
 
@@ -251,3 +251,9 @@ void dl_disallow_signal(int sig)
 	disallow_signal(sig);
 }
 EXPORT_SYMBOL_GPL(dl_disallow_signal);
+
+void dl_release_fault_lock(struct vm_fault *vmf)
+{
+	release_fault_lock(vmf);
+}
+EXPORT_SYMBOL_GPL(dl_release_fault_lock);

@@ -9,6 +9,7 @@
 #include <linux/dma-fence.h>
 #include <linux/dma-resv.h>
 #include <linux/lockdep.h>
+#include <linux/mm.h>
 #include <linux/mutex.h>
 #include <linux/scatterlist.h>
 #include <linux/sched/signal.h>
@@ -65,5 +66,8 @@ void dl_vunmap(const void *addr);
 unsigned int dl_dma_max_segment(struct device *dev);
 void dl_dma_unmap_sgtable(struct device *dev, struct sg_table *sgt, enum dma_data_direction dir);
 int dl_dma_coerce_mask_64(struct device *dev);
+
+/* For exporters' CPU page faults (dmabuf/exporter/fault.rs). */
+void dl_release_fault_lock(struct vm_fault *vmf);
 
 #endif

@@ -4,8 +4,8 @@
 //!
 //! `/dev/dmabuf_exporter` creates buffers of system pages and hands them out as dma-buf fds. The
 //! buffer type implements the library's `Exporter` (pin and unpin, map and unmap with an
-//! `sg_table`, `mmap`, `vmap` and `vunmap`; dropping it is the release), from which the library
-//! makes the `dma_buf_ops`. Its job ioctl is the dma-buf submission
+//! `sg_table`, CPU page faults on a mapped buffer, `vmap` and `vunmap`; dropping it is the
+//! release), from which the library makes the `dma_buf_ops` and the mappings' fault handler. Its job ioctl is the dma-buf submission
 //! pattern: copy the arguments in (before any lock, R1), lock every buffer with the multi-object
 //! locker (R6), publish one write fence on each, unlock, and signal the fence from the
 //! "hardware"'s completion interrupt, an hrtimer (R4, R8). The job's fence and timers are
@@ -13,7 +13,7 @@
 //! job to the hardware, is a signalling section in which nothing allocates (R4). A watchdog
 //! signals the fence of a job whose hardware never completes with `-ETIMEDOUT` (R8). Its evict
 //! ioctl moves a buffer under its reservation, so dynamic importers see `invalidate_mappings`
-//! (R10), unless an importer has pinned it (`EBUSY`). The callbacks that the core calls with the
+//! (R10) and processes that map it fault again on their next access, unless an importer has pinned it (`EBUSY`). The callbacks that the core calls with the
 //! reservation held get the library's proof that it is held, which reaches the pin count guarded
 //! by it and cannot lock it again (R10).
 //!
@@ -42,7 +42,6 @@ use kernel::{
     dma::DataDirection,
     fs::{file::FileDescriptorReservation, File},
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
-    mm::virt::VmaNew,
     page::{Page, PAGE_SIZE},
     prelude::*,
     sync::{
@@ -349,18 +348,16 @@ impl Buffer {
     }
 
     /// Evicts the buffer if it is idle, from the shrinker's scan with its reservation try-locked
-    /// (R2): no unsignalled fence, no pin, no importer's mapping, no process's mapping. Keeps
+    /// (R2): no unsignalled fence, no pin, no importer's mapping; processes' mappings are
+    /// zapped. Keeps
     /// the pages that hold data and frees the all-zero ones; returns how many were freed.
     fn evict(&self, listed: &Listed<'_, Buffer>, guard: &mut impl HoldsResv) -> Option<usize> {
         // A job (or another driver) still uses it: busy.
         if !listed.resv().test_signaled(FenceUsage::Bookkeep) {
             return None;
         }
-        // Until faults map pages on demand, `mmap` inserts every page at once: a buffer that a
-        // process maps stays resident. Otherwise, the processes' pages would go first.
-        if listed.is_user_mapped() {
-            return None;
-        }
+        // Processes map the pages on demand (`Buffer::fault`): zapped now, under the
+        // reservation, their next access faults and brings the buffer back.
         listed.zap_user_mappings(guard).ok()?;
         let state = self.state.get_mut(guard).ok()?;
         if state.pins > 0 || state.mapped > 0 {
@@ -457,20 +454,17 @@ impl Exporter for Buffer {
         }
     }
 
-    /// The library locks the reservation for `mmap` (R1: under `mmap_lock`), so an evicted
-    /// buffer comes back here. The process's page tables hold the pages they map.
-    fn mmap(&self, held: &mut ResvHeld<'_>, vma: &VmaNew, pgoff: usize) -> Result {
-        let count = (vma.end() - vma.start()) / PAGE_SIZE;
-        let all = self.resident(held)?;
-        let pages = pgoff
-            .checked_add(count)
-            .and_then(|end| all.get(pgoff..end))
-            .ok_or(EINVAL)?;
-        let mixed = vma.set_mixedmap();
-        for (i, page) in pages.iter().enumerate() {
-            mixed.vm_insert_page(vma.start() + i * PAGE_SIZE, page)?;
+    /// A CPU access to a page of a mapped buffer that is not mapped yet: `mmap()` maps nothing,
+    /// and each page comes here the first time it is touched, and again after an eviction
+    /// zapped it. The library has locked the reservation under the process's `mmap_lock` (the
+    /// direction R1 allows) and waited for the buffer's moves; it checked `pgoff` against the
+    /// buffer's size too. An evicted buffer is brought back first (R2).
+    fn fault<'a>(&'a self, held: &'a mut ResvHeld<'_>, pgoff: usize) -> Result<&'a Page> {
+        self.resident(held)?;
+        match &self.state.get(held)?.storage {
+            Storage::Resident(pages) => pages.get(pgoff).ok_or(EINVAL),
+            Storage::Evicted(_) => Err(EINVAL),
         }
-        Ok(())
     }
 
     fn vmap<'a>(&'a self, held: &mut ResvHeld<'_>) -> Result<PageVmap<'a>> {
@@ -582,8 +576,10 @@ fn evict(task: &MayBlock, arg: usize) -> Result<isize> {
     if buffer.data().state.get(&guard)?.pins > 0 {
         return Err(EBUSY);
     }
-    // Importers' `invalidate_mappings` run now, with the reservation held (R10).
+    // Importers' `invalidate_mappings` run now, with the reservation held (R10), and the
+    // mappings of processes are zapped, so their next access faults (see `Buffer::fault`).
     buffer.dmabuf().invalidate_mappings(&mut guard)?;
+    buffer.dmabuf().zap_user_mappings(&mut guard)?;
     Ok(0)
 }
 

@@ -11,7 +11,9 @@
 //! taken without the lock and none takes it again.
 //!
 //! Rules: R10 (map, unmap and invalidate under the reservation), R1 (nothing here touches user
-//! memory), R4 (attaching and detaching need a [`MayBlock`]).
+//! memory under a reservation; an exporter's fault handler takes the reservation inside
+//! `mmap_lock`), R3 (that handler waits for the buffer's moves), R4 (attaching and detaching
+//! need a [`MayBlock`]).
 //!
 //! [`ResvCell`]: super::resv::ResvCell
 //! [`ResvHeld`]: super::resv::ResvHeld
@@ -260,6 +262,36 @@ impl DmaBuf {
         // SAFETY: The dma-buf is live and its reservation is held by the current task (the
         // proof), as the call requires.
         unsafe { bindings::dma_buf_invalidate_mappings(self.as_raw()) };
+        Ok(())
+    }
+
+    /// Unmaps the buffer from every process that has it mapped (`unmap_mapping_range()` on the
+    /// dma-buf file's mapping), so that the next CPU access faults: how an exporter with
+    /// [`Exporter::fault`] that moves the buffer makes its mappings follow, as TTM does. Called
+    /// with the reservation held, which `held` must prove (`EINVAL` for a proof of another
+    /// reservation): the library's fault handler inserts pages under the same reservation, so a
+    /// fault comes either before the move or after this call. The kernel orders
+    /// `i_mmap_rwsem`, which the unmap takes, inside reservations (its `dma_resv_lockdep()`).
+    ///
+    /// Pages of an exporter whose `mmap` maps them itself are unmapped too, but never come
+    /// back; and a page that a process has pinned (`get_user_pages()`) stays pinned: the
+    /// page's own reference keeps it allocated.
+    ///
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, dmabuf::DmaBuf};
+    /// fn moved(task: &MayBlock, buf: &DmaBuf) -> Result {
+    ///     let mut guard = buf.resv().lock_interruptible(task)?;
+    ///     // ... move the pages, with the move's fence as a kernel-usage fence ...
+    ///     buf.zap_user_mappings(&mut guard)?;
+    ///     buf.invalidate_mappings(&mut guard)
+    /// }
+    /// ```
+    pub fn zap_user_mappings(&self, held: &mut impl HoldsResv) -> Result {
+        check_held(self, held)?;
+        // SAFETY: The dma-buf's file is live (type invariant) and its `f_mapping` is set when
+        // the file is made and never changes; unmapping the whole range of every vma that maps
+        // it (copy-on-write copies included) needs no other lock than those the call takes.
+        unsafe { bindings::unmap_mapping_range((*self.file_ptr()).f_mapping, 0, 0, 1) };
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 //! Declarations of the C helpers in `rust/helpers.c`, exported by `dmabuf_lock.ko`.
 //!
 //! They wrap static inline functions and macros of `<linux/ww_mutex.h>`, `<linux/dma-resv.h>`,
-//! `<linux/dma-fence.h>` and `<linux/lockdep.h>` that `kernel::bindings`
+//! `<linux/dma-fence.h>`, `<linux/lockdep.h>` and `<linux/mm.h>` that `kernel::bindings`
 //! cannot call. Each has the contract of the C function it forwards to.
 
 #[cfg(CONFIG_LOCKDEP)]
@@ -11,7 +11,7 @@ use kernel::bindings::{lockdep_map, mutex, spinlock_t};
 use kernel::{
     bindings::{
         device, dma_data_direction, dma_fence, dma_fence_ops, dma_resv, module, page, sg_table,
-        ww_acquire_ctx,
+        vm_fault, ww_acquire_ctx,
     },
     ffi::c_void,
 };
@@ -58,6 +58,9 @@ extern "C" {
     pub(super) fn dl_vmap_pages(pages: *mut *mut page, count: u32) -> *mut c_void;
     /// `vunmap(addr)`.
     pub(super) fn dl_vunmap(addr: *const c_void);
+    /// `release_fault_lock(vmf)`: drops the `mmap_lock` (or the vma lock) that a fault handler
+    /// was called with.
+    pub(super) fn dl_release_fault_lock(vmf: *mut vm_fault);
     /// The largest segment `dev` can map: `dma_max_mapping_size()` and `dma_get_max_seg_size()`,
     /// rounded down to whole pages (at least one).
     pub(super) fn dl_dma_max_segment(dev: *mut device) -> u32;

@@ -13,7 +13,7 @@
 //! | [`resv`] | reservation objects, their single-object lock and fence slots | R2, R3, R7, R10 |
 //! | [`fence`] | fence handle, driver fences, a driver's hardware-seqno hooks | R3, R8 |
 //! | [`lockdep`] | lockdep maps, might-lock, reclaim scopes, priming a driver's lock order | R2, R9 |
-//! | [`dmabuf`] | dma-buf handles, an importer's dynamic attachment | R10 |
+//! | [`dmabuf`] | dma-buf handles, an importer's dynamic attachment, an exporter's ops and CPU fault path | R1, R3, R10 |
 //! | [`locker`] | the multi-object locker (`drm_exec`), owner of acquire contexts | R2, R6, R7 |
 //! | [`shrinker`] | shrinkers whose scans reach reservations only by trylock | R2 |
 //!

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! KUnit suite `dmabuf_lock_exporter`: a buffer type of the test's exported with the library's
-//! `Exporter`, attached dynamically and statically, mapped, moved and released (R10).
+//! `Exporter`, attached dynamically and statically, mapped, moved and released (R10); and one
+//! whose CPU mappings fault their pages in, under the reservation, after its moves (R1, R3).
 
 use kernel::prelude::*;
 
@@ -14,7 +15,9 @@ mod tests {
                 DmaBuf, DynamicAttachment, ExportOps, ExportedAttachment, ExportedBuf, Exporter,
                 PageMapping, StaticAttachment,
             },
-            resv::{ResvCell, ResvHeld},
+            fence::FenceTimeline,
+            resv::{FenceUsage, OwnedResv, ResvCell, ResvHeld},
+            signalling::{HwCompletion, PreparedIrqJob},
         },
     };
     use kernel::{
@@ -178,6 +181,44 @@ mod tests {
                 released,
             })
         })
+    }
+
+    /// An exporter whose mappings fault their pages in ([`Exporter::fault`]), counting faults.
+    struct Lazy {
+        pages: KVec<Page>,
+        faults: Arc<Atomic<u32>>,
+    }
+
+    static LAZY_OPS: ExportOps<Lazy> = ExportOps::new();
+
+    #[vtable]
+    impl Exporter for Lazy {
+        const OPS: &'static ExportOps<Self> = &LAZY_OPS;
+
+        fn map<'a>(
+            &'a self,
+            _held: &mut ResvHeld<'_>,
+            _attachment: &ExportedAttachment,
+            _dir: DataDirection,
+        ) -> Result<PageMapping<'a>> {
+            Err(ENODEV)
+        }
+
+        fn fault<'a>(&'a self, _held: &'a mut ResvHeld<'_>, pgoff: usize) -> Result<&'a Page> {
+            self.faults.add(1, Relaxed);
+            self.pages.get(pgoff).ok_or(EINVAL)
+        }
+    }
+
+    /// Gives the case's kthread an address space of its own (`kunit_attach_mm()`), torn down
+    /// when the kthread exits, and exports one zeroed page as a `Lazy` buffer.
+    fn export_lazy(faults: &Arc<Atomic<u32>>) -> Result<ExportedBuf<Lazy>> {
+        // SAFETY: Called from the case's kthread, which has no address space of its own yet.
+        kernel::error::to_result(unsafe { kernel::bindings::kunit_attach_mm() })?;
+        let mut pages = KVec::new();
+        pages.push(Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?, GFP_KERNEL)?;
+        let faults = faults.clone();
+        ExportedBuf::new(&task()?, PAGE_SIZE, |_| Ok(Lazy { pages, faults }))
     }
 
     /// A device that DMA can be mapped for: a faux device with a 64-bit mask.
@@ -403,6 +444,60 @@ mod tests {
         // SAFETY: As above.
         unsafe { flush_delayed_fput() };
         assert_eq!(released.load(Relaxed), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn fault_waits_for_kernel_fences() -> Result {
+        let mut task = task()?;
+        let faults = flag()?;
+        let buf = export_lazy(&faults)?;
+        // A move of the buffer in flight: a kernel-usage fence, which the "hardware"'s
+        // completion interrupt signals 500 ms from now.
+        let timeline = FenceTimeline::new();
+        let job = PreparedIrqJob::new(&task, &timeline, 5000, |_fence, _irq| Ok(()))?;
+        let mut guard = buf.dmabuf().resv().lock(&task);
+        guard.reserve_fences(1)?;
+        let section = task.signalling_section();
+        let job = job.arm(&section);
+        guard.add_fence(job.fence(), FenceUsage::Kernel)?;
+        job.submit(HwCompletion::After(500));
+        drop(section);
+        drop(guard);
+        let mapping = buf.dmabuf().map_user_read(&task)?;
+        // Mapping maps nothing; the move is still running.
+        assert_eq!(faults.load(Relaxed), 0);
+        assert!(!buf.dmabuf().resv().test_signaled(FenceUsage::Kernel));
+        let mut byte = [0xffu8];
+        mapping.reader().read_slice(&mut byte)?;
+        // The copy faulted, and the fault waited for the move before asking for the page.
+        assert!(buf.dmabuf().resv().test_signaled(FenceUsage::Kernel));
+        assert_eq!(faults.load(Relaxed), 1);
+        assert_eq!(byte[0], 0);
+        Ok(())
+    }
+
+    #[test]
+    fn zapped_mapping_faults_again() -> Result {
+        let task = task()?;
+        let faults = flag()?;
+        let buf = export_lazy(&faults)?;
+        let mapping = buf.dmabuf().map_user_read(&task)?;
+        let mut byte = [0xffu8];
+        mapping.reader().read_slice(&mut byte)?;
+        mapping.reader().read_slice(&mut byte)?;
+        // Mapped once, by the first access.
+        assert_eq!(faults.load(Relaxed), 1);
+        // A proof of another reservation is refused.
+        let other = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+        let mut wrong = other.lock(&task);
+        assert_eq!(buf.dmabuf().zap_user_mappings(&mut wrong), Err(EINVAL));
+        drop(wrong);
+        let mut guard = buf.dmabuf().resv().lock(&task);
+        buf.dmabuf().zap_user_mappings(&mut guard)?;
+        drop(guard);
+        mapping.reader().read_slice(&mut byte)?;
+        assert_eq!(faults.load(Relaxed), 2);
         Ok(())
     }
 

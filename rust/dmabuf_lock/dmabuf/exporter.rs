@@ -8,10 +8,14 @@
 //! [`ResvCell`]s, and none of their arguments reaches the reservation itself, so locking it
 //! again in one does not compile (R10; `compile-fail/exporter_callback_relocks.rs`). The others
 //! (attach and detach, mmap, CPU access) run without it and get no proof, so a guarded cell
-//! cannot be touched there (`compile-fail/exporter_cell_without_resv.rs`).
+//! cannot be touched there (`compile-fail/exporter_cell_without_resv.rs`). A CPU page fault on a
+//! mapped buffer ([`Exporter::fault`]) gets the proof too: the library's fault handler locks the
+//! reservation under the process's `mmap_lock` (R1's allowed direction) before asking the driver
+//! for the page.
 //!
 //! [`ResvCell`]: super::super::resv::ResvCell
 
+mod fault;
 mod list;
 mod ops;
 mod pages;
@@ -34,7 +38,7 @@ use kernel::{
     error::{code::EINVAL, from_err_ptr, VTABLE_DEFAULT_ERROR},
     fs::file::FileDescriptorReservation,
     mm::virt::VmaNew,
-    page::PAGE_SIZE,
+    page::{Page, PAGE_SIZE},
     prelude::*,
     sync::{aref::ARef, atomic::Atomic},
     types::Opaque,
@@ -57,7 +61,8 @@ use list::ListLink;
 /// the driver's own buffers (`EINVAL`; never unsound, since the type is checked too).
 ///
 /// Implementing `unpin` without `pin`, or `vunmap` without `vmap`, does not compile: the core
-/// calls them only after their pair.
+/// calls them only after their pair. Nor do `mmap` and `fault` together: with `fault` the
+/// library's `mmap` sets the mapping up for it (`compile-fail/exporter_mmap_and_fault.rs`).
 ///
 /// Callbacks run on the task of whoever calls into the core (an importer's, the exporter's
 /// own); a Rust panic in one is a `BUG()` there, as in C, with the reservation still held when
@@ -169,8 +174,74 @@ pub trait Exporter: Sized + Send + Sync + 'static {
     /// (interruptibly: a signal fails the `mmap()` with `EINTR`), so that an exporter whose
     /// pages may be replaced under the reservation (an eviction, R2) maps the current ones;
     /// `held` proves it (R10). Pages inserted here stay mapped until the exporter zaps them
-    /// ([`Listed::zap_user_mappings`]) before replacing them.
+    /// ([`Listed::zap_user_mappings`]) before replacing them; the vma becomes visible to such a
+    /// zap only after this returns, so an exporter that replaces pages should implement
+    /// [`Exporter::fault`] instead, which inserts each page under the reservation when it is
+    /// touched. An exporter implements this or [`Exporter::fault`], not both (a compile error).
     fn mmap(&self, _held: &mut ResvHeld<'_>, _vma: &VmaNew, _pgoff: usize) -> Result {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Returns the page at `pgoff` (in pages from the buffer's start, below its size) for a CPU
+    /// page fault on a mapping of the buffer, with the reservation held (R10). With it, the
+    /// library implements `mmap`: the mapping starts empty, and each page is inserted when it
+    /// is first touched.
+    ///
+    /// The library's fault handler runs under the faulting process's `mmap_lock` and locks the
+    /// reservation inside it, the direction R1 allows (TTM's): so this must not touch user
+    /// memory (no user copies: R1), and it may allocate (R2). Before calling it, the handler
+    /// waits for the buffer's kernel-usage fences (the exporter's moves, R3); where the fault
+    /// may be retried it waits for those and for a contended reservation without the
+    /// `mmap_lock`, and a signal ends the wait (the access faults again after it). Private
+    /// writable (copy-on-write) mappings are `EINVAL`; the mapping cannot grow (`mremap()`).
+    ///
+    /// The page is borrowed from `self`, for as long as the proof: it is in the page table
+    /// before the reservation is unlocked, and the page table holds a reference on it of its
+    /// own, so it stays allocated while mapped even if the driver frees it. An exporter that
+    /// moves the buffer zaps its user mappings with the reservation held
+    /// ([`DmaBuf::zap_user_mappings`]), so that the next access faults here and gets the new
+    /// page. An error is `SIGBUS` for the faulting access (`ENOMEM`: the out-of-memory handler).
+    /// A panic here is a `BUG()` with the reservation and the `mmap_lock` held.
+    ///
+    /// (KUnit case `dmabuf_lock_exporter::fault_waits_for_kernel_fences` maps such a buffer and
+    /// faults on it; `samples/dmabuf_exporter.rs` implements it.)
+    ///
+    /// ```
+    /// # use dmabuf_lock::{
+    /// #     context::MayBlock,
+    /// #     dmabuf::{ExportOps, ExportedAttachment, ExportedBuf, Exporter, PageMapping},
+    /// #     resv::ResvHeld,
+    /// # };
+    /// # use kernel::{dma::DataDirection, page::{Page, PAGE_SIZE}};
+    /// struct Lazy {
+    ///     pages: KVec<Page>,
+    /// }
+    /// static LAZY_OPS: ExportOps<Lazy> = ExportOps::new();
+    /// #[vtable]
+    /// impl Exporter for Lazy {
+    ///     const OPS: &'static ExportOps<Self> = &LAZY_OPS;
+    /// #   fn map<'a>(
+    /// #       &'a self,
+    /// #       _held: &mut ResvHeld<'_>,
+    /// #       attachment: &ExportedAttachment,
+    /// #       dir: DataDirection,
+    /// #   ) -> Result<PageMapping<'a>> {
+    /// #       PageMapping::new(attachment.device(), &self.pages, dir)
+    /// #   }
+    ///     fn fault<'a>(&'a self, _held: &'a mut ResvHeld<'_>, pgoff: usize) -> Result<&'a Page> {
+    ///         self.pages.get(pgoff).ok_or(EINVAL)
+    ///     }
+    /// }
+    /// let task = MayBlock::new()?;
+    /// let mut pages = KVec::new();
+    /// pages.push(Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?, GFP_KERNEL)?;
+    /// let buf = ExportedBuf::new(&task, PAGE_SIZE, |_| Ok(Lazy { pages }))?;
+    /// // The library's `mmap` and fault handler serve the buffer's mappings.
+    /// assert!(buf.dmabuf().is_exported_with(Lazy::OPS.as_raw()));
+    /// assert!(LAZY_OPS.as_raw().mmap.is_some());
+    /// # Ok::<(), Error>(())
+    /// ```
+    fn fault<'a>(&'a self, _held: &'a mut ResvHeld<'_>, _pgoff: usize) -> Result<&'a Page> {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 

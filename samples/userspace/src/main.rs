@@ -23,6 +23,7 @@ use std::{
 #[allow(dead_code)]
 mod uapi;
 
+mod fault;
 mod shrink;
 
 use uapi::*;
@@ -1372,6 +1373,7 @@ fn main() {
     );
 
     output_checks(&mut r, &exporter, &importer);
+    fault::checks(&mut r, &exporter, &importer);
     budget_checks(&mut r);
     shrink::story(&mut r, &exporter, &importer);
 

@@ -13,7 +13,7 @@ use super::{
         context::MayBlock,
         resv::{Resv, ResvHeld},
     },
-    Exported, ExportedAttachment, Exporter, PageMapping, PageVmap,
+    fault, Exported, ExportedAttachment, Exporter, PageMapping, PageVmap,
 };
 use core::{marker::PhantomData, ptr::NonNull};
 use kernel::{bindings, dma::DataDirection, mm::virt::VmaNew, prelude::*, sync::atomic::Relaxed};
@@ -42,13 +42,46 @@ use kernel::{bindings, dma::DataDirection, mm::virt::VmaNew, prelude::*, sync::a
 /// assert!(VRAM_OPS.as_raw().map_dma_buf.is_some());
 /// ```
 ///
+/// With [`Exporter::fault`], the ops hold the buffer's `vm_operations_struct` too, which the
+/// generated `mmap` installs in every vma of the buffer:
+///
+/// ```
+/// # use dmabuf_lock::{dmabuf::{ExportOps, ExportedAttachment, Exporter, PageMapping}, resv::ResvHeld};
+/// # use kernel::{dma::DataDirection, page::Page};
+/// struct Lazy(KVec<Page>);
+/// static LAZY_OPS: ExportOps<Lazy> = ExportOps::new();
+/// #[vtable]
+/// impl Exporter for Lazy {
+///     const OPS: &'static ExportOps<Self> = &LAZY_OPS;
+///     fn map<'a>(
+///         &'a self,
+///         _held: &mut ResvHeld<'_>,
+///         _attachment: &ExportedAttachment,
+///         _dir: DataDirection,
+///     ) -> Result<PageMapping<'a>> {
+///         Err(ENOMEM)
+///     }
+///     fn fault<'a>(&'a self, _held: &'a mut ResvHeld<'_>, pgoff: usize) -> Result<&'a Page> {
+///         self.0.get(pgoff).ok_or(EINVAL)
+///     }
+/// }
+/// assert!(LAZY_OPS.as_raw().mmap.is_some());
+/// assert!(LAZY_OPS.vm_ops().fault.is_some());
+/// ```
+///
 /// # Invariants
 ///
-/// Every callback in the ops is one of this module's, instantiated for `T`, and `unpin` is set
-/// exactly when `pin` is (the core wants both or neither): a dma-buf whose ops are these was
-/// exported by [`ExportedBuf::new`](super::ExportedBuf::new) for `T` (the only place that
-/// passes them to the core), so its private data is an `Exported<T>`.
-pub struct ExportOps<T: Exporter>(bindings::dma_buf_ops, PhantomData<fn() -> T>);
+/// Every callback in the ops (`dma_buf_ops` and `vm_operations_struct`) is one of this module's
+/// or of `fault.rs`, instantiated for `T`, and `unpin` is set exactly when `pin` is (the core
+/// wants both or neither): a dma-buf whose ops are these was exported by
+/// [`ExportedBuf::new`](super::ExportedBuf::new) for `T` (the only place that passes them to the
+/// core), so its private data is an `Exported<T>`. The vm ops are installed only by the `mmap`
+/// of these ops, in a vma whose `vm_file` is such a dma-buf's file.
+pub struct ExportOps<T: Exporter> {
+    ops: bindings::dma_buf_ops,
+    vm_ops: bindings::vm_operations_struct,
+    _exporter: PhantomData<fn() -> T>,
+}
 
 impl<T: Exporter> ExportOps<T> {
     /// The ops of `T`, for a `static`.
@@ -90,8 +123,14 @@ impl<T: Exporter> ExportOps<T> {
             !T::HAS_VUNMAP || T::HAS_VMAP,
             "an exporter that implements `vunmap` must implement `vmap`"
         );
-        Self(
-            bindings::dma_buf_ops {
+        // With `fault`, the library's `mmap` sets the vma up for it: a driver's `mmap` beside
+        // it would either be ignored or map pages that the fault path does not know about.
+        assert!(
+            !(T::HAS_MMAP && T::HAS_FAULT),
+            "an exporter implements `mmap` or `fault`, not both"
+        );
+        Self {
+            ops: bindings::dma_buf_ops {
                 attach: if T::HAS_ATTACH {
                     Some(attach::<T>)
                 } else {
@@ -117,12 +156,19 @@ impl<T: Exporter> ExportOps<T> {
                 } else {
                     None
                 },
-                mmap: if T::HAS_MMAP { Some(mmap::<T>) } else { None },
+                mmap: if T::HAS_FAULT {
+                    Some(fault::mmap::<T>)
+                } else if T::HAS_MMAP {
+                    Some(mmap::<T>)
+                } else {
+                    None
+                },
                 vmap: if T::HAS_VMAP { Some(vmap::<T>) } else { None },
                 vunmap: if T::HAS_VMAP { Some(vunmap::<T>) } else { None },
             },
-            PhantomData,
-        )
+            vm_ops: fault::vm_ops::<T>(),
+            _exporter: PhantomData,
+        }
     }
 
     /// Returns the C ops, as [`DmaBuf::is_exported_with`](super::super::DmaBuf::is_exported_with)
@@ -135,7 +181,20 @@ impl<T: Exporter> ExportOps<T> {
     /// }
     /// ```
     pub const fn as_raw(&'static self) -> &'static bindings::dma_buf_ops {
-        &self.0
+        &self.ops
+    }
+
+    /// Returns the vm ops that the `mmap` of an exporter with [`Exporter::fault`] installs in
+    /// the buffer's vmas (only `fault` is set; unused without [`Exporter::fault`]).
+    ///
+    /// ```
+    /// # use dmabuf_lock::dmabuf::Exporter;
+    /// fn faults<T: Exporter>() -> bool {
+    ///     T::OPS.vm_ops().fault.is_some() && T::HAS_FAULT
+    /// }
+    /// ```
+    pub const fn vm_ops(&'static self) -> &'static bindings::vm_operations_struct {
+        &self.vm_ops
     }
 }
 
@@ -150,7 +209,7 @@ impl<T: Exporter> Default for ExportOps<T> {
 /// # Safety
 ///
 /// `dmabuf` is a live dma-buf exported with `T`'s ops, not released during `'a`.
-unsafe fn exported<'a, T: Exporter>(dmabuf: *mut bindings::dma_buf) -> &'a Exported<T> {
+pub(super) unsafe fn exported<'a, T: Exporter>(dmabuf: *mut bindings::dma_buf) -> &'a Exported<T> {
     // SAFETY: Exported with `T`'s ops, so by `ExportedBuf::new` with an `Exported<T>` as private
     // data, which lives until `release` (the caller's contract).
     unsafe { &*(*dmabuf).priv_.cast::<Exported<T>>() }
