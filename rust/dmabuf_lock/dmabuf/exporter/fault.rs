@@ -40,6 +40,7 @@ use kernel::{
     page::PAGE_SIZE,
     prelude::*,
     sync::aref::ARef,
+    task::Task,
     time::Msecs,
 };
 
@@ -111,9 +112,20 @@ struct Fault {
 impl Fault {
     /// Whether the fault may be retried and this is its first try: the handler may then drop
     /// the fault lock, wait, and return `VM_FAULT_RETRY` (`fault_flag_allow_retry_first()`).
+    ///
+    /// Only for a user task that is not exiting: the wait holds its own reference on the
+    /// dma-buf, which may be the last one when it is dropped, and only such a task's `fput()`
+    /// defers the release to its return to user space, after the handler. A kernel thread's
+    /// (a KVM async page fault, a driver's `get_user_pages_remote()`) or an exiting task's goes
+    /// to a work item that another CPU may run while the handler still holds `&T` and runs
+    /// this module's code; those wait with the fault lock held instead, under the vma's
+    /// reference.
     fn may_retry(&self) -> bool {
+        // SAFETY: The current task is live; `flags` is read as the kernel's `current->flags`.
+        let task_flags = unsafe { (*Task::current_raw()).flags };
         self.flags & bindings::fault_flag_FAULT_FLAG_ALLOW_RETRY != 0
             && self.flags & bindings::fault_flag_FAULT_FLAG_TRIED == 0
+            && task_flags & (bindings::PF_KTHREAD | bindings::PF_EXITING) == 0
     }
 
     /// Whether a retry must not drop the fault lock (`FAULT_FLAG_RETRY_NOWAIT`): the caller

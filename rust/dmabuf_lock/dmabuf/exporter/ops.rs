@@ -66,7 +66,6 @@ use kernel::{bindings, dma::DataDirection, mm::virt::VmaNew, prelude::*, sync::a
 ///     }
 /// }
 /// assert!(LAZY_OPS.as_raw().mmap.is_some());
-/// assert!(LAZY_OPS.vm_ops().fault.is_some());
 /// ```
 ///
 /// # Invariants
@@ -185,15 +184,10 @@ impl<T: Exporter> ExportOps<T> {
     }
 
     /// Returns the vm ops that the `mmap` of an exporter with [`Exporter::fault`] installs in
-    /// the buffer's vmas (only `fault` is set; unused without [`Exporter::fault`]).
-    ///
-    /// ```
-    /// # use dmabuf_lock::dmabuf::Exporter;
-    /// fn faults<T: Exporter>() -> bool {
-    ///     T::OPS.vm_ops().fault.is_some() && T::HAS_FAULT
-    /// }
-    /// ```
-    pub const fn vm_ops(&'static self) -> &'static bindings::vm_operations_struct {
+    /// the buffer's vmas (only `fault` is set; unused without [`Exporter::fault`]). Private to
+    /// the library: the fault handler trusts that a vma with these ops maps one of `T`'s
+    /// dma-bufs, which only the library's `mmap` guarantees.
+    pub(super) const fn vm_ops(&'static self) -> &'static bindings::vm_operations_struct {
         &self.vm_ops
     }
 }
