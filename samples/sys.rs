@@ -3,7 +3,7 @@
 //! What both sample drivers need: the C helpers they call (`rust/helpers.c`, exported by
 //! `dmabuf_lock.ko`), and reading and writing ioctl arguments.
 
-use super::uapi::{DliImport, DliOp, DlsCreate, DlsJob, DLS_UAPI_VERSION};
+use super::uapi::{DliImport, DliOp, DliUserptr, DliUserptrJob, DlsCreate, DlsJob, DLS_UAPI_VERSION};
 use core::mem::size_of;
 use kernel::{
     bindings::device,
@@ -71,4 +71,6 @@ uapi_bytes! {
     DlsJob { version, size, fds_ptr, count, delay_ms, seqno },
     DliImport { version, size, fd, handle },
     DliOp { version, size, handle, timeout_ms, result },
+    DliUserptr { version, size, addr, len, handle, flags },
+    DliUserptrJob { version, size, handle, delay_ms, seqno },
 }

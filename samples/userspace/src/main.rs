@@ -25,6 +25,8 @@ mod uapi;
 
 use uapi::*;
 
+mod userptr;
+
 #[derive(Default)]
 struct Report {
     passed: u32,
@@ -1107,6 +1109,7 @@ fn main() {
         Some("faults") => Some(faults()),
         Some("reliability") => Some(reliability()),
         Some("unload") => Some(unload()),
+        Some("userptr") => Some(userptr::run()),
         _ => None,
     };
     if let Some(r) = special {

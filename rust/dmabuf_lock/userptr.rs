@@ -1,0 +1,672 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Userptr: a range of a process's memory that a job uses, kept coherent by an mmu interval
+//! notifier whose invalidation waits for the range's fences (R3), inside the mmu-notifier scope
+//! that lockdep checks (R2).
+//!
+//! A driver that lets jobs use user memory directly must stop using the pages before the
+//! process's address space changes there (`munmap`, `mprotect`, `fork`'s copy-on-write, reclaim,
+//! migration): the kernel tells it through an `mmu_interval_notifier`, and the driver's callback
+//! waits for the jobs that use the range. [`UserRange::register`] registers one on the calling
+//! process's address space (`mmu_interval_notifier_insert()`); the driver's [`Invalidate`]
+//! callback gets an [`Invalidation`], which waits for fences on a blockable range and only
+//! checks them on one that may not block (where the kernel retries later, as the API wants).
+//!
+//! The sequence protocol of `mmu_interval_read_begin()` and `mmu_interval_read_retry()` is the
+//! library's: [`UserRange::read_pages`] starts a read and pins the range's pages, and
+//! [`UserRange::commit`] takes the range's notifier lock and checks that no invalidation ran
+//! since; the job publishes its fence while the [`Committed`] guard lives. The callback sets the
+//! sequence (`mmu_interval_set_seq()`) under the same lock before the driver's code runs, so the
+//! driver cannot forget it, and an invalidation either sees the job's fence or makes the commit
+//! fail with `EAGAIN`.
+//!
+//! The lock order is `fs_reclaim -> mmu notifier -> notifier lock -> fence wait`, as the kernel's
+//! `dma_resv_lockdep()` primes its own notifier map: the callback runs with the library's
+//! mmu-notifier map held ([`super::lockdep::Level::MmuNotifier`]), and registering primes the
+//! notifier lock inside it. So lockdep reports an allocation or a blocking reservation lock in the
+//! callback, and an allocation while a [`Committed`] guard is held, at the first time it happens
+//! (R2, R3, R9). A reservation is locked *before* committing (reservations outside the notifier
+//! lock), and the signalling section of the submission is entered inside the guard.
+//!
+//! Memory safety does not rest on the notifier: pages are used only through a [`UserPages`],
+//! which holds a pin on each (`pin_user_pages_remote()`) and unpins them on drop. The notifier
+//! keeps what a job sees coherent with the process; the pins keep the pages from being freed.
+//!
+//! A registration holds a reference on the module this library is compiled into (its callback is
+//! that module's code) and on the address space (`mmgrab()`, by the kernel). Dropping the
+//! [`UserRange`] removes the notifier, waiting for callbacks under way
+//! (`mmu_interval_notifier_remove()`). A leaked `UserRange` leaks its memory with it and stays
+//! registered: its module can then never be unloaded, which is a leak, not a use-after-free.
+//! Like every object that points at its module's code, a `UserRange` is refused during the
+//! module's `init` (`EBUSY`).
+//!
+//! Only built with `CONFIG_MMU_NOTIFIER`.
+//!
+//! # Examples
+//!
+//! ```
+//! use dmabuf_lock::{
+//!     context::MayBlock,
+//!     fence::FenceTimeline,
+//!     resv::{FenceUsage, OwnedResv},
+//!     userptr::{Invalidate, Invalidation, UserRange},
+//! };
+//! use kernel::{page::PAGE_SIZE, sync::atomic::{Atomic, Relaxed}};
+//! # // A KUnit case runs in a kthread without an address space; give it one and map four pages
+//! # // of anonymous memory in it, as a process would have them.
+//! # // SAFETY: Attaches a new mm to the test's kthread; no preconditions.
+//! # kernel::error::to_result(unsafe { kernel::bindings::kunit_attach_mm() })?;
+//! # // SAFETY: The task has an address space now; a new anonymous mapping replaces nothing.
+//! # let addr = unsafe { kernel::bindings::vm_mmap(core::ptr::null_mut(), 0, 4 * 4096, 3, 0x22, 0) } as usize;
+//!
+//! /// A userptr object: the jobs that use it publish their fences on its reservation.
+//! #[pin_data]
+//! struct Userptr {
+//!     #[pin]
+//!     resv: OwnedResv,
+//!     invalidations: Atomic<u32>,
+//! }
+//!
+//! impl Invalidate for Userptr {
+//!     fn invalidate(&self, range: &Invalidation<'_>) {
+//!         self.invalidations.add(1, Relaxed);
+//!         // Waits (bounded) on a blockable range; on one that may not block, only checks, and
+//!         // the kernel retries later if a job is still running (R3).
+//!         range.wait_resv(&self.resv, FenceUsage::Bookkeep, 10_000);
+//!     }
+//! }
+//!
+//! let mut task = MayBlock::new()?;
+//! let userptr = UserRange::register(&task, addr, 4 * PAGE_SIZE, pin_init!(Userptr {
+//!     resv <- OwnedResv::new(),
+//!     invalidations: Atomic::new(0),
+//! }))?;
+//! let timeline = FenceTimeline::new();
+//! // A job: pin the pages (no lock held), lock the reservation, commit, publish the fence.
+//! let job = timeline.prepare(&task)?;
+//! let pages = userptr.read_pages(&task, true)?;
+//! assert_eq!(pages.len(), 4);
+//! let mut guard = userptr.resv.lock(&task);
+//! guard.reserve_fences(1)?;
+//! let committed = userptr.commit(&task, &pages)?; // `EAGAIN`: invalidated meanwhile, retry
+//! let job = job.arm();
+//! guard.add_fence(job.fence(), FenceUsage::Write)?;
+//! drop(committed);
+//! drop(guard);
+//! drop(pages);
+//! job.signal(Ok(()));
+//! // The process unmaps the range: the callback runs (and would wait for a pending job).
+//! # // SAFETY: Unmaps the mapping made above, in the task's own address space.
+//! # kernel::error::to_result(unsafe { kernel::bindings::vm_munmap(addr as _, 4 * 4096) })?;
+//! assert!(userptr.invalidations.load(Relaxed) > 0);
+//! // The range is gone: pinning it fails, and an older read would no longer commit.
+//! assert_eq!(userptr.read_pages(&task, true).err(), Some(EFAULT));
+//! drop(userptr); // the notifier is removed
+//! # Ok::<(), Error>(())
+//! ```
+
+use super::{
+    context::MayBlock,
+    fence::{jiffies_timeout, Fence, ModuleRef},
+    lockdep::{mmu_notifier_enter, mmu_notifier_exit, Level, LockOrder},
+    resv::{FenceUsage, Resv},
+};
+use core::{
+    cell::Cell,
+    marker::PhantomData,
+    ops::Deref,
+    ptr::{self, NonNull},
+};
+use kernel::{
+    bindings,
+    error::to_result,
+    ffi::{c_uint, c_ulong},
+    mm::Mm,
+    new_mutex,
+    page::{BorrowedPage, PAGE_SIZE},
+    prelude::*,
+    sync::{lock::mutex::MutexBackend, lock::Guard, Mutex},
+    time::Msecs,
+    types::{NotThreadSafe, Opaque},
+};
+
+/// The most pages one [`UserRange::read_pages`] pins (1 GiB of 4 KiB pages); more is `EINVAL`.
+pub const MAX_READ_PAGES: usize = 1 << 18;
+
+/// What a driver does when the process's address space changes in a registered range: stop
+/// using the range's pages, waiting for the jobs that use them (R3).
+///
+/// The callback runs on the task that changes the address space (`munmap`, `mprotect`, `fork`,
+/// reclaim, the OOM reaper), with the range's notifier lock held and inside the mmu-notifier
+/// scope: it must not allocate with `GFP_KERNEL`, lock a reservation or take `mmap_lock`, and
+/// lockdep reports it if it does (R2). On a range that may not block
+/// ([`Invalidation::may_block`] is false: the OOM reaper) it must not sleep at all.
+///
+/// See the module documentation for an example.
+pub trait Invalidate: Send + Sync + 'static {
+    /// Stops the use of the range's pages: waits for the fences of the jobs that use them
+    /// ([`Invalidation::wait_resv`], [`Invalidation::wait_fence`]).
+    fn invalidate(&self, range: &Invalidation<'_>);
+}
+
+/// Why the address space changes (`enum mmu_notifier_event`).
+///
+/// ```
+/// # use dmabuf_lock::userptr::InvalidateEvent;
+/// let event = InvalidateEvent::Protection;
+/// assert!(event != InvalidateEvent::Unmap); // the pages stay, only their access changes
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvalidateEvent {
+    /// `munmap()` or `mremap()`: the range no longer maps these pages.
+    Unmap,
+    /// Page table entries cleared (`madvise()`, a page replaced, reclaim, migration).
+    Clear,
+    /// Access changes (`mprotect()`, `fork()` write-protecting for copy-on-write).
+    Protection,
+    /// The address space is going away (the process exits).
+    Release,
+    /// Anything else (soft-dirty tracking, device-exclusive entries).
+    Other,
+}
+
+/// One invalidation of a [`UserRange`], as its [`Invalidate`] callback sees it.
+///
+/// ```
+/// # use dmabuf_lock::{resv::{FenceUsage, OwnedResv}, userptr::{Invalidate, Invalidation}};
+/// struct Job {
+///     resv: Pin<KBox<OwnedResv>>,
+/// }
+///
+/// impl Invalidate for Job {
+///     fn invalidate(&self, range: &Invalidation<'_>) {
+///         if !range.wait_resv(&self.resv, FenceUsage::Bookkeep, 5000) && range.may_block() {
+///             pr_warn!("job still running after 5 s: its pages change under it\n");
+///         }
+///     }
+/// }
+/// # let _job = Job { resv: KBox::pin_init(OwnedResv::new(), GFP_KERNEL)? };
+/// # Ok::<(), Error>(())
+/// ```
+pub struct Invalidation<'a> {
+    range: &'a bindings::mmu_notifier_range,
+    busy: Cell<bool>,
+    _not_send: NotThreadSafe,
+}
+
+impl Invalidation<'_> {
+    /// The first address that changes.
+    pub fn start(&self) -> usize {
+        self.range.start as usize
+    }
+
+    /// The address after the last that changes.
+    pub fn end(&self) -> usize {
+        self.range.end as usize
+    }
+
+    /// Why it changes.
+    pub fn event(&self) -> InvalidateEvent {
+        match self.range.event {
+            bindings::mmu_notifier_event_MMU_NOTIFY_UNMAP => InvalidateEvent::Unmap,
+            bindings::mmu_notifier_event_MMU_NOTIFY_CLEAR => InvalidateEvent::Clear,
+            bindings::mmu_notifier_event_MMU_NOTIFY_PROTECTION_VMA
+            | bindings::mmu_notifier_event_MMU_NOTIFY_PROTECTION_PAGE => {
+                InvalidateEvent::Protection
+            }
+            bindings::mmu_notifier_event_MMU_NOTIFY_RELEASE => InvalidateEvent::Release,
+            _ => InvalidateEvent::Other,
+        }
+    }
+
+    /// Whether the callback may sleep (`mmu_notifier_range_blockable()`): false only for the OOM
+    /// reaper, which retries a range whose callback could not finish without waiting.
+    pub fn may_block(&self) -> bool {
+        self.range.flags & bindings::MMU_NOTIFIER_RANGE_BLOCKABLE != 0
+    }
+
+    /// Waits up to `timeout_ms` for every fence of `usage` on `resv` (R3), not interruptibly;
+    /// returns whether they have all signalled. On a range that may not block it only checks,
+    /// and a fence still pending makes the kernel retry the invalidation later.
+    ///
+    /// A time-out cannot stop the change: the process's pages change under a job still running.
+    /// Bound the job itself (a watchdog that signals its fence with an error, R8) and wait
+    /// longer than that.
+    pub fn wait_resv(&self, resv: &Resv, usage: FenceUsage, timeout_ms: Msecs) -> bool {
+        if !self.may_block() {
+            return self.checked(resv.test_signaled(usage));
+        }
+        let timeout = jiffies_timeout(timeout_ms).unsigned_abs();
+        // SAFETY: The reservation is initialised (type invariant of `Resv`); a blockable
+        // invalidation may sleep, and waiting for fences is allowed inside it (R3).
+        let ret = unsafe {
+            bindings::dma_resv_wait_timeout(resv.as_raw(), usage.as_raw(), false, timeout)
+        };
+        ret > 0
+    }
+
+    /// Waits up to `timeout_ms` for `fence`, as [`Invalidation::wait_resv`] does for a
+    /// reservation's fences.
+    pub fn wait_fence(&self, fence: &Fence, timeout_ms: Msecs) -> bool {
+        if !self.may_block() {
+            return self.checked(fence.is_signaled());
+        }
+        // SAFETY: The fence is initialised (type invariant of `Fence`); a blockable invalidation
+        // may sleep.
+        let ret = unsafe {
+            bindings::dma_fence_wait_timeout(fence.as_raw(), false, jiffies_timeout(timeout_ms))
+        };
+        ret > 0
+    }
+
+    /// Records that a non-blocking invalidation found a fence pending.
+    fn checked(&self, signalled: bool) -> bool {
+        if !signalled {
+            self.busy.set(true);
+        }
+        signalled
+    }
+}
+
+/// What a [`UserRange`] holds in place: the C notifier is linked into the address space's
+/// interval tree, and its callback finds the rest through it.
+#[pin_data]
+struct Registration<T: Invalidate> {
+    #[pin]
+    notifier: Opaque<bindings::mmu_interval_notifier>,
+    /// The notifier lock: the callback sets the sequence under it, [`UserRange::commit`] checks
+    /// it under it.
+    #[pin]
+    lock: Mutex<()>,
+    data: Pin<KBox<T>>,
+    start: usize,
+    len: usize,
+    /// The callback is this module's code.
+    _module: ModuleRef,
+}
+
+/// A range of the calling process's memory with an mmu interval notifier registered on it;
+/// removed on drop. It dereferences to the driver's data, whose [`Invalidate`] callback runs on
+/// each change of the range.
+///
+/// Dropping it sleeps: it waits for callbacks under way. Never drop it from its own callback (it
+/// would wait for itself), nor while holding a lock that the callback takes.
+///
+/// # Invariants
+///
+/// `reg.notifier` is inserted into an address space's interval tree with the ops of `T` and is
+/// removed only in `drop`, before `reg` is freed; `reg` stays pinned in its box until then.
+///
+/// # Examples
+///
+/// ```
+/// # use dmabuf_lock::{context::MayBlock, userptr::{Invalidate, Invalidation, UserRange}};
+/// # use kernel::page::PAGE_SIZE;
+/// struct Nothing;
+///
+/// impl Invalidate for Nothing {
+///     fn invalidate(&self, _range: &Invalidation<'_>) {}
+/// }
+///
+/// let task = MayBlock::new()?;
+/// // Not page-aligned, empty, or wrapping around: refused.
+/// assert_eq!(UserRange::register(&task, 0x1001, PAGE_SIZE, Nothing).err(), Some(EINVAL));
+/// assert_eq!(UserRange::register(&task, 0x1000, 0, Nothing).err(), Some(EINVAL));
+/// assert_eq!(UserRange::register(&task, usize::MAX - 0xfff, PAGE_SIZE, Nothing).err(), Some(EINVAL));
+/// // A kernel thread has no address space to watch.
+/// assert_eq!(UserRange::register(&task, 0x1000, PAGE_SIZE, Nothing).err(), Some(EINVAL));
+/// # Ok::<(), Error>(())
+/// ```
+#[must_use = "dropping the range removes its notifier"]
+pub struct UserRange<T: Invalidate> {
+    reg: Pin<KBox<Registration<T>>>,
+}
+
+// SAFETY: The C notifier may be removed from any task, and `T: Send` lets the data be dropped
+// there.
+unsafe impl<T: Invalidate> Send for UserRange<T> {}
+
+// SAFETY: `&UserRange` gives `&T` (`T: Sync`) and calls that synchronise on the notifier lock
+// or on the kernel's own locks.
+unsafe impl<T: Invalidate> Sync for UserRange<T> {}
+
+/// The ops of a `UserRange<T>`.
+struct Ops<T>(PhantomData<T>);
+
+impl<T: Invalidate> Ops<T> {
+    const OPS: bindings::mmu_interval_notifier_ops = bindings::mmu_interval_notifier_ops {
+        invalidate: Some(invalidate::<T>),
+        invalidate_start: None,
+        invalidate_finish: None,
+    };
+}
+
+impl<T: Invalidate> UserRange<T> {
+    /// Registers a notifier on `len` bytes at `start` of the current task's address space, with
+    /// `data` (allocated in place) as its callback's data. The range need not be mapped yet:
+    /// [`UserRange::read_pages`] finds out.
+    ///
+    /// `EINVAL` for a range that is empty, not page-aligned or wraps around, or for a task
+    /// without an address space (a kernel thread); `EBUSY` during this module's `init`,
+    /// `ENODEV` while it is being unloaded.
+    ///
+    /// Registering teaches lockdep the order `mmu notifier -> notifier lock -> fence wait`
+    /// ([`LockOrder`], R9).
+    pub fn register<E>(task: &MayBlock, start: usize, len: usize, data: impl PinInit<T, E>) -> Result<Self>
+    where
+        Error: From<E>,
+    {
+        let aligned = |n: usize| n % PAGE_SIZE == 0;
+        if len == 0 || !aligned(start) || !aligned(len) || start.checked_add(len).is_none() {
+            return Err(EINVAL);
+        }
+        let current = kernel::current!();
+        let mm = current.mm().ok_or(EINVAL)?;
+        let module = ModuleRef::this_module()?;
+        let data = KBox::pin_init(data, GFP_KERNEL)?;
+        let reg = KBox::pin_init(
+            pin_init!(Registration {
+                notifier: Opaque::zeroed(),
+                lock <- new_mutex!((), "dmabuf_lock_userptr_notifier"),
+                data,
+                start,
+                len,
+                _module: module,
+            }),
+            GFP_KERNEL,
+        )?;
+        LockOrder::new(c"userptr")
+            .then(Level::MmuNotifier)
+            .then(Level::Driver(&reg.lock, c"userptr_notifier_lock"))
+            .then(Level::FenceWait)
+            .prime(task)?;
+        let ops: &'static bindings::mmu_interval_notifier_ops = &Ops::<T>::OPS;
+        // SAFETY: `notifier` is zeroed memory, pinned in `reg` until `drop` removes it (or
+        // forever, if the `UserRange` is leaked), with the ops of `T`, which are static and this
+        // module's code, kept loaded by `_module` while `reg` lives. `mm` is the current task's
+        // live address space; the call takes its own reference (`mmgrab()`). The range is
+        // non-empty and does not wrap (checked above). No lock is held that the call takes.
+        to_result(unsafe {
+            bindings::mmu_interval_notifier_insert(
+                reg.notifier.get(),
+                mm.as_raw(),
+                start as c_ulong,
+                len as c_ulong,
+                ops,
+            )
+        })?;
+        // INVARIANT: Inserted just above, with the ops of `T`.
+        Ok(Self { reg })
+    }
+
+    /// The first address of the range.
+    pub fn start(&self) -> usize {
+        self.reg.start
+    }
+
+    /// The length of the range, in bytes.
+    pub fn len(&self) -> usize {
+        self.reg.len
+    }
+
+    /// Whether the range is empty: never, registering refuses that.
+    pub fn is_empty(&self) -> bool {
+        self.reg.len == 0
+    }
+
+    /// Starts a read of the range (`mmu_interval_read_begin()`, which waits for an invalidation
+    /// under way) and pins its pages in the registering process (`pin_user_pages_remote()`, for
+    /// writing if `write`: a private page is copied first if it is shared copy-on-write).
+    ///
+    /// Call it with no lock held that an invalidation takes, nor any reservation (it takes
+    /// `mmap_lock`, R1). `EFAULT` if part of the range is not mapped, or not with the access
+    /// asked; `ESRCH` once the process has exited; `EINVAL` above [`MAX_READ_PAGES`].
+    ///
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, userptr::{Invalidate, Invalidation, UserRange}};
+    /// # use kernel::page::PAGE_SIZE;
+    /// # struct Nothing;
+    /// # impl Invalidate for Nothing {
+    /// #     fn invalidate(&self, _range: &Invalidation<'_>) {}
+    /// # }
+    /// # // SAFETY: Attaches a new mm to the test's kthread; no preconditions.
+    /// # kernel::error::to_result(unsafe { kernel::bindings::kunit_attach_mm() })?;
+    /// # // SAFETY: A new read-only anonymous mapping in the task's own address space.
+    /// # let addr = unsafe { kernel::bindings::vm_mmap(core::ptr::null_mut(), 0, 2 * 4096, 1, 0x22, 0) } as usize;
+    /// let task = MayBlock::new()?;
+    /// let range = UserRange::register(&task, addr, 2 * PAGE_SIZE, Nothing)?;
+    /// assert_eq!(range.read_pages(&task, false)?.len(), 2);
+    /// assert_eq!(range.read_pages(&task, true).err(), Some(EFAULT)); // mapped read-only
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn read_pages(&self, _task: &MayBlock, write: bool) -> Result<UserPages<'_, T>> {
+        let count = self.reg.len / PAGE_SIZE;
+        if count > MAX_READ_PAGES {
+            return Err(EINVAL);
+        }
+        let notifier = self.reg.notifier.get();
+        // SAFETY: The notifier is registered (type invariant). The caller may sleep.
+        let seq = unsafe { bindings::mmu_interval_read_begin(notifier) };
+        let mut pages = KVVec::<*mut bindings::page>::with_capacity(count, GFP_KERNEL)?;
+        // SAFETY: `mm` was set by the insertion and is not written again while it is
+        // registered; it stays allocated (`mmgrab()`) until the notifier is removed.
+        let mm = unsafe { Mm::from_raw((*notifier).mm) };
+        let mm = mm.mmget_not_zero().ok_or(ESRCH)?;
+        let mmap = mm.mmap_read_lock();
+        let flags: c_uint = if write { bindings::FOLL_WRITE } else { 0 };
+        // SAFETY: `mm` has users (`mmget_not_zero`) and its `mmap_lock` is held for reading for
+        // the whole call (`locked` is NULL); `pages` has room for `count` pointers.
+        let pinned = unsafe {
+            bindings::pin_user_pages_remote(
+                mm.as_raw(),
+                self.reg.start as c_ulong,
+                count as c_ulong,
+                flags,
+                pages.as_mut_ptr(),
+                ptr::null_mut(),
+            )
+        };
+        drop(mmap);
+        let pinned = usize::try_from(pinned)
+            .map_err(|_| i32::try_from(pinned).map_or(EFAULT, Error::from_errno))?;
+        // SAFETY: `pin_user_pages_remote` wrote `pinned` (at most `count`) page pointers.
+        unsafe { pages.inc_len(pinned.min(count)) };
+        // INVARIANT: Each page of `pages` was pinned just above, for writing if `write`.
+        let read = UserPages {
+            range: self,
+            pages,
+            seq,
+            write,
+        };
+        if read.pages.len() != count {
+            // Part of the range is not mapped: the pages pinned so far are unpinned.
+            return Err(EFAULT);
+        }
+        Ok(read)
+    }
+
+    /// Takes the range's notifier lock and checks that no invalidation has run since `pages`
+    /// were read (`mmu_interval_read_retry()`): `EAGAIN` if one has (read them again), `EINVAL`
+    /// for pages of another range. While the returned guard lives, an invalidation waits for
+    /// it: publish the job's fence where the callback waits for it, then drop the guard (R3).
+    ///
+    /// Lock the job's reservations before (a reservation is not taken under the notifier lock),
+    /// and do not allocate while the guard lives: the invalidation, which runs in reclaim, waits
+    /// for it (lockdep reports it, R2). The job's signalling section is entered inside it.
+    ///
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, userptr::{Invalidate, Invalidation, UserRange}};
+    /// # use kernel::page::PAGE_SIZE;
+    /// # struct Nothing;
+    /// # impl Invalidate for Nothing {
+    /// #     fn invalidate(&self, _range: &Invalidation<'_>) {}
+    /// # }
+    /// # // SAFETY: Attaches a new mm to the test's kthread; no preconditions.
+    /// # kernel::error::to_result(unsafe { kernel::bindings::kunit_attach_mm() })?;
+    /// # // SAFETY: New anonymous mappings in the task's own address space.
+    /// # let addr = unsafe { kernel::bindings::vm_mmap(core::ptr::null_mut(), 0, 4096, 3, 0x22, 0) } as usize;
+    /// let task = MayBlock::new()?;
+    /// let range = UserRange::register(&task, addr, PAGE_SIZE, Nothing)?;
+    /// let pages = range.read_pages(&task, true)?;
+    /// // The process unmaps the range meanwhile: an invalidation runs.
+    /// # // SAFETY: Unmaps the task's own mapping.
+    /// # kernel::error::to_result(unsafe { kernel::bindings::vm_munmap(addr as _, 4096) })?;
+    /// assert_eq!(range.commit(&task, &pages).err(), Some(EAGAIN));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn commit<'a>(&'a self, _task: &MayBlock, pages: &UserPages<'a, T>) -> Result<Committed<'a>> {
+        if !ptr::eq(pages.range, self) {
+            return Err(EINVAL);
+        }
+        let guard = self.reg.lock.lock();
+        // `mmu_interval_read_retry()`: the callback writes the sequence under this lock.
+        // SAFETY: The notifier is registered (type invariant); its sequence is written only under
+        // `lock`, which is held.
+        let now = unsafe { ptr::read_volatile(&raw const (*self.reg.notifier.get()).invalidate_seq) };
+        if now != pages.seq {
+            return Err(EAGAIN);
+        }
+        Ok(Committed {
+            _guard: guard,
+        })
+    }
+}
+
+impl<T: Invalidate> Deref for UserRange<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.reg.data
+    }
+}
+
+impl<T: Invalidate> Drop for UserRange<T> {
+    /// Removes the notifier, waiting for its callbacks under way (it sleeps), then drops the
+    /// data.
+    fn drop(&mut self) {
+        // SAFETY: The notifier is registered and removed only here (type invariant). Removal
+        // waits for callbacks under way, and none starts afterwards, so `reg`, freed after this,
+        // is no longer reachable from C.
+        unsafe { bindings::mmu_interval_notifier_remove(self.reg.notifier.get()) };
+    }
+}
+
+/// The pages of a [`UserRange`], pinned by [`UserRange::read_pages`]; unpinned on drop (marked
+/// dirty if they were pinned for writing).
+///
+/// # Invariants
+///
+/// Each pointer of `pages` is a page that this value holds a pin on (`FOLL_PIN`, for writing if
+/// `write`), released only in `drop`.
+pub struct UserPages<'a, T: Invalidate> {
+    range: &'a UserRange<T>,
+    pages: KVVec<*mut bindings::page>,
+    seq: c_ulong,
+    write: bool,
+}
+
+// SAFETY: Pins may be released on any task; the range is `Sync`.
+unsafe impl<T: Invalidate> Send for UserPages<'_, T> {}
+
+// SAFETY: `&UserPages` only lends pages (`Page` is `Sync`).
+unsafe impl<T: Invalidate> Sync for UserPages<'_, T> {}
+
+impl<T: Invalidate> UserPages<'_, T> {
+    /// The number of pages (the range's length in pages).
+    pub fn len(&self) -> usize {
+        self.pages.len()
+    }
+
+    /// Whether there are none: never, a read pins the whole range.
+    pub fn is_empty(&self) -> bool {
+        self.pages.is_empty()
+    }
+
+    /// The `index`th page of the range, kept by the pin while this value lives.
+    pub fn page(&self, index: usize) -> Option<BorrowedPage<'_>> {
+        let page = NonNull::new(*self.pages.get(index)?)?;
+        // SAFETY: The page is pinned until `self` is dropped (type invariant), which the borrow
+        // outlives.
+        Some(unsafe { BorrowedPage::from_raw(page) })
+    }
+
+    /// Whether an invalidation has run since the read (`mmu_interval_check_retry()`): a hint
+    /// without the lock; [`UserRange::commit`] is the check that counts.
+    pub fn is_stale(&self) -> bool {
+        // SAFETY: The notifier is registered while the range lives, which `self` borrows. A
+        // racing write is a `WRITE_ONCE()`; this is the `READ_ONCE()` it pairs with.
+        let now = unsafe {
+            ptr::read_volatile(&raw const (*self.range.reg.notifier.get()).invalidate_seq)
+        };
+        now != self.seq
+    }
+}
+
+impl<T: Invalidate> Drop for UserPages<'_, T> {
+    fn drop(&mut self) {
+        let count = self.pages.len() as c_ulong;
+        // SAFETY: Each page is pinned by this value (type invariant) and unpinned once, here.
+        unsafe {
+            if self.write {
+                bindings::unpin_user_pages_dirty_lock(self.pages.as_mut_ptr(), count, true);
+            } else {
+                bindings::unpin_user_pages(self.pages.as_mut_ptr(), count);
+            }
+        }
+    }
+}
+
+/// The notifier lock of a [`UserRange`], held after a successful [`UserRange::commit`]: the
+/// pages read are current until it is dropped, and an invalidation waits for it (R3).
+#[must_use = "the job must publish its fence while the commit is held"]
+pub struct Committed<'a> {
+    _guard: Guard<'a, (), MutexBackend>,
+}
+
+/// `invalidate` of a `UserRange<T>`: the driver's callback inside the mmu-notifier scope, with the
+/// notifier lock held and the sequence set.
+///
+/// # Safety
+///
+/// Called by the kernel on a notifier that `UserRange::<T>::register` inserted, with a valid
+/// range.
+unsafe extern "C" fn invalidate<T: Invalidate>(
+    notifier: *mut bindings::mmu_interval_notifier,
+    range: *const bindings::mmu_notifier_range,
+    cur_seq: c_ulong,
+) -> bool {
+    let notifier = Opaque::cast_from(notifier);
+    // SAFETY: The notifier is the `notifier` field of a `Registration<T>` (the caller's
+    // guarantee), which is alive and pinned while it is inserted, which it is while a callback
+    // runs (removal waits for callbacks). Only shared references to it are made.
+    let reg = unsafe { &*kernel::container_of!(notifier, Registration<T>, notifier) };
+    // SAFETY: The kernel passes a range valid for the call.
+    let range = unsafe { &*range };
+    let inv = Invalidation {
+        range,
+        busy: Cell::new(false),
+        _not_send: NotThreadSafe,
+    };
+    let blockable = inv.may_block();
+    mmu_notifier_enter();
+    let guard = if blockable {
+        Some(reg.lock.lock())
+    } else {
+        reg.lock.try_lock()
+    };
+    let done = match guard {
+        Some(guard) => {
+            // `mmu_interval_set_seq()`, under the lock that `commit` checks it under.
+            // SAFETY: The notifier is registered; its sequence is written only here, under
+            // `lock`, as `WRITE_ONCE()` does.
+            unsafe { ptr::write_volatile(&raw mut (*reg.notifier.get()).invalidate_seq, cur_seq) };
+            reg.data.invalidate(&inv);
+            drop(guard);
+            blockable || !inv.busy.get()
+        }
+        // A commit holds the lock: a range that may not block is retried later.
+        None => false,
+    };
+    mmu_notifier_exit();
+    done
+}

@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The importer's userptr objects: a range of the caller's memory that jobs use, watched by an
+//! mmu interval notifier (the library's `UserRange`), as a GPU driver's userptr buffers are.
+//!
+//! A job publishes its fence on the userptr's reservation. When the process unmaps the range,
+//! changes its protection, forks, or the kernel reclaims or migrates its pages, the notifier's
+//! callback waits for those fences before the change goes on, so a running job never sees its
+//! pages change under it (R3). Submitting follows the protocol the library gives: look the pages
+//! up with no lock held (this takes `mmap_lock`, R1), lock the reservation, commit (the notifier
+//! lock: no invalidation ran since the lookup, or `EAGAIN` and look again), then publish the fence
+//! in the signalling section (R4) before the commit ends.
+
+use super::dmabuf_lock::{
+    context::MayBlock,
+    fence::FenceTimeline,
+    resv::{FenceUsage, OwnedResv},
+    signalling::{HwCompletion, PreparedIrqJob},
+    userptr::{Invalidate, Invalidation, UserRange},
+};
+use super::uapi::{DLS_JOB_GRACE_MS, DLS_JOB_HANG, DLS_MAX_PAGES};
+use kernel::{
+    page::PAGE_SIZE,
+    prelude::*,
+    sync::atomic::{Atomic, Relaxed},
+};
+
+/// How long an invalidation waits for a job: longer than any job may run (its delay, at most
+/// 10 s, and its watchdog's grace), so the wait ends when the job does (R3, R8).
+const INVALIDATE_WAIT_MS: u32 = 15_000;
+
+/// How many times a submission looks the pages up again when the range changed meanwhile.
+const COMMIT_TRIES: u32 = 4;
+
+/// A userptr: the range and its notifier.
+pub struct Userptr {
+    range: UserRange<Jobs>,
+}
+
+/// What the notifier's callback needs: where the jobs publish their fences.
+#[pin_data]
+pub struct Jobs {
+    #[pin]
+    resv: OwnedResv,
+    /// Invalidations that found a job running and waited for it.
+    waited: Atomic<u64>,
+}
+
+impl Invalidate for Jobs {
+    /// Runs inside the mmu-notifier scope: only waiting, no allocation, no reservation lock (R2).
+    fn invalidate(&self, range: &Invalidation<'_>) {
+        if self.resv.test_signaled(FenceUsage::Bookkeep) {
+            return;
+        }
+        self.waited.add(1, Relaxed);
+        range.wait_resv(&self.resv, FenceUsage::Bookkeep, INVALIDATE_WAIT_MS);
+    }
+}
+
+impl Userptr {
+    /// Wraps `len` bytes at `addr` of the caller's memory: whole pages, at most
+    /// [`DLS_MAX_PAGES`], mapped writable now (`EFAULT` otherwise).
+    pub fn new(task: &MayBlock, addr: u64, len: u64) -> Result<Self> {
+        if len == 0 || len > DLS_MAX_PAGES * PAGE_SIZE as u64 {
+            return Err(EINVAL);
+        }
+        let addr = usize::try_from(addr).map_err(|_| EINVAL)?;
+        let range = UserRange::register(
+            task,
+            addr,
+            len as usize,
+            pin_init!(Jobs {
+                resv <- OwnedResv::new(),
+                waited: Atomic::new(0),
+            }),
+        )?;
+        // Unmapped or read-only memory is refused now rather than at the first job.
+        drop(range.read_pages(task, true)?);
+        Ok(Self { range })
+    }
+
+    /// Submits a job that uses the pages; returns its fence's sequence number.
+    pub fn job(&self, task: &mut MayBlock, timeline: &FenceTimeline, delay_ms: u32) -> Result<u64> {
+        let hang = delay_ms & DLS_JOB_HANG != 0;
+        let delay_ms = delay_ms & !DLS_JOB_HANG;
+        if delay_ms > 10_000 {
+            return Err(EINVAL);
+        }
+        let completion = if hang {
+            HwCompletion::Never
+        } else {
+            HwCompletion::After(delay_ms)
+        };
+        // Allocated before any lock and before the fence exists (R4).
+        let timeout_ms = delay_ms + DLS_JOB_GRACE_MS;
+        let job = PreparedIrqJob::new(task, timeline, timeout_ms, |_fence, _irq| Ok(()))?;
+        let mut tries = 0;
+        let (pages, mut guard, committed) = loop {
+            tries += 1;
+            // No lock held: looking pages up takes `mmap_lock` (R1) and waits for an invalidation
+            // under way.
+            let pages = self.range.read_pages(task, true)?;
+            let mut guard = self.range.resv.lock_interruptible(task)?;
+            guard.reserve_fences(1)?;
+            match self.range.commit(task, &pages) {
+                Ok(committed) => break (pages, guard, committed),
+                Err(e) if e == EAGAIN && tries < COMMIT_TRIES => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        // The submission tail: a signalling section inside the commit, so an invalidation either
+        // ran before (and the commit failed) or waits for this job's fence (R3, R4).
+        let section = task.signalling_section();
+        let job = job.arm(&section);
+        guard.add_fence(job.fence(), FenceUsage::Write)?;
+        let seqno = job.fence().seqno();
+        job.submit(completion);
+        drop(section);
+        drop(committed);
+        drop(guard);
+        // The pins end here; the notifier keeps the pages in place until the job is done.
+        drop(pages);
+        Ok(seqno)
+    }
+
+    /// Waits up to `timeout_ms` for the jobs that use the userptr.
+    pub fn wait(&self, task: &MayBlock, timeout_ms: u32) -> Result<u64> {
+        if self
+            .range
+            .resv
+            .wait(task, FenceUsage::Bookkeep, true, timeout_ms)?
+        {
+            Ok(1)
+        } else {
+            Err(ETIMEDOUT)
+        }
+    }
+
+    /// How many invalidations waited for a job.
+    pub fn waited(&self) -> u64 {
+        self.range.waited.load(Relaxed)
+    }
+}

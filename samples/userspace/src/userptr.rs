@@ -1,0 +1,464 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `userptr`: the importer's userptrs, ranges of this process's memory that the importer's jobs
+//! use, watched by an mmu notifier (R3). While a job runs, `munmap`, `mprotect` and `fork` of
+//! the range must wait for its fence: each is timed, and the fence must have signalled when it
+//! returns. Bad input gets an errno, and nothing stays behind (the importer's module count
+//! returns to what it was).
+
+use super::{ioctl, op, open, Report};
+use crate::uapi::*;
+use std::{
+    fs::File,
+    io,
+    os::fd::AsRawFd,
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
+};
+
+const PAGE: usize = 4096;
+/// The delay of a job that an address-space change must wait for.
+const JOB_MS: u32 = 600;
+/// How much of it the change must have waited at least (the ioctl's return is part of it).
+const MIN_WAIT: Duration = Duration::from_millis(400);
+
+/// An anonymous private mapping of `pages` pages, read-write and touched; unmapped on drop
+/// unless the test unmapped it itself.
+struct Anon {
+    addr: usize,
+    len: usize,
+    mapped: bool,
+}
+
+impl Anon {
+    fn new(pages: usize) -> io::Result<Self> {
+        let len = pages * PAGE;
+        // SAFETY: A new anonymous mapping at an address of the kernel's choice.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `addr` maps `len` writable bytes.
+        unsafe { std::ptr::write_bytes(addr.cast::<u8>(), 0x5a, len) };
+        Ok(Self {
+            addr: addr as usize,
+            len,
+            mapped: true,
+        })
+    }
+
+    fn ptr(&self) -> *mut libc::c_void {
+        self.addr as *mut libc::c_void
+    }
+}
+
+impl Drop for Anon {
+    fn drop(&mut self) {
+        if self.mapped {
+            // SAFETY: Unmaps this value's own mapping.
+            unsafe { libc::munmap(self.ptr(), self.len) };
+        }
+    }
+}
+
+fn userptr(importer: &File, addr: u64, len: u64, flags: u32) -> io::Result<u32> {
+    let mut a = DliUserptr {
+        version: DLS_UAPI_VERSION,
+        size: size_of::<DliUserptr>() as u32,
+        addr,
+        len,
+        flags,
+        ..Default::default()
+    };
+    ioctl(importer.as_raw_fd(), DLI_IOCTL_USERPTR, &mut a)?;
+    Ok(a.handle)
+}
+
+fn userptr_job(importer: &File, handle: u32, delay_ms: u32) -> io::Result<u64> {
+    let mut a = DliUserptrJob {
+        version: DLS_UAPI_VERSION,
+        size: size_of::<DliUserptrJob>() as u32,
+        handle,
+        delay_ms,
+        ..Default::default()
+    };
+    ioctl(importer.as_raw_fd(), DLI_IOCTL_USERPTR_JOB, &mut a)?;
+    Ok(a.seqno)
+}
+
+fn os(ret: libc::c_int) -> io::Result<()> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// The importer module's reference count.
+fn importer_refs() -> Option<u64> {
+    std::fs::read_to_string("/sys/module/dmabuf_importer/refcnt")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// A job of [`JOB_MS`] uses a fresh 4-page userptr, then `change` changes the range: it must
+/// return only after the job's fence has signalled, and the invalidation must have waited.
+fn change_waits(
+    r: &mut Report,
+    importer: &File,
+    what: &str,
+    change: impl FnOnce(&mut Anon) -> io::Result<()>,
+) {
+    let result = (|| -> io::Result<(Duration, io::Result<u64>, u64)> {
+        let mut anon = Anon::new(4)?;
+        let handle = userptr(importer, anon.addr as u64, anon.len as u64, 0)?;
+        let before = op(importer, DLI_IOCTL_USERPTR_WAITED, handle, 0)?;
+        userptr_job(importer, handle, JOB_MS)?;
+        let start = Instant::now();
+        change(&mut anon)?;
+        let took = start.elapsed();
+        // Pending, a zero-timeout wait would be `ETIMEDOUT`.
+        let signalled = op(importer, DLI_IOCTL_WAIT, handle, 0);
+        let waited = op(importer, DLI_IOCTL_USERPTR_WAITED, handle, 0)? - before;
+        op(importer, DLI_IOCTL_RELEASE, handle, 0)?;
+        Ok((took, signalled, waited))
+    })();
+    r.check(
+        &format!("userptr: {what} of the range waits for the job's fence"),
+        matches!(&result, Ok((took, Ok(1), waited)) if *took >= MIN_WAIT && *waited >= 1),
+        match &result {
+            Ok((took, signalled, waited)) => format!(
+                "returned after {} ms of a {JOB_MS} ms job, fence {}, {waited} invalidations waited",
+                took.as_millis(),
+                if matches!(signalled, Ok(1)) { "signalled" } else { "PENDING" }
+            ),
+            Err(e) => e.to_string(),
+        },
+    );
+}
+
+/// `fork()`: the child exits at once; the parent's copy-on-write protection of the range is the
+/// change.
+fn fork_and_reap() -> io::Result<()> {
+    // SAFETY: The child only calls `_exit`, which is async-signal-safe.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: Ends the child without running anything of the parent's.
+        unsafe { libc::_exit(0) };
+    }
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut status = 0;
+    // SAFETY: Waits for the child just made.
+    os(unsafe { libc::waitpid(pid, &mut status, 0) })
+}
+
+pub fn run() -> Report {
+    let mut r = Report::default();
+    let refs_before = importer_refs();
+    let importer = match open(c"/dev/dmabuf_importer") {
+        Ok(f) => f,
+        Err(e) => {
+            r.check("userptr: open the importer", false, e);
+            return r;
+        }
+    };
+
+    change_waits(&mut r, &importer, "munmap", |anon| {
+        anon.mapped = false;
+        // SAFETY: Unmaps the test's own mapping, which nothing else uses.
+        os(unsafe { libc::munmap(anon.ptr(), anon.len) })
+    });
+    change_waits(&mut r, &importer, "munmap of one page", |anon| {
+        // SAFETY: As above, its second page only.
+        os(unsafe { libc::munmap((anon.addr + PAGE) as *mut libc::c_void, PAGE) })
+    });
+    change_waits(&mut r, &importer, "mprotect", |anon| {
+        // SAFETY: Makes the test's own mapping read-only.
+        os(unsafe { libc::mprotect(anon.ptr(), anon.len, libc::PROT_READ) })
+    });
+    change_waits(&mut r, &importer, "fork", |_| fork_and_reap());
+    change_waits(&mut r, &importer, "madvise(DONTNEED)", |anon| {
+        // SAFETY: Drops the pages of the test's own mapping.
+        os(unsafe { libc::madvise(anon.ptr(), anon.len, libc::MADV_DONTNEED) })
+    });
+
+    hung_job_bounds_the_wait(&mut r, &importer);
+    idle_change_does_not_wait(&mut r, &importer);
+    after_the_change(&mut r, &importer);
+    bad_input(&mut r, &importer);
+    range_changing_under_the_import(&mut r, &importer);
+
+    drop(importer);
+    // Jobs give their module references back just after their fences signal.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let refs_after = loop {
+        let refs = importer_refs();
+        if refs == refs_before || Instant::now() > deadline {
+            break refs;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    r.check(
+        "userptr: nothing left behind: the importer's module count is back",
+        refs_before.is_some() && refs_after == refs_before,
+        format_args!("{refs_before:?} before, {refs_after:?} after"),
+    );
+    r
+}
+
+/// A job whose "hardware" hangs: the change waits until the job's watchdog signals its fence
+/// with an error, and no longer (R8).
+fn hung_job_bounds_the_wait(r: &mut Report, importer: &File) {
+    let result = (|| -> io::Result<Duration> {
+        let anon = Anon::new(1)?;
+        let handle = userptr(importer, anon.addr as u64, anon.len as u64, 0)?;
+        userptr_job(importer, handle, 100 | DLS_JOB_HANG)?;
+        let start = Instant::now();
+        drop(anon);
+        let took = start.elapsed();
+        op(importer, DLI_IOCTL_RELEASE, handle, 0)?;
+        Ok(took)
+    })();
+    let bound = Duration::from_millis(u64::from(100 + DLS_JOB_GRACE_MS));
+    r.check(
+        "userptr: munmap under a hung job waits for its watchdog, not longer",
+        matches!(result, Ok(took) if took >= bound - Duration::from_millis(200)
+            && took < bound + Duration::from_secs(3)),
+        format_args!("{:?} (watchdog at {} ms)", result.map(|t| t.as_millis()), bound.as_millis()),
+    );
+}
+
+/// With every job done, a change does not wait.
+fn idle_change_does_not_wait(r: &mut Report, importer: &File) {
+    let result = (|| -> io::Result<(Duration, u64)> {
+        let anon = Anon::new(2)?;
+        let handle = userptr(importer, anon.addr as u64, anon.len as u64, 0)?;
+        userptr_job(importer, handle, 0)?;
+        op(importer, DLI_IOCTL_WAIT, handle, 2000)?;
+        let start = Instant::now();
+        drop(anon);
+        let took = start.elapsed();
+        let waited = op(importer, DLI_IOCTL_USERPTR_WAITED, handle, 0)?;
+        op(importer, DLI_IOCTL_RELEASE, handle, 0)?;
+        Ok((took, waited))
+    })();
+    r.check(
+        "userptr: munmap with no job running does not wait",
+        matches!(result, Ok((took, 0)) if took < Duration::from_millis(200)),
+        format_args!("{result:?}"),
+    );
+}
+
+/// Jobs after the range changed: unmapped or read-only is `EFAULT`; mapped again (new pages at
+/// the same address), a job runs.
+fn after_the_change(r: &mut Report, importer: &File) {
+    let Ok(anon) = Anon::new(2) else {
+        r.check("userptr: map 2 pages", false, io::Error::last_os_error());
+        return;
+    };
+    let Ok(handle) = userptr(importer, anon.addr as u64, anon.len as u64, 0) else {
+        r.check("userptr: wrap 2 pages", false, io::Error::last_os_error());
+        return;
+    };
+    // SAFETY: Makes the test's own mapping read-only, then read-write again.
+    let ro = unsafe { libc::mprotect(anon.ptr(), anon.len, libc::PROT_READ) };
+    r.expect_errno(
+        "userptr: a job on a range made read-only",
+        os(ro).and_then(|()| userptr_job(importer, handle, 0)),
+        libc::EFAULT,
+    );
+    // SAFETY: As above.
+    let rw = unsafe { libc::mprotect(anon.ptr(), anon.len, libc::PROT_READ | libc::PROT_WRITE) };
+    let again = os(rw).and_then(|()| userptr_job(importer, handle, 0));
+    r.check(
+        "userptr: a job once the range is writable again",
+        again.is_ok(),
+        format_args!("{again:?}"),
+    );
+    // SAFETY: Unmaps the test's own mapping; `anon` does not unmap it again... until remapped.
+    let unmapped = unsafe { libc::munmap(anon.ptr(), anon.len) };
+    r.expect_errno(
+        "userptr: a job on an unmapped range",
+        os(unmapped).and_then(|()| userptr_job(importer, handle, 0)),
+        libc::EFAULT,
+    );
+    // SAFETY: Maps new pages at the same address, where nothing is mapped now (unmapped above).
+    let remapped = unsafe {
+        libc::mmap(
+            anon.ptr(),
+            anon.len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
+    let again = if remapped == anon.ptr() {
+        userptr_job(importer, handle, 0).map(|_| ())
+    } else {
+        Err(io::Error::last_os_error())
+    };
+    r.check(
+        "userptr: a job once new memory is mapped at the range",
+        again.is_ok(),
+        format_args!("{again:?}"),
+    );
+    let released = op(importer, DLI_IOCTL_RELEASE, handle, 0);
+    r.check(
+        "userptr: release",
+        released.is_ok(),
+        format_args!("{released:?}"),
+    );
+    drop(anon);
+}
+
+fn bad_input(r: &mut Report, importer: &File) {
+    let Ok(anon) = Anon::new(4) else {
+        r.check("userptr: map 4 pages", false, io::Error::last_os_error());
+        return;
+    };
+    let (addr, len) = (anon.addr as u64, anon.len as u64);
+    let cases: [(&str, u64, u64, u32, i32); 9] = [
+        ("an address not page-aligned", addr + 8, PAGE as u64, 0, libc::EINVAL),
+        ("a length not page-aligned", addr, 100, 0, libc::EINVAL),
+        ("an empty range", addr, 0, 0, libc::EINVAL),
+        ("a huge range", addr, (DLS_MAX_PAGES + 1) * PAGE as u64, 0, libc::EINVAL),
+        ("a range wrapping around", u64::MAX - PAGE as u64 + 1, 2 * PAGE as u64, 0, libc::EINVAL),
+        ("nonzero flags", addr, len, 1, libc::EINVAL),
+        ("a range running past the mapping", addr, len + PAGE as u64, 0, libc::EFAULT),
+        ("a kernel address", 0xffff_8880_0000_0000, PAGE as u64, 0, libc::EFAULT),
+        ("an unmapped range", 0x1000, PAGE as u64, 0, libc::EFAULT),
+    ];
+    for (what, addr, len, flags, errno) in cases {
+        r.expect_errno(
+            &format!("userptr: {what}"),
+            userptr(importer, addr, len, flags),
+            errno,
+        );
+    }
+    // SAFETY: Makes the test's own mapping read-only.
+    let ro = unsafe { libc::mprotect(anon.ptr(), anon.len, libc::PROT_READ) };
+    r.expect_errno(
+        "userptr: a read-only range",
+        os(ro).and_then(|()| userptr(importer, addr, len, 0)),
+        libc::EFAULT,
+    );
+    // SAFETY: As above, read-write again.
+    unsafe { libc::mprotect(anon.ptr(), anon.len, libc::PROT_READ | libc::PROT_WRITE) };
+    let handle = userptr(importer, addr, len, 0);
+    let Ok(handle) = handle else {
+        r.check("userptr: wrap 4 pages", false, format_args!("{handle:?}"));
+        return;
+    };
+    r.expect_errno(
+        "userptr: map a userptr handle as a dma-buf",
+        op(importer, DLI_IOCTL_MAP, handle, 0),
+        libc::EINVAL,
+    );
+    r.expect_errno(
+        "userptr: checksum a userptr handle",
+        op(importer, DLI_IOCTL_CHECKSUM, handle, 0),
+        libc::EINVAL,
+    );
+    r.expect_errno(
+        "userptr: a job longer than 10 s",
+        userptr_job(importer, handle, 10_001),
+        libc::EINVAL,
+    );
+    r.expect_errno(
+        "userptr: a job on no handle",
+        userptr_job(importer, 0, 0),
+        libc::ENOENT,
+    );
+    r.expect_errno(
+        "userptr: a job on a released handle",
+        op(importer, DLI_IOCTL_RELEASE, handle, 0).and_then(|_| userptr_job(importer, handle, 0)),
+        libc::ENOENT,
+    );
+    drop(anon);
+}
+
+/// One thread keeps changing a range (a new mapping over it, read-only and back, pages dropped)
+/// while another wraps it, runs jobs on it and releases it: every call succeeds or fails with
+/// `EFAULT` (not mapped writable at that moment) or `EAGAIN` (it kept changing).
+fn range_changing_under_the_import(r: &mut Report, importer: &File) {
+    const PAGES: usize = 8;
+    let Ok(anon) = Anon::new(PAGES) else {
+        r.check("userptr: map 8 pages", false, io::Error::last_os_error());
+        return;
+    };
+    let stop = AtomicBool::new(false);
+    let (addr, len) = (anon.addr, anon.len);
+    let (mut ok, mut efault, mut eagain, mut other) = (0u32, 0u32, 0u32, Vec::new());
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut i = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                let p = addr as *mut libc::c_void;
+                // SAFETY: Each call changes only the test's own mapping, which no Rust
+                // reference points into; MAP_FIXED replaces it in place, leaving no hole.
+                unsafe {
+                    match i % 3 {
+                        0 => {
+                            libc::mmap(
+                                p,
+                                len,
+                                libc::PROT_READ | libc::PROT_WRITE,
+                                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                                -1,
+                                0,
+                            );
+                        }
+                        1 => {
+                            libc::mprotect(p, len, libc::PROT_READ);
+                            libc::mprotect(p, len, libc::PROT_READ | libc::PROT_WRITE);
+                        }
+                        _ => {
+                            libc::madvise(p, len, libc::MADV_DONTNEED);
+                        }
+                    }
+                }
+                i += 1;
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            let mut count = |result: io::Result<()>| match result {
+                Ok(()) => ok += 1,
+                Err(e) if e.raw_os_error() == Some(libc::EFAULT) => efault += 1,
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => eagain += 1,
+                Err(e) => other.push(e.to_string()),
+            };
+            match userptr(importer, addr as u64, len as u64, 0) {
+                Ok(handle) => {
+                    count(Ok(()));
+                    for _ in 0..4 {
+                        count(userptr_job(importer, handle, 1).map(|_| ()));
+                    }
+                    count(op(importer, DLI_IOCTL_RELEASE, handle, 0).map(|_| ()));
+                }
+                Err(e) => count(Err(e)),
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    r.check(
+        "userptr: a range changing under imports and jobs: each an errno or success",
+        other.is_empty() && ok > 0,
+        format_args!("{ok} succeeded, {efault} EFAULT, {eagain} EAGAIN, others {other:?}"),
+    );
+    drop(anon);
+}
