@@ -256,7 +256,9 @@ impl ImporterFile {
             // Another thread may have released the handle meanwhile and added another object
             // into the same slot: take the slot back only if it still holds this one.
             let mut imports = self.imports.lock();
-            let own = imports[slot].as_ref().is_some_and(|held| held.same(&object));
+            let own = imports[slot]
+                .as_ref()
+                .is_some_and(|held| held.same(&object));
             let undone = if own { imports[slot].take() } else { None };
             drop(imports);
             // The object is dropped, if this was its last reference, after the lock.

@@ -3,7 +3,9 @@
 //! What both sample drivers need: the C helpers they call (`rust/helpers.c`, exported by
 //! `dmabuf_lock.ko`), and reading and writing ioctl arguments.
 
-use super::uapi::{DliImport, DliOp, DliUserptr, DliUserptrJob, DlsCreate, DlsJob, DLS_UAPI_VERSION};
+use super::uapi::{
+    DliImport, DliOp, DliUserptr, DliUserptrJob, DlsCreate, DlsJob, DLS_UAPI_VERSION,
+};
 use core::mem::size_of;
 use kernel::{
     bindings::device,

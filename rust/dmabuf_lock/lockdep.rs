@@ -602,6 +602,7 @@ fn mmu_notifier_map() -> *mut bindings::lockdep_map {
 
 /// Enters the mmu-notifier scope for lockdep ([`Level::MmuNotifier`]) on this task: the callback
 /// of a real invalidation runs inside it (`super::userptr`). Paired with [`mmu_notifier_exit`].
+#[cfg(CONFIG_MMU_NOTIFIER)]
 pub(super) fn mmu_notifier_enter() {
     #[cfg(CONFIG_LOCKDEP)]
     // SAFETY: `dl_mmu_notifier_map` returns a static map of `dmabuf_lock.ko`, which this module

@@ -57,7 +57,7 @@
 //! # // SAFETY: Attaches a new mm to the test's kthread; no preconditions.
 //! # kernel::error::to_result(unsafe { kernel::bindings::kunit_attach_mm() })?;
 //! # // SAFETY: The task has an address space now; a new anonymous mapping replaces nothing.
-//! # let addr = unsafe { kernel::bindings::vm_mmap(core::ptr::null_mut(), 0, 4 * 4096, 3, 0x22, 0) } as usize;
+//! # let addr = unsafe { kernel::bindings::vm_mmap(core::ptr::null_mut(), 0, 4 * 4096, 3, 0x22, 0) };
 //!
 //! /// A userptr object: the jobs that use it publish their fences on its reservation.
 //! #[pin_data]
@@ -97,7 +97,7 @@
 //! job.signal(Ok(()));
 //! // The process unmaps the range: the callback runs (and would wait for a pending job).
 //! # // SAFETY: Unmaps the mapping made above, in the task's own address space.
-//! # kernel::error::to_result(unsafe { kernel::bindings::vm_munmap(addr as _, 4 * 4096) })?;
+//! # kernel::error::to_result(unsafe { kernel::bindings::vm_munmap(addr, 4 * 4096) })?;
 //! assert!(userptr.invalidations.load(Relaxed) > 0);
 //! // The range is gone: pinning it fails, and an older read would no longer commit.
 //! assert_eq!(userptr.read_pages(&task, true).err(), Some(EFAULT));
@@ -197,12 +197,12 @@ pub struct Invalidation<'a> {
 impl Invalidation<'_> {
     /// The first address that changes.
     pub fn start(&self) -> usize {
-        self.range.start as usize
+        self.range.start
     }
 
     /// The address after the last that changes.
     pub fn end(&self) -> usize {
-        self.range.end as usize
+        self.range.end
     }
 
     /// Why it changes.
@@ -285,6 +285,17 @@ struct Registration<T: Invalidate> {
     _module: ModuleRef,
 }
 
+impl<T: Invalidate> Registration<T> {
+    /// The notifier's sequence (`interval_sub->invalidate_seq`), read once as `READ_ONCE()`
+    /// does: the callback writes it, under `lock`, with a volatile write.
+    fn seq(&self) -> c_ulong {
+        let notifier = self.notifier.get();
+        // SAFETY: The notifier is initialised (zeroed, then inserted) and pinned; the only
+        // concurrent access is the callback's volatile write of the same field.
+        unsafe { ptr::read_volatile(&raw const (*notifier).invalidate_seq) }
+    }
+}
+
 /// A range of the calling process's memory with an mmu interval notifier registered on it;
 /// removed on drop. It dereferences to the driver's data, whose [`Invalidate`] callback runs on
 /// each change of the range.
@@ -352,7 +363,12 @@ impl<T: Invalidate> UserRange<T> {
     ///
     /// Registering teaches lockdep the order `mmu notifier -> notifier lock -> fence wait`
     /// ([`LockOrder`], R9).
-    pub fn register<E>(task: &MayBlock, start: usize, len: usize, data: impl PinInit<T, E>) -> Result<Self>
+    pub fn register<E>(
+        task: &MayBlock,
+        start: usize,
+        len: usize,
+        data: impl PinInit<T, E>,
+    ) -> Result<Self>
     where
         Error: From<E>,
     {
@@ -364,7 +380,7 @@ impl<T: Invalidate> UserRange<T> {
         let mm = current.mm().ok_or(EINVAL)?;
         let module = ModuleRef::this_module()?;
         let data = KBox::pin_init(data, GFP_KERNEL)?;
-        let reg = KBox::pin_init(
+        let reg = KBox::pin_init::<core::convert::Infallible>(
             pin_init!(Registration {
                 notifier: Opaque::zeroed(),
                 lock <- new_mutex!((), "dmabuf_lock_userptr_notifier"),
@@ -432,7 +448,7 @@ impl<T: Invalidate> UserRange<T> {
     /// # // SAFETY: Attaches a new mm to the test's kthread; no preconditions.
     /// # kernel::error::to_result(unsafe { kernel::bindings::kunit_attach_mm() })?;
     /// # // SAFETY: A new read-only anonymous mapping in the task's own address space.
-    /// # let addr = unsafe { kernel::bindings::vm_mmap(core::ptr::null_mut(), 0, 2 * 4096, 1, 0x22, 0) } as usize;
+    /// # let addr = unsafe { kernel::bindings::vm_mmap(core::ptr::null_mut(), 0, 2 * 4096, 1, 0x22, 0) };
     /// let task = MayBlock::new()?;
     /// let range = UserRange::register(&task, addr, 2 * PAGE_SIZE, Nothing)?;
     /// assert_eq!(range.read_pages(&task, false)?.len(), 2);
@@ -504,31 +520,31 @@ impl<T: Invalidate> UserRange<T> {
     /// # // SAFETY: Attaches a new mm to the test's kthread; no preconditions.
     /// # kernel::error::to_result(unsafe { kernel::bindings::kunit_attach_mm() })?;
     /// # // SAFETY: New anonymous mappings in the task's own address space.
-    /// # let addr = unsafe { kernel::bindings::vm_mmap(core::ptr::null_mut(), 0, 4096, 3, 0x22, 0) } as usize;
+    /// # let addr = unsafe { kernel::bindings::vm_mmap(core::ptr::null_mut(), 0, 4096, 3, 0x22, 0) };
     /// let task = MayBlock::new()?;
     /// let range = UserRange::register(&task, addr, PAGE_SIZE, Nothing)?;
     /// let pages = range.read_pages(&task, true)?;
     /// // The process unmaps the range meanwhile: an invalidation runs.
     /// # // SAFETY: Unmaps the task's own mapping.
-    /// # kernel::error::to_result(unsafe { kernel::bindings::vm_munmap(addr as _, 4096) })?;
+    /// # kernel::error::to_result(unsafe { kernel::bindings::vm_munmap(addr, 4096) })?;
     /// assert_eq!(range.commit(&task, &pages).err(), Some(EAGAIN));
     /// # Ok::<(), Error>(())
     /// ```
-    pub fn commit<'a>(&'a self, _task: &MayBlock, pages: &UserPages<'a, T>) -> Result<Committed<'a>> {
+    pub fn commit<'a>(
+        &'a self,
+        _task: &MayBlock,
+        pages: &UserPages<'a, T>,
+    ) -> Result<Committed<'a>> {
         if !ptr::eq(pages.range, self) {
             return Err(EINVAL);
         }
         let guard = self.reg.lock.lock();
         // `mmu_interval_read_retry()`: the callback writes the sequence under this lock.
-        // SAFETY: The notifier is registered (type invariant); its sequence is written only under
-        // `lock`, which is held.
-        let now = unsafe { ptr::read_volatile(&raw const (*self.reg.notifier.get()).invalidate_seq) };
+        let now = self.reg.seq();
         if now != pages.seq {
             return Err(EAGAIN);
         }
-        Ok(Committed {
-            _guard: guard,
-        })
+        Ok(Committed { _guard: guard })
     }
 }
 
@@ -593,12 +609,7 @@ impl<T: Invalidate> UserPages<'_, T> {
     /// Whether an invalidation has run since the read (`mmu_interval_check_retry()`): a hint
     /// without the lock; [`UserRange::commit`] is the check that counts.
     pub fn is_stale(&self) -> bool {
-        // SAFETY: The notifier is registered while the range lives, which `self` borrows. A
-        // racing write is a `WRITE_ONCE()`; this is the `READ_ONCE()` it pairs with.
-        let now = unsafe {
-            ptr::read_volatile(&raw const (*self.range.reg.notifier.get()).invalidate_seq)
-        };
-        now != self.seq
+        self.range.reg.seq() != self.seq
     }
 }
 
