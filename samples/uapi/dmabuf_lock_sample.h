@@ -72,8 +72,11 @@ struct dli_op {
 	__u32 size;
 	__u32 handle;
 	__u32 timeout_ms;	/* DLI_IOCTL_WAIT */
-	__u64 result;		/* out: MAP: mapped segments; CHECKSUM: checksum; WAIT: 1;
-				 * USERPTR_WAITED: invalidations that waited for a job */
+	/*
+	 * out: MAP: mapped segments; CHECKSUM: checksum; WAIT: 1; USERPTR_WAITED: invalidations
+	 * that waited for a job
+	 */
+	__u64 result;
 };
 
 /*
