@@ -125,7 +125,12 @@ use kernel::{
     new_mutex,
     page::{BorrowedPage, PAGE_SIZE},
     prelude::*,
-    sync::{lock::mutex::MutexBackend, lock::Guard, Mutex},
+    sync::{
+        atomic::{Atomic, Relaxed},
+        lock::mutex::MutexBackend,
+        lock::Guard,
+        Mutex,
+    },
     time::Msecs,
     types::{NotThreadSafe, Opaque},
 };
@@ -341,6 +346,9 @@ unsafe impl<T: Invalidate> Send for UserRange<T> {}
 // or on the kernel's own locks.
 unsafe impl<T: Invalidate> Sync for UserRange<T> {}
 
+/// Whether this module's userptr notifier lock is primed (see [`UserRange::register`]).
+static PRIMED: Atomic<bool> = Atomic::new(false);
+
 /// The ops of a `UserRange<T>`.
 struct Ops<T>(PhantomData<T>);
 
@@ -361,8 +369,8 @@ impl<T: Invalidate> UserRange<T> {
     /// without an address space (a kernel thread); `EBUSY` during this module's `init`,
     /// `ENODEV` while it is being unloaded.
     ///
-    /// Registering teaches lockdep the order `mmu notifier -> notifier lock -> fence wait`
-    /// ([`LockOrder`], R9).
+    /// The first registration of a module teaches lockdep the order `mmu notifier -> notifier
+    /// lock -> fence wait` ([`LockOrder`], R9); the notifier locks of a module share one class.
     pub fn register<E>(
         task: &MayBlock,
         start: usize,
@@ -391,11 +399,15 @@ impl<T: Invalidate> UserRange<T> {
             }),
             GFP_KERNEL,
         )?;
-        LockOrder::new(c"userptr")
-            .then(Level::MmuNotifier)
-            .then(Level::Driver(&reg.lock, c"userptr_notifier_lock"))
-            .then(Level::FenceWait)
-            .prime(task)?;
+        // The notifier locks of this module share one lock class: primed once is enough.
+        if !PRIMED.load(Relaxed) {
+            LockOrder::new(c"userptr")
+                .then(Level::MmuNotifier)
+                .then(Level::Driver(&reg.lock, c"userptr_notifier_lock"))
+                .then(Level::FenceWait)
+                .prime(task)?;
+            PRIMED.store(true, Relaxed);
+        }
         let ops: &'static bindings::mmu_interval_notifier_ops = &Ops::<T>::OPS;
         // SAFETY: `notifier` is zeroed memory, pinned in `reg` until `drop` removes it (or
         // forever, if the `UserRange` is leaked), with the ops of `T`, which are static and this

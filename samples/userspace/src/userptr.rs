@@ -237,7 +237,11 @@ fn hung_job_bounds_the_wait(r: &mut Report, importer: &File) {
         "userptr: munmap under a hung job waits for its watchdog, not longer",
         matches!(result, Ok(took) if took >= bound - Duration::from_millis(200)
             && took < bound + Duration::from_secs(3)),
-        format_args!("{:?} (watchdog at {} ms)", result.map(|t| t.as_millis()), bound.as_millis()),
+        format_args!(
+            "{:?} (watchdog at {} ms)",
+            result.map(|t| t.as_millis()),
+            bound.as_millis()
+        ),
     );
 }
 
@@ -326,21 +330,35 @@ fn after_the_change(r: &mut Report, importer: &File) {
 }
 
 fn bad_input(r: &mut Report, importer: &File) {
-    let Ok(anon) = Anon::new(4) else {
-        r.check("userptr: map 4 pages", false, io::Error::last_os_error());
+    // Four pages and a hole after them.
+    let Ok(anon) = Anon::new(5) else {
+        r.check("userptr: map 5 pages", false, io::Error::last_os_error());
         return;
     };
-    let (addr, len) = (anon.addr as u64, anon.len as u64);
+    // SAFETY: Unmaps the last page of the test's own mapping.
+    let hole = unsafe { libc::munmap((anon.addr + 4 * PAGE) as *mut libc::c_void, PAGE) };
+    if let Err(e) = os(hole) {
+        r.check("userptr: unmap a page", false, e);
+        return;
+    }
+    let (addr, len, p) = (anon.addr as u64, 4 * PAGE as u64, PAGE as u64);
+    let (einval, efault) = (libc::EINVAL, libc::EFAULT);
     let cases: [(&str, u64, u64, u32, i32); 9] = [
-        ("an address not page-aligned", addr + 8, PAGE as u64, 0, libc::EINVAL),
-        ("a length not page-aligned", addr, 100, 0, libc::EINVAL),
-        ("an empty range", addr, 0, 0, libc::EINVAL),
-        ("a huge range", addr, (DLS_MAX_PAGES + 1) * PAGE as u64, 0, libc::EINVAL),
-        ("a range wrapping around", u64::MAX - PAGE as u64 + 1, 2 * PAGE as u64, 0, libc::EINVAL),
-        ("nonzero flags", addr, len, 1, libc::EINVAL),
-        ("a range running past the mapping", addr, len + PAGE as u64, 0, libc::EFAULT),
-        ("a kernel address", 0xffff_8880_0000_0000, PAGE as u64, 0, libc::EFAULT),
-        ("an unmapped range", 0x1000, PAGE as u64, 0, libc::EFAULT),
+        ("an address not page-aligned", addr + 8, p, 0, einval),
+        ("a length not page-aligned", addr, 100, 0, einval),
+        ("an empty range", addr, 0, 0, einval),
+        ("a huge range", addr, (DLS_MAX_PAGES + 1) * p, 0, einval),
+        (
+            "a range wrapping around",
+            u64::MAX - p + 1,
+            2 * p,
+            0,
+            einval,
+        ),
+        ("nonzero flags", addr, len, 1, einval),
+        ("a range running past the mapping", addr, len + p, 0, efault),
+        ("a kernel address", 0xffff_8880_0000_0000, p, 0, efault),
+        ("an unmapped range", 0x1000, p, 0, efault),
     ];
     for (what, addr, len, flags, errno) in cases {
         r.expect_errno(
@@ -350,14 +368,14 @@ fn bad_input(r: &mut Report, importer: &File) {
         );
     }
     // SAFETY: Makes the test's own mapping read-only.
-    let ro = unsafe { libc::mprotect(anon.ptr(), anon.len, libc::PROT_READ) };
+    let ro = unsafe { libc::mprotect(anon.ptr(), 4 * PAGE, libc::PROT_READ) };
     r.expect_errno(
         "userptr: a read-only range",
         os(ro).and_then(|()| userptr(importer, addr, len, 0)),
         libc::EFAULT,
     );
     // SAFETY: As above, read-write again.
-    unsafe { libc::mprotect(anon.ptr(), anon.len, libc::PROT_READ | libc::PROT_WRITE) };
+    unsafe { libc::mprotect(anon.ptr(), 4 * PAGE, libc::PROT_READ | libc::PROT_WRITE) };
     let handle = userptr(importer, addr, len, 0);
     let Ok(handle) = handle else {
         r.check("userptr: wrap 4 pages", false, format_args!("{handle:?}"));
