@@ -6,7 +6,7 @@
 //! returns. Bad input gets an errno, and nothing stays behind (the importer's module count
 //! returns to what it was).
 
-use super::{ioctl, op, open, Report};
+use super::{fail_every_site, ioctl, op, open, write_file, Report};
 use crate::uapi::*;
 use std::{
     fs::File,
@@ -200,6 +200,7 @@ pub fn run() -> Report {
     after_the_change(&mut r, &importer);
     bad_input(&mut r, &importer);
     range_changing_under_the_import(&mut r, &importer);
+    allocation_faults(&mut r, &importer);
 
     drop(importer);
     // Jobs give their module references back just after their fences signal.
@@ -477,6 +478,43 @@ fn range_changing_under_the_import(r: &mut Report, importer: &File) {
         "userptr: a range changing under imports and jobs: each an errno or success",
         other.is_empty() && ok > 0,
         format_args!("{ok} succeeded, {efault} EFAULT, {eagain} EAGAIN, others {other:?}"),
+    );
+    drop(anon);
+}
+
+/// Wrapping a range, a job on it and its release fail at every allocation site in turn (the
+/// test kernel's fault injection, as in `faults`), each with an errno.
+fn allocation_faults(r: &mut Report, importer: &File) {
+    let setup = [
+        ("/sys/kernel/debug/failslab/ignore-gfp-wait", "N"),
+        ("/sys/kernel/debug/fail_page_alloc/ignore-gfp-wait", "N"),
+        ("/sys/kernel/debug/failslab/verbose", "0"),
+        ("/sys/kernel/debug/fail_page_alloc/verbose", "0"),
+    ];
+    for (path, value) in setup {
+        if let Err(e) = write_file(path, value) {
+            r.check(
+                "userptr: configure fault injection",
+                false,
+                format_args!("{path}: {e}"),
+            );
+            return;
+        }
+    }
+    let Ok(anon) = Anon::new(2) else {
+        r.check("userptr: map 2 pages", false, io::Error::last_os_error());
+        return;
+    };
+    let sites = fail_every_site(|| {
+        let handle = userptr(importer, anon.addr as u64, anon.len as u64, 0)?;
+        let job = userptr_job(importer, handle, 0);
+        op(importer, DLI_IOCTL_RELEASE, handle, 0)?;
+        job.map(drop)
+    });
+    r.check(
+        "userptr: wrapping a range and a job on it fail cleanly at every allocation site",
+        sites.is_ok(),
+        format_args!("{sites:?} sites"),
     );
     drop(anon);
 }
