@@ -582,6 +582,25 @@ impl<T: Invalidate> Drop for UserRange<T> {
 /// The pages of a [`UserRange`], pinned by [`UserRange::read_pages`]; unpinned on drop (marked
 /// dirty if they were pinned for writing).
 ///
+/// ```
+/// # use dmabuf_lock::{context::MayBlock, userptr::{Invalidate, Invalidation, UserRange}};
+/// # use kernel::page::PAGE_SIZE;
+/// # struct Nothing;
+/// # impl Invalidate for Nothing {
+/// #     fn invalidate(&self, _range: &Invalidation<'_>) {}
+/// # }
+/// # // SAFETY: Attaches a new mm to the test's kthread; no preconditions.
+/// # kernel::error::to_result(unsafe { kernel::bindings::kunit_attach_mm() })?;
+/// # // SAFETY: A new anonymous mapping in the task's own address space.
+/// # let addr = unsafe { kernel::bindings::vm_mmap(core::ptr::null_mut(), 0, 2 * 4096, 3, 0x22, 0) };
+/// let task = MayBlock::new()?;
+/// let range = UserRange::register(&task, addr, 2 * PAGE_SIZE, Nothing)?;
+/// let pages = range.read_pages(&task, true)?;
+/// assert!(pages.page(1).is_some() && pages.page(2).is_none());
+/// assert!(!pages.is_stale()); // nothing changed the range since the read
+/// # Ok::<(), Error>(())
+/// ```
+///
 /// # Invariants
 ///
 /// Each pointer of `pages` is a page that this value holds a pin on (`FOLL_PIN`, for writing if
@@ -641,6 +660,8 @@ impl<T: Invalidate> Drop for UserPages<'_, T> {
 
 /// The notifier lock of a [`UserRange`], held after a successful [`UserRange::commit`]: the
 /// pages read are current until it is dropped, and an invalidation waits for it (R3).
+///
+/// See the module documentation for an example.
 #[must_use = "the job must publish its fence while the commit is held"]
 pub struct Committed<'a> {
     _guard: Guard<'a, (), MutexBackend>,
