@@ -76,7 +76,7 @@
 //!     }
 //! }
 //!
-//! let mut task = MayBlock::new()?;
+//! let task = MayBlock::new()?;
 //! let userptr = UserRange::register(&task, addr, 4 * PAGE_SIZE, pin_init!(Userptr {
 //!     resv <- OwnedResv::new(),
 //!     invalidations: Atomic::new(0),
