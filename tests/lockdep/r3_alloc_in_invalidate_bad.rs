@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! expect-splat: possible circular locking dependency detected[\s\S]*fs_reclaim[\s\S]*dmabuf_lock_mmu_notifier
+//! expect-splat: possible circular locking dependency detected[\s\S]*Chain exists of:\s*fs_reclaim --> dmabuf_lock_mmu_notifier --> dmabuf_lock_userptr_notifier
 //!
 //! Deliberately wrong (R2, R3): a userptr's invalidate callback allocates with `GFP_KERNEL`
 //! after waiting for the job's fence. The callback runs when the address space changes, which
