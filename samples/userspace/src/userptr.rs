@@ -6,7 +6,7 @@
 //! returns. Bad input gets an errno, and nothing stays behind (the importer's module count
 //! returns to what it was).
 
-use super::{fail_every_site, ioctl, op, open, write_file, Report};
+use super::{fail_every_site, ioctl, op, open, write_file, Report, Rng};
 use crate::uapi::*;
 use std::{
     fs::File,
@@ -201,6 +201,7 @@ pub fn run() -> Report {
     bad_input(&mut r, &importer);
     range_changing_under_the_import(&mut r, &importer);
     allocation_faults(&mut r, &importer);
+    fuzz(&mut r, &importer, 3000);
 
     drop(importer);
     // Jobs give their module references back just after their fences signal.
@@ -515,6 +516,89 @@ fn allocation_faults(r: &mut Report, importer: &File) {
         "userptr: wrapping a range and a job on it fail cleanly at every allocation site",
         sites.is_ok(),
         format_args!("{sites:?} sites"),
+    );
+    drop(anon);
+}
+
+/// `count` random userptr ioctls, valid and not, while the memory they name is mapped, unmapped
+/// and reprotected at random: each returns success or an errno of the expected few.
+fn fuzz(r: &mut Report, importer: &File, count: u32) {
+    const PAGES: usize = 8;
+    let Ok(anon) = Anon::new(PAGES) else {
+        r.check("userptr: map 8 pages", false, io::Error::last_os_error());
+        return;
+    };
+    let mut rng = Rng(0x5eed_u64 | 1);
+    let (mut ok, mut unexpected) = (0u32, Vec::new());
+    let p = PAGE as u64;
+    let expected = [
+        libc::EINVAL,
+        libc::EFAULT,
+        libc::EAGAIN,
+        libc::ENOENT,
+        libc::ENOSPC,
+        libc::ETIMEDOUT,
+    ];
+    for _ in 0..count {
+        let handle = rng.below(10) as u32;
+        let result = match rng.below(10) {
+            0..=2 => {
+                let addr = [
+                    anon.addr as u64,
+                    anon.addr as u64 + p,
+                    anon.addr as u64 + 12,
+                    0,
+                    rng.next(),
+                ][rng.below(5) as usize];
+                let len = [
+                    p,
+                    2 * p,
+                    PAGES as u64 * p,
+                    0,
+                    100,
+                    (DLS_MAX_PAGES + 1) * p,
+                    rng.next(),
+                ][rng.below(7) as usize];
+                userptr(importer, addr, len, (rng.below(8) == 0) as u32).map(drop)
+            }
+            3 | 4 => userptr_job(importer, handle, rng.below(5) as u32).map(drop),
+            5 => op(importer, DLI_IOCTL_RELEASE, handle, 0).map(drop),
+            6 => op(importer, DLI_IOCTL_WAIT, handle, rng.below(3) as u32).map(drop),
+            7 => op(importer, DLI_IOCTL_USERPTR_WAITED, handle, 0).map(drop),
+            8 => op(importer, DLI_IOCTL_MAP, handle, 0).map(drop),
+            _ => {
+                let page = anon.addr + rng.below(PAGES as u64) as usize * PAGE;
+                let ptr = page as *mut libc::c_void;
+                // SAFETY: Each call changes one page of the test's own mapping, which no Rust
+                // reference points into; MAP_FIXED replaces it in place.
+                let ret = unsafe {
+                    match rng.below(3) {
+                        0 => libc::mprotect(ptr, PAGE, libc::PROT_READ),
+                        1 => libc::mprotect(ptr, PAGE, libc::PROT_READ | libc::PROT_WRITE),
+                        _ => {
+                            let fixed = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED;
+                            let rw = libc::PROT_READ | libc::PROT_WRITE;
+                            if libc::mmap(ptr, PAGE, rw, fixed, -1, 0) == ptr {
+                                0
+                            } else {
+                                -1
+                            }
+                        }
+                    }
+                };
+                os(ret)
+            }
+        };
+        match result {
+            Ok(()) => ok += 1,
+            Err(e) if e.raw_os_error().is_some_and(|n| expected.contains(&n)) => {}
+            Err(e) => unexpected.push(e.to_string()),
+        }
+    }
+    r.check(
+        &format!("userptr: {count} random ioctls and address-space changes: success or an expected errno"),
+        unexpected.is_empty() && ok > 0,
+        format_args!("{ok} succeeded, unexpected {unexpected:?}"),
     );
     drop(anon);
 }
