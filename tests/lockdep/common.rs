@@ -124,10 +124,9 @@ impl Invalidate for UserJobs {
     }
 }
 
-/// Maps a page in the (KUnit case's) task, wraps it as a userptr whose callback runs
-/// `after_wait`, submits a job of 50 ms on it and unmaps the page while the job runs: the real
-/// invalidation waits for the job's fence. Returns how many invalidations ran.
-pub fn unmap_under_job(task: &mut MayBlock, after_wait: fn()) -> Result<u32> {
+/// Maps a page in the (KUnit case's) task and wraps it as a userptr whose callback runs
+/// `after_wait`; returns it with its address.
+pub fn map_userptr(task: &MayBlock, after_wait: fn()) -> Result<(UserRange<UserJobs>, usize)> {
     const PAGE: usize = kernel::page::PAGE_SIZE;
     // A KUnit case runs in a kthread without an address space: give it one.
     // SAFETY: Attaches a new mm to the current kthread; no preconditions.
@@ -135,12 +134,12 @@ pub fn unmap_under_job(task: &mut MayBlock, after_wait: fn()) -> Result<u32> {
     // PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS.
     // SAFETY: A new anonymous mapping in the task's own address space, replacing nothing.
     let addr = unsafe { kernel::bindings::vm_mmap(core::ptr::null_mut(), 0, PAGE, 3, 0x22, 0) };
-    if addr as isize > -4096 && (addr as isize) < 0 {
-        return Err(Error::from_errno(addr as i32));
+    if let Ok(errno @ -4095..=-1) = isize::try_from(addr) {
+        return Err(Error::from_errno(errno as i32));
     }
     let range = UserRange::register(
         task,
-        addr as usize,
+        addr,
         PAGE,
         pin_init!(UserJobs {
             resv <- OwnedResv::new(),
@@ -148,6 +147,15 @@ pub fn unmap_under_job(task: &mut MayBlock, after_wait: fn()) -> Result<u32> {
             invalidations: Atomic::new(0),
         }),
     )?;
+    Ok((range, addr))
+}
+
+/// Maps a page in the (KUnit case's) task, wraps it as a userptr whose callback runs
+/// `after_wait`, submits a job of 50 ms on it and unmaps the page while the job runs: the real
+/// invalidation waits for the job's fence. Returns how many invalidations ran.
+pub fn unmap_under_job(task: &mut MayBlock, after_wait: fn()) -> Result<u32> {
+    const PAGE: usize = kernel::page::PAGE_SIZE;
+    let (range, addr) = map_userptr(task, after_wait)?;
     let timeline = FenceTimeline::new();
     let job = PreparedIrqJob::new(task, &timeline, 5000, |_fence, _irq| Ok(()))?;
     let pages = range.read_pages(task, true)?;
