@@ -195,6 +195,7 @@ pub fn run() -> Report {
         os(unsafe { libc::madvise(anon.ptr(), anon.len, libc::MADV_DONTNEED) })
     });
 
+    exit_waits_for_the_job(&mut r);
     hung_job_bounds_the_wait(&mut r, &importer);
     idle_change_does_not_wait(&mut r, &importer);
     after_the_change(&mut r, &importer);
@@ -219,6 +220,45 @@ pub fn run() -> Report {
         format_args!("{refs_before:?} before, {refs_after:?} after"),
     );
     r
+}
+
+/// A child process wraps its own memory, submits a job of [`JOB_MS`] and exits at once: tearing
+/// down its address space is the change, and its exit waits for the job.
+fn exit_waits_for_the_job(r: &mut Report) {
+    let start = Instant::now();
+    // SAFETY: The test is single-threaded here; the child runs only this function's code and
+    // leaves with `_exit`.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let submitted = (|| -> io::Result<()> {
+            let importer = open(c"/dev/dmabuf_importer")?;
+            let anon = Anon::new(2)?;
+            let handle = userptr(&importer, anon.addr as u64, anon.len as u64, 0)?;
+            userptr_job(&importer, handle, JOB_MS)?;
+            // Neither the mapping nor the file is given back by hand: the exit does it.
+            std::mem::forget(anon);
+            std::mem::forget(importer);
+            Ok(())
+        })();
+        // SAFETY: Ends the child.
+        unsafe { libc::_exit(i32::from(submitted.is_err())) };
+    }
+    let mut status = -1;
+    let reaped = if pid < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        // SAFETY: Waits for the child just made.
+        os(unsafe { libc::waitpid(pid, &mut status, 0) })
+    };
+    let took = start.elapsed();
+    r.check(
+        "userptr: the exit of a process whose job uses its memory waits for the job",
+        reaped.is_ok() && status == 0 && took >= MIN_WAIT,
+        format_args!(
+            "{reaped:?}, status {status:#x}, reaped after {} ms",
+            took.as_millis()
+        ),
+    );
 }
 
 /// A job whose "hardware" hangs: the change waits until the job's watchdog signals its fence
