@@ -580,7 +580,7 @@ impl<T: Invalidate> Drop for UserRange<T> {
 }
 
 /// The pages of a [`UserRange`], pinned by [`UserRange::read_pages`]; unpinned on drop (marked
-/// dirty if they were pinned for writing).
+/// dirty if they were pinned for writing, which takes each page's lock: dropping it may sleep).
 ///
 /// ```
 /// # use dmabuf_lock::{context::MayBlock, userptr::{Invalidate, Invalidation, UserRange}};
