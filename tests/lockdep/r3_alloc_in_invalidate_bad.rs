@@ -15,9 +15,11 @@
 pub mod common;
 #[path = "../../rust/dmabuf_lock/mod.rs"]
 pub mod dmabuf_lock;
+pub mod userptr_common;
 
-use common::{init_task, unmap_under_job};
+use common::init_task;
 use kernel::prelude::*;
+use userptr_common::unmap_under_job;
 
 module! {
     type: R3AllocInInvalidateBad,

@@ -7,9 +7,11 @@
 pub mod common;
 #[path = "../../rust/dmabuf_lock/mod.rs"]
 pub mod dmabuf_lock;
+pub mod userptr_common;
 
-use common::{init_task, map_userptr};
+use common::init_task;
 use kernel::prelude::*;
+use userptr_common::map_userptr;
 
 module! {
     type: R3AllocUnderCommitGood,
