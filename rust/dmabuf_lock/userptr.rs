@@ -126,7 +126,7 @@ use kernel::{
     page::{BorrowedPage, PAGE_SIZE},
     prelude::*,
     sync::{
-        atomic::{Atomic, Relaxed},
+        atomic::{atomic_load, atomic_store, Atomic, Relaxed},
         lock::mutex::MutexBackend,
         lock::Guard,
         Mutex,
@@ -291,13 +291,16 @@ struct Registration<T: Invalidate> {
 }
 
 impl<T: Invalidate> Registration<T> {
-    /// The notifier's sequence (`interval_sub->invalidate_seq`), read once as `READ_ONCE()`
-    /// does: the callback writes it, under `lock`, with a volatile write.
+    /// The notifier's sequence (`interval_sub->invalidate_seq`), read once, as `READ_ONCE()`
+    /// does: the callback writes it under `lock`, as `WRITE_ONCE()` does.
     fn seq(&self) -> c_ulong {
         let notifier = self.notifier.get();
-        // SAFETY: The notifier is initialised (zeroed, then inserted) and pinned; the only
-        // concurrent access is the callback's volatile write of the same field.
-        unsafe { ptr::read_volatile(&raw const (*notifier).invalidate_seq) }
+        // SAFETY: The notifier is initialised (zeroed, then inserted) and pinned, so the field is
+        // valid and aligned. It is written by `mmu_interval_notifier_insert()` (plainly, but
+        // before `register` returns, so before any call of this method) and by the callback, with
+        // `atomic_store`; the C side only reads it (`READ_ONCE()`). Every access that may run
+        // concurrently with this one is atomic.
+        unsafe { atomic_load(&raw mut (*notifier).invalidate_seq, Relaxed) }
     }
 }
 
@@ -305,8 +308,9 @@ impl<T: Invalidate> Registration<T> {
 /// removed on drop. It dereferences to the driver's data, whose [`Invalidate`] callback runs on
 /// each change of the range.
 ///
-/// Dropping it sleeps: it waits for callbacks under way. Never drop it from its own callback (it
-/// would wait for itself), nor while holding a lock that the callback takes.
+/// Dropping it sleeps: it waits for callbacks under way. Never drop it from an invalidation
+/// callback (of any range on the same address space: it would wait for the invalidation that runs
+/// it), nor while holding a lock that the callback takes.
 ///
 /// # Invariants
 ///
@@ -371,6 +375,10 @@ impl<T: Invalidate> UserRange<T> {
     ///
     /// The first registration of a module teaches lockdep the order `mmu notifier -> notifier
     /// lock -> fence wait` ([`LockOrder`], R9); the notifier locks of a module share one class.
+    ///
+    /// Do not call it while holding the address space's `mmap_lock` (an `MmapReadGuard` of
+    /// `kernel::mm`): the first notifier of an address space takes it for writing
+    /// (`mmu_notifier_register()`), and the task would wait for itself forever (R1).
     pub fn register<E>(
         task: &MayBlock,
         start: usize,
@@ -413,7 +421,9 @@ impl<T: Invalidate> UserRange<T> {
         // forever, if the `UserRange` is leaked), with the ops of `T`, which are static and this
         // module's code, kept loaded by `_module` while `reg` lives. `mm` is the current task's
         // live address space; the call takes its own reference (`mmgrab()`). The range is
-        // non-empty and does not wrap (checked above). No lock is held that the call takes.
+        // non-empty and does not wrap (checked above). The call sleeps (the caller may: `task`)
+        // and may take `mmap_lock` for writing: a caller holding it deadlocks, which is not
+        // unsound, and the method's documentation forbids it.
         to_result(unsafe {
             bindings::mmu_interval_notifier_insert(
                 reg.notifier.get(),
@@ -499,7 +509,8 @@ impl<T: Invalidate> UserRange<T> {
             .map_err(|_| i32::try_from(pinned).map_or(EFAULT, Error::from_errno))?;
         // SAFETY: `pin_user_pages_remote` wrote `pinned` (at most `count`) page pointers.
         unsafe { pages.inc_len(pinned.min(count)) };
-        // INVARIANT: Each page of `pages` was pinned just above, for writing if `write`.
+        // INVARIANT: Each page of `pages` was pinned just above, for writing if `write`, or is
+        // the zero page (a read of memory never written).
         let read = UserPages {
             range: self,
             pages,
@@ -574,7 +585,9 @@ impl<T: Invalidate> Drop for UserRange<T> {
     fn drop(&mut self) {
         // SAFETY: The notifier is registered and removed only here (type invariant). Removal
         // waits for callbacks under way, and none starts afterwards, so `reg`, freed after this,
-        // is no longer reachable from C.
+        // is no longer reachable from C. The C function must not be called from an ops callback:
+        // from one it waits forever for the invalidation that runs it, a deadlock but no memory
+        // error; the type's documentation forbids it.
         unsafe { bindings::mmu_interval_notifier_remove(self.reg.notifier.get()) };
     }
 }
@@ -604,7 +617,8 @@ impl<T: Invalidate> Drop for UserRange<T> {
 /// # Invariants
 ///
 /// Each pointer of `pages` is a page that this value holds a pin on (`FOLL_PIN`, for writing if
-/// `write`), released only in `drop`.
+/// `write`), released only in `drop`, or the shared zero page, which a read-only pin may return
+/// and which the kernel counts no pin on (it is never freed, and unpinning skips it).
 pub struct UserPages<'a, T: Invalidate> {
     range: &'a UserRange<T>,
     pages: KVVec<*mut bindings::page>,
@@ -632,8 +646,8 @@ impl<T: Invalidate> UserPages<'_, T> {
     /// The `index`th page of the range, kept by the pin while this value lives.
     pub fn page(&self, index: usize) -> Option<BorrowedPage<'_>> {
         let page = NonNull::new(*self.pages.get(index)?)?;
-        // SAFETY: The page is pinned until `self` is dropped (type invariant), which the borrow
-        // outlives.
+        // SAFETY: The page is pinned until `self` is dropped, which the borrow outlives, or is
+        // the zero page, which is never freed (type invariant).
         Some(unsafe { BorrowedPage::from_raw(page) })
     }
 
@@ -701,9 +715,18 @@ unsafe extern "C" fn invalidate<T: Invalidate>(
     let done = match guard {
         Some(guard) => {
             // `mmu_interval_set_seq()`, under the lock that `commit` checks it under.
-            // SAFETY: The notifier is registered; its sequence is written only here, under
-            // `lock`, as `WRITE_ONCE()` does.
-            unsafe { ptr::write_volatile(&raw mut (*reg.notifier.get()).invalidate_seq, cur_seq) };
+            // SAFETY: The notifier is registered, so the field is valid and aligned. Besides this
+            // store, it is written only by `mmu_interval_notifier_insert()`, which finished
+            // before the notifier was in the interval tree where callbacks find it, and it is
+            // read concurrently only atomically: `READ_ONCE()` in `mmu_interval_read_begin()`
+            // and `atomic_load` in `Registration::seq`.
+            unsafe {
+                atomic_store(
+                    &raw mut (*reg.notifier.get()).invalidate_seq,
+                    cur_seq,
+                    Relaxed,
+                )
+            };
             reg.data.invalidate(&inv);
             drop(guard);
             blockable || !inv.busy.get()
