@@ -456,9 +456,17 @@ impl<T: Invalidate> UserRange<T> {
     /// under way) and pins its pages in the registering process (`pin_user_pages_remote()`, for
     /// writing if `write`: a private page is copied first if it is shared copy-on-write).
     ///
+    /// The pins are long-term ones (`FOLL_LONGTERM`), as a device's access to the pages is: the
+    /// kernel first moves pages out of movable and CMA memory, and refuses what a long pin must
+    /// not hold: a writable pin of a shared mapping of a file whose filesystem writes dirty pages
+    /// back (`EFAULT`: the filesystem would find a page dirtied behind its back, with no buffers),
+    /// and any pin of filesystem DAX memory (`EOPNOTSUPP`). Anonymous memory, `memfd`/tmpfs and
+    /// private file mappings are accepted.
+    ///
     /// Call it with no lock held that an invalidation takes, nor any reservation (it takes
     /// `mmap_lock`, R1). `EFAULT` if part of the range is not mapped, or not with the access
-    /// asked; `ESRCH` once the process has exited; `EINVAL` above [`MAX_READ_PAGES`].
+    /// asked; `ESRCH` once the process has exited; `EINVAL` above [`MAX_READ_PAGES`]; `ENOMEM`
+    /// if the pages could not be moved out of movable memory.
     ///
     /// ```
     /// # use dmabuf_lock::{context::MayBlock, userptr::{Invalidate, Invalidation, UserRange}};
@@ -491,7 +499,10 @@ impl<T: Invalidate> UserRange<T> {
         let mm = unsafe { Mm::from_raw((*notifier).mm) };
         let mm = mm.mmget_not_zero().ok_or(ESRCH)?;
         let mmap = mm.mmap_read_lock();
-        let flags: c_uint = if write { bindings::FOLL_WRITE } else { 0 };
+        // Long-term: the kernel refuses what such a pin must not hold (see above), rather than
+        // let a driver write to file pages that the filesystem does not expect to change.
+        let access: c_uint = if write { bindings::FOLL_WRITE } else { 0 };
+        let flags = access | bindings::FOLL_LONGTERM;
         // SAFETY: `mm` has users (`mmget_not_zero`) and its `mmap_lock` is held for reading for
         // the whole call (`locked` is NULL); `pages` has room for `count` pointers.
         let pinned = unsafe {
