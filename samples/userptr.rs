@@ -5,8 +5,8 @@
 //!
 //! A job publishes its fence on the userptr's reservation. When the process unmaps the range,
 //! changes its protection, forks, or the kernel reclaims or migrates its pages, the notifier's
-//! callback waits for those fences before the change goes on, so a running job never sees its
-//! pages change under it (R3). Submitting follows the protocol the library gives: look the pages
+//! callback waits for those fences before the change goes on (up to a time-out longer than any
+//! job runs), so a running job does not see its pages change under it (R3). Submitting follows the protocol the library gives: look the pages
 //! up with no lock held (this takes `mmap_lock`, R1), lock the reservation, commit (the notifier
 //! lock: no invalidation ran since the lookup, or `EAGAIN` and look again), then publish the fence
 //! in the signalling section (R4) before the commit ends.
@@ -118,7 +118,10 @@ impl Userptr {
         drop(section);
         drop(committed);
         drop(guard);
-        // The pins end here; the notifier keeps the pages in place until the job is done.
+        // The pins end here, before the job does: from now on only the notifier's wait (up to
+        // `INVALIDATE_WAIT_MS`, longer than any job runs) keeps the pages in place for it. This
+        // sample's jobs never touch the pages; a driver whose device does must keep pins until
+        // the job's fence signals (the library's `userptr` documentation).
         drop(pages);
         Ok(seqno)
     }

@@ -28,9 +28,38 @@
 //! (R2, R3, R9). A reservation is locked *before* committing (reservations outside the notifier
 //! lock), and the signalling section of the submission is entered inside the guard.
 //!
-//! Memory safety does not rest on the notifier: pages are used only through a [`UserPages`],
-//! which holds a pin on each (`pin_user_pages_remote()`) and unpins them on drop. The notifier
-//! keeps what a job sees coherent with the process; the pins keep the pages from being freed.
+//! What the CPU reaches through the library does not rest on the notifier: pages are lent only
+//! by a [`UserPages`], which holds a long-term pin on each (`pin_user_pages_remote()`,
+//! `FOLL_LONGTERM`) and unpins them on drop, so they are not freed while it lives. But a
+//! `UserPages` borrows its [`UserRange`]: it cannot be kept by a job that runs on after the
+//! submission (a device's DMA, a job completed by an interrupt), so such a job runs without
+//! pins. From then on only the notifier keeps the pages in place: each invalidation of the
+//! range waits for the job's fence, and only for as long as the driver's time-out
+//! ([`Invalidation::wait_resv`] returns false and the change goes on), or not at all if the
+//! callback does not wait for that fence. After such a change the pages may be freed and reused
+//! while the job still uses them. A driver whose device writes or reads the pages must keep its
+//! own pins until the job's fence signals, and unpin in process context (unpinning may sleep); a
+//! pin type that a job can own is not offered yet (a follow-up). Keep the callback's wait longer
+//! than any job may run (a watchdog that signals the fence, R8).
+//!
+//! # Deadlocks that safe code can reach
+//!
+//! None of these is undefined behaviour, and lockdep reports only some of them:
+//!
+//! - Leaking a [`Committed`] (`mem::forget`): the notifier lock stays held, and every later
+//!   invalidation of the range waits for it forever, including the process's exit.
+//! - Dropping a [`UserRange`] from an invalidation callback (of any range on the same address
+//!   space): removal waits for the invalidation under way, which is the one running the callback.
+//! - Calling [`UserRange::read_pages`] (it takes `mmap_lock`), or dropping a [`UserPages`] pinned
+//!   for writing (unpinning it takes each page's lock), while a [`Committed`] of a range of the
+//!   same address space is held: an invalidation runs with `mmap_lock` or a page's lock held and
+//!   waits for the notifier lock. Allocating under a `Committed` is the same cycle through
+//!   reclaim, and lockdep reports that one (R2, R3).
+//! - [`UserRange::register`] while holding the address space's `mmap_lock`.
+//! - A panic in [`Invalidate::invalidate`], or a KUnit assertion that fails while a
+//!   [`Committed`] lives: the task ends without unwinding, the notifier lock or the address
+//!   space's invalidation stays taken, and the next invalidation or the address space's teardown
+//!   waits forever.
 //!
 //! A registration holds a reference on the module this library is compiled into (its callback is
 //! that module's code) and on the address space (`mmgrab()`, by the kernel). Dropping the
@@ -52,12 +81,18 @@
 //!     userptr::{Invalidate, Invalidation, UserRange},
 //! };
 //! use kernel::{page::PAGE_SIZE, sync::atomic::{Atomic, Relaxed}};
-//! # // A KUnit case runs in a kthread without an address space; give it one and map four pages
-//! # // of anonymous memory in it, as a process would have them.
-//! # // SAFETY: Attaches a new mm to the test's kthread; no preconditions.
+//! # // Four pages of anonymous memory, as a process would have them.
+//! # // SAFETY: A KUnit case runs in a kthread of its own (`kthread_use_mm()` wants one) with
+//! # // no address space: this attaches a new one, which lives until the case's kthread ends.
 //! # kernel::error::to_result(unsafe { kernel::bindings::kunit_attach_mm() })?;
-//! # // SAFETY: The task has an address space now; a new anonymous mapping replaces nothing.
-//! # let addr = unsafe { kernel::bindings::vm_mmap(core::ptr::null_mut(), 0, 4 * 4096, 3, 0x22, 0) };
+//! # // PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS (uapi/asm-generic/mman*.h; not in the
+//! # // kernel crate's bindings).
+//! # let (len, prot, flags): (usize, usize, usize) = (4 * PAGE_SIZE, 0x1 | 0x2, 0x02 | 0x20);
+//! # // SAFETY: A new anonymous mapping in the task's own address space, replacing nothing.
+//! # let addr = unsafe { kernel::bindings::vm_mmap(core::ptr::null_mut(), 0, len, prot, flags, 0) };
+//! # if let Ok(errno @ -4095..=-1) = isize::try_from(addr) {
+//! #     return Err(Error::from_errno(errno as i32));
+//! # }
 //!
 //! /// A userptr object: the jobs that use it publish their fences on its reservation.
 //! #[pin_data]
@@ -97,7 +132,7 @@
 //! job.signal(Ok(()));
 //! // The process unmaps the range: the callback runs (and would wait for a pending job).
 //! # // SAFETY: Unmaps the mapping made above, in the task's own address space.
-//! # kernel::error::to_result(unsafe { kernel::bindings::vm_munmap(addr, 4 * 4096) })?;
+//! # kernel::error::to_result(unsafe { kernel::bindings::vm_munmap(addr, len) })?;
 //! assert!(userptr.invalidations.load(Relaxed) > 0);
 //! // The range is gone: pinning it fails, and an older read would no longer commit.
 //! assert_eq!(userptr.read_pages(&task, true).err(), Some(EFAULT));
@@ -135,17 +170,24 @@ use kernel::{
     types::{NotThreadSafe, Opaque},
 };
 
-/// The most pages one [`UserRange::read_pages`] pins (1 GiB of 4 KiB pages); more is `EINVAL`.
+/// The most pages one [`UserRange::read_pages`] pins (2^18: 1 GiB with 4 KiB pages); more is
+/// `EINVAL`.
 pub const MAX_READ_PAGES: usize = 1 << 18;
 
 /// What a driver does when the process's address space changes in a registered range: stop
 /// using the range's pages, waiting for the jobs that use them (R3).
 ///
-/// The callback runs on the task that changes the address space (`munmap`, `mprotect`, `fork`,
-/// reclaim, the OOM reaper), with the range's notifier lock held and inside the mmu-notifier
-/// scope: it must not allocate with `GFP_KERNEL`, lock a reservation or take `mmap_lock`, and
-/// lockdep reports it if it does (R2). On a range that may not block
-/// ([`Invalidation::may_block`] is false: the OOM reaper) it must not sleep at all.
+/// The callback runs on whichever task changes the range's page tables, which need not be the
+/// process that registered it nor share its address space: the process itself (`munmap`,
+/// `mprotect`, `fork`, `madvise`, its exit), another process (`process_madvise(2)`,
+/// `process_mrelease(2)`, direct reclaim in any task), or a kernel thread or work item (`kswapd`,
+/// `kcompactd`, `khugepaged`, `ksmd`, page migration and NUMA balancing, the OOM reaper, the
+/// address space's last `mmput()` from a workqueue). Do not rely on `current` there. It runs with
+/// the range's notifier lock held and inside the mmu-notifier scope: it must not allocate with
+/// `GFP_KERNEL`, lock a reservation or take `mmap_lock`, and lockdep reports it if it does (R2).
+/// On a range that may not block ([`Invalidation::may_block`] is false: the OOM reaper and
+/// `process_mrelease(2)`) it must not sleep at all; [`MayBlock::new`] succeeds there all the same
+/// (the task could sleep as far as the scheduler knows), so it is no test: ask `may_block`.
 ///
 /// See the module documentation for an example.
 pub trait Invalidate: Send + Sync + 'static {
@@ -225,7 +267,8 @@ impl Invalidation<'_> {
     }
 
     /// Whether the callback may sleep (`mmu_notifier_range_blockable()`): false only for the OOM
-    /// reaper, which retries a range whose callback could not finish without waiting.
+    /// reaper and `process_mrelease(2)`, which retry a range whose callback could not finish
+    /// without waiting.
     pub fn may_block(&self) -> bool {
         self.range.flags & bindings::MMU_NOTIFIER_RANGE_BLOCKABLE != 0
     }
@@ -475,10 +518,17 @@ impl<T: Invalidate> UserRange<T> {
     /// # impl Invalidate for Nothing {
     /// #     fn invalidate(&self, _range: &Invalidation<'_>) {}
     /// # }
-    /// # // SAFETY: Attaches a new mm to the test's kthread; no preconditions.
+    /// # // SAFETY: A KUnit case runs in a kthread of its own (`kthread_use_mm()` wants one) with
+    /// # // no address space: this attaches a new one, which lives until the case's kthread ends.
     /// # kernel::error::to_result(unsafe { kernel::bindings::kunit_attach_mm() })?;
+    /// # // PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS (uapi/asm-generic/mman*.h; not in the
+    /// # // kernel crate's bindings).
+    /// # let (len, prot, flags): (usize, usize, usize) = (2 * PAGE_SIZE, 0x1, 0x02 | 0x20);
     /// # // SAFETY: A new read-only anonymous mapping in the task's own address space.
-    /// # let addr = unsafe { kernel::bindings::vm_mmap(core::ptr::null_mut(), 0, 2 * 4096, 1, 0x22, 0) };
+    /// # let addr = unsafe { kernel::bindings::vm_mmap(core::ptr::null_mut(), 0, len, prot, flags, 0) };
+    /// # if let Ok(errno @ -4095..=-1) = isize::try_from(addr) {
+    /// #     return Err(Error::from_errno(errno as i32));
+    /// # }
     /// let task = MayBlock::new()?;
     /// let range = UserRange::register(&task, addr, 2 * PAGE_SIZE, Nothing)?;
     /// assert_eq!(range.read_pages(&task, false)?.len(), 2);
@@ -541,8 +591,10 @@ impl<T: Invalidate> UserRange<T> {
     /// it: publish the job's fence where the callback waits for it, then drop the guard (R3).
     ///
     /// Lock the job's reservations before (a reservation is not taken under the notifier lock),
-    /// and do not allocate while the guard lives: the invalidation, which runs in reclaim, waits
-    /// for it (lockdep reports it, R2). The job's signalling section is entered inside it.
+    /// and while the guard lives do not allocate (an invalidation runs in reclaim and waits for
+    /// it: lockdep reports it, R2), read pages, drop a [`UserPages`] pinned for writing, nor let a
+    /// KUnit assertion fail: each of these can deadlock with an invalidation (see the module
+    /// documentation). Do not leak the guard. The job's signalling section is entered inside it.
     ///
     /// ```
     /// # use dmabuf_lock::{context::MayBlock, userptr::{Invalidate, Invalidation, UserRange}};
@@ -551,16 +603,23 @@ impl<T: Invalidate> UserRange<T> {
     /// # impl Invalidate for Nothing {
     /// #     fn invalidate(&self, _range: &Invalidation<'_>) {}
     /// # }
-    /// # // SAFETY: Attaches a new mm to the test's kthread; no preconditions.
+    /// # // SAFETY: A KUnit case runs in a kthread of its own (`kthread_use_mm()` wants one) with
+    /// # // no address space: this attaches a new one, which lives until the case's kthread ends.
     /// # kernel::error::to_result(unsafe { kernel::bindings::kunit_attach_mm() })?;
-    /// # // SAFETY: New anonymous mappings in the task's own address space.
-    /// # let addr = unsafe { kernel::bindings::vm_mmap(core::ptr::null_mut(), 0, 4096, 3, 0x22, 0) };
+    /// # // PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS (uapi/asm-generic/mman*.h; not in the
+    /// # // kernel crate's bindings).
+    /// # let (len, prot, flags): (usize, usize, usize) = (PAGE_SIZE, 0x1 | 0x2, 0x02 | 0x20);
+    /// # // SAFETY: A new anonymous mapping in the task's own address space.
+    /// # let addr = unsafe { kernel::bindings::vm_mmap(core::ptr::null_mut(), 0, len, prot, flags, 0) };
+    /// # if let Ok(errno @ -4095..=-1) = isize::try_from(addr) {
+    /// #     return Err(Error::from_errno(errno as i32));
+    /// # }
     /// let task = MayBlock::new()?;
     /// let range = UserRange::register(&task, addr, PAGE_SIZE, Nothing)?;
     /// let pages = range.read_pages(&task, true)?;
     /// // The process unmaps the range meanwhile: an invalidation runs.
     /// # // SAFETY: Unmaps the task's own mapping.
-    /// # kernel::error::to_result(unsafe { kernel::bindings::vm_munmap(addr, 4096) })?;
+    /// # kernel::error::to_result(unsafe { kernel::bindings::vm_munmap(addr, len) })?;
     /// assert_eq!(range.commit(&task, &pages).err(), Some(EAGAIN));
     /// # Ok::<(), Error>(())
     /// ```
@@ -613,10 +672,17 @@ impl<T: Invalidate> Drop for UserRange<T> {
 /// # impl Invalidate for Nothing {
 /// #     fn invalidate(&self, _range: &Invalidation<'_>) {}
 /// # }
-/// # // SAFETY: Attaches a new mm to the test's kthread; no preconditions.
+/// # // SAFETY: A KUnit case runs in a kthread of its own (`kthread_use_mm()` wants one) with
+/// # // no address space: this attaches a new one, which lives until the case's kthread ends.
 /// # kernel::error::to_result(unsafe { kernel::bindings::kunit_attach_mm() })?;
+/// # // PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS (uapi/asm-generic/mman*.h; not in the
+/// # // kernel crate's bindings).
+/// # let (len, prot, flags): (usize, usize, usize) = (2 * PAGE_SIZE, 0x1 | 0x2, 0x02 | 0x20);
 /// # // SAFETY: A new anonymous mapping in the task's own address space.
-/// # let addr = unsafe { kernel::bindings::vm_mmap(core::ptr::null_mut(), 0, 2 * 4096, 3, 0x22, 0) };
+/// # let addr = unsafe { kernel::bindings::vm_mmap(core::ptr::null_mut(), 0, len, prot, flags, 0) };
+/// # if let Ok(errno @ -4095..=-1) = isize::try_from(addr) {
+/// #     return Err(Error::from_errno(errno as i32));
+/// # }
 /// let task = MayBlock::new()?;
 /// let range = UserRange::register(&task, addr, 2 * PAGE_SIZE, Nothing)?;
 /// let pages = range.read_pages(&task, true)?;
@@ -740,6 +806,9 @@ unsafe extern "C" fn invalidate<T: Invalidate>(
             };
             reg.data.invalidate(&inv);
             drop(guard);
+            // A non-blocking range with a fence pending returns false with the sequence already
+            // set: a read begun before fails its commit (`EAGAIN`) and is redone, a retry and
+            // nothing else.
             blockable || !inv.busy.get()
         }
         // A commit holds the lock: a range that may not block is retried later.
