@@ -13,16 +13,22 @@
 
 use super::dmabuf_lock::{
     context::MayBlock,
-    fence::FenceTimeline,
+    fence::{Fence, FenceTimeline},
     resv::{FenceUsage, OwnedResv},
     signalling::{HwCompletion, PreparedIrqJob},
-    userptr::{Invalidate, Invalidation, UserRange},
+    userptr::{Invalidate, Invalidation, PinnedPages, UserRange},
 };
 use super::uapi::{DLS_JOB_GRACE_MS, DLS_JOB_HANG, DLS_MAX_PAGES};
 use kernel::{
+    alloc::kvec::PushError,
+    new_mutex,
     page::PAGE_SIZE,
     prelude::*,
-    sync::atomic::{Atomic, Relaxed},
+    sync::{
+        aref::ARef,
+        atomic::{Atomic, Relaxed},
+        Mutex,
+    },
 };
 
 /// How long an invalidation waits for a job: longer than any job may run (its delay, at most
@@ -44,6 +50,10 @@ pub struct Jobs {
     resv: OwnedResv,
     /// Invalidations that found a job running and waited for it.
     waited: Atomic<u64>,
+    /// The pins of the jobs that may still run, each kept until its job's fence signals (the
+    /// callback never takes this lock).
+    #[pin]
+    pins: Mutex<KVec<(ARef<Fence>, PinnedPages)>>,
 }
 
 impl Invalidate for Jobs {
@@ -72,6 +82,7 @@ impl Userptr {
             pin_init!(Jobs {
                 resv <- OwnedResv::new(),
                 waited: Atomic::new(0),
+                pins <- new_mutex!(KVec::new()),
             }),
         )?;
         // Unmapped or read-only memory is refused now rather than at the first job.
@@ -114,16 +125,31 @@ impl Userptr {
         let job = job.arm(&section);
         guard.add_fence(job.fence(), FenceUsage::Write)?;
         let seqno = job.fence().seqno();
+        let fence: ARef<Fence> = job.fence().into();
         job.submit(completion);
         drop(section);
         drop(committed);
         drop(guard);
-        // The pins end here, before the job does: from now on only the notifier's wait (up to
-        // `INVALIDATE_WAIT_MS`, longer than any job runs) keeps the pages in place for it. This
-        // sample's jobs never touch the pages; a driver whose device does must keep pins until
-        // the job's fence signals (the library's `userptr` documentation).
-        drop(pages);
+        // The job owns its pins until its fence signals, whatever the process does with the
+        // range meanwhile: a device using the pages needs them.
+        self.keep(task, fence, pages.into_pins());
         Ok(seqno)
+    }
+
+    /// Keeps a job's pins until its fence signals. Pins of jobs that are done are released here,
+    /// in process context (unpinning may sleep: never in the job's hrtimer).
+    fn keep(&self, task: &MayBlock, fence: ARef<Fence>, pins: PinnedPages) {
+        let mut kept = self.range.pins.lock();
+        kept.retain(|(fence, _)| !fence.is_signaled());
+        // If there is no room, the push below fails and gives the pins back.
+        let _ = kept.reserve(1, GFP_KERNEL);
+        let Err(PushError((fence, pins))) = kept.push_within_capacity((fence, pins)) else {
+            return;
+        };
+        drop(kept);
+        // No memory to keep them: the job is waited for (its watchdog bounds it), then unpinned.
+        let _ = fence.wait(task, false, INVALIDATE_WAIT_MS);
+        drop(pins);
     }
 
     /// Waits up to `timeout_ms` for the jobs that use the userptr.
@@ -142,5 +168,18 @@ impl Userptr {
     /// How many invalidations waited for a job.
     pub fn waited(&self) -> u64 {
         self.range.waited.load(Relaxed)
+    }
+}
+
+impl Drop for Userptr {
+    /// The jobs' pins go with the userptr (in process context: the last reference goes in an
+    /// ioctl or the file's release), after its jobs, which their watchdogs bound.
+    fn drop(&mut self) {
+        if let Ok(task) = MayBlock::new() {
+            let _ = self
+                .range
+                .resv
+                .wait(&task, FenceUsage::Bookkeep, false, INVALIDATE_WAIT_MS);
+        }
     }
 }

@@ -28,19 +28,18 @@
 //! (R2, R3, R9). A reservation is locked *before* committing (reservations outside the notifier
 //! lock), and the signalling section of the submission is entered inside the guard.
 //!
-//! What the CPU reaches through the library does not rest on the notifier: pages are lent only
-//! by a [`UserPages`], which holds a long-term pin on each (`pin_user_pages_remote()`,
-//! `FOLL_LONGTERM`) and unpins them on drop, so they are not freed while it lives. But a
-//! `UserPages` borrows its [`UserRange`]: it cannot be kept by a job that runs on after the
-//! submission (a device's DMA, a job completed by an interrupt), so such a job runs without
-//! pins. From then on only the notifier keeps the pages in place: each invalidation of the
-//! range waits for the job's fence, and only for as long as the driver's time-out
-//! ([`Invalidation::wait_resv`] returns false and the change goes on), or not at all if the
-//! callback does not wait for that fence. After such a change the pages may be freed and reused
-//! while the job still uses them. A driver whose device writes or reads the pages must keep its
-//! own pins until the job's fence signals, and unpin in process context (unpinning may sleep); a
-//! pin type that a job can own is not offered yet (a follow-up). Keep the callback's wait longer
-//! than any job may run (a watchdog that signals the fence, R8).
+//! Memory safety does not rest on the notifier: pages are lent only by pins,
+//! long-term ones (`pin_user_pages_remote()`, `FOLL_LONGTERM`) that a [`UserPages`] holds and
+//! unpins on drop. A `UserPages` borrows its [`UserRange`] (its sequence is what
+//! [`UserRange::commit`] checks); after the commit, [`UserPages::into_pins`] hands the pins to
+//! the job as a [`PinnedPages`], owned, `'static` and `Send`, which the job keeps until its fence
+//! signals and drops in process context (unpinning may sleep). The notifier keeps what a job uses
+//! coherent with the process: each invalidation waits for the job's fence, but only as long as
+//! the driver's time-out ([`Invalidation::wait_resv`] returns false and the change goes on), or
+//! not at all if the callback does not wait for that fence. A job that dropped its pins before
+//! its fence signalled would then use pages that may be freed and reused: a driver whose device
+//! reads or writes the pages keeps the [`PinnedPages`] until the fence signals. Keep the
+//! callback's wait longer than any job may run (a watchdog that signals the fence, R8).
 //!
 //! # Deadlocks that safe code can reach
 //!
@@ -53,8 +52,9 @@
 //! - Calling [`UserRange::read_pages`] (it takes `mmap_lock`), or dropping a [`UserPages`] pinned
 //!   for writing (unpinning it takes each page's lock), while a [`Committed`] of a range of the
 //!   same address space is held: an invalidation runs with `mmap_lock` or a page's lock held and
-//!   waits for the notifier lock. Allocating under a `Committed` is the same cycle through
-//!   reclaim, and lockdep reports that one (R2, R3).
+//!   waits for the notifier lock. Dropping [`PinnedPages`] pinned for writing there is the same.
+//!   Allocating under a `Committed` is the same cycle through reclaim, and lockdep reports that
+//!   one (R2, R3).
 //! - [`UserRange::register`] while holding the address space's `mmap_lock`.
 //! - A panic in [`Invalidate::invalidate`], or a KUnit assertion that fails while a
 //!   [`Committed`] lives: the task ends without unwinding, the notifier lock or the address
@@ -572,16 +572,16 @@ impl<T: Invalidate> UserRange<T> {
         unsafe { pages.inc_len(pinned.min(count)) };
         // INVARIANT: Each page of `pages` was pinned just above, for writing if `write`, or is
         // the zero page (a read of memory never written).
-        let read = UserPages {
-            range: self,
-            pages,
-            seq,
-            write,
-        };
-        if read.pages.len() != count {
+        let pins = PinnedPages { pages, write };
+        if pins.len() != count {
             // Part of the range is not mapped: the pages pinned so far are unpinned.
             return Err(EFAULT);
         }
+        let read = UserPages {
+            range: self,
+            pins,
+            seq,
+        };
         Ok(read)
     }
 
@@ -662,8 +662,9 @@ impl<T: Invalidate> Drop for UserRange<T> {
     }
 }
 
-/// The pages of a [`UserRange`], pinned by [`UserRange::read_pages`]; unpinned on drop (marked
-/// dirty if they were pinned for writing, which takes each page's lock: dropping it may sleep).
+/// A read of a [`UserRange`] by [`UserRange::read_pages`]: the sequence that
+/// [`UserRange::commit`] checks, and the pages' pins ([`PinnedPages`]), which
+/// [`UserPages::into_pins`] hands to the job that uses them.
 ///
 /// ```
 /// # use dmabuf_lock::{context::MayBlock, userptr::{Invalidate, Invalidation, UserRange}};
@@ -690,42 +691,37 @@ impl<T: Invalidate> Drop for UserRange<T> {
 /// assert!(!pages.is_stale()); // nothing changed the range since the read
 /// # Ok::<(), Error>(())
 /// ```
-///
-/// # Invariants
-///
-/// Each pointer of `pages` is a page that this value holds a pin on (`FOLL_PIN`, for writing if
-/// `write`), released only in `drop`, or the shared zero page, which a read-only pin may return
-/// and which the kernel counts no pin on (it is never freed, and unpinning skips it).
 pub struct UserPages<'a, T: Invalidate> {
     range: &'a UserRange<T>,
-    pages: KVVec<*mut bindings::page>,
+    pins: PinnedPages,
     seq: c_ulong,
-    write: bool,
 }
-
-// SAFETY: Pins may be released on any task; the range is `Sync`.
-unsafe impl<T: Invalidate> Send for UserPages<'_, T> {}
-
-// SAFETY: `&UserPages` only lends pages (`Page` is `Sync`).
-unsafe impl<T: Invalidate> Sync for UserPages<'_, T> {}
 
 impl<T: Invalidate> UserPages<'_, T> {
     /// The number of pages (the range's length in pages).
     pub fn len(&self) -> usize {
-        self.pages.len()
+        self.pins.len()
     }
 
     /// Whether there are none: never, a read pins the whole range.
     pub fn is_empty(&self) -> bool {
-        self.pages.is_empty()
+        self.pins.is_empty()
     }
 
     /// The `index`th page of the range, kept by the pin while this value lives.
     pub fn page(&self, index: usize) -> Option<BorrowedPage<'_>> {
-        let page = NonNull::new(*self.pages.get(index)?)?;
-        // SAFETY: The page is pinned until `self` is dropped, which the borrow outlives, or is
-        // the zero page, which is never freed (type invariant).
-        Some(unsafe { BorrowedPage::from_raw(page) })
+        self.pins.page(index)
+    }
+
+    /// The pins of the pages.
+    pub fn pins(&self) -> &PinnedPages {
+        &self.pins
+    }
+
+    /// Ends the read and keeps its pins: call it after [`UserRange::commit`], and let the job
+    /// own them until its fence signals. They do not borrow the range.
+    pub fn into_pins(self) -> PinnedPages {
+        self.pins
     }
 
     /// Whether an invalidation has run since the read (`mmu_interval_check_retry()`): a hint
@@ -735,7 +731,88 @@ impl<T: Invalidate> UserPages<'_, T> {
     }
 }
 
-impl<T: Invalidate> Drop for UserPages<'_, T> {
+/// Long-term pins on the pages of a read of a [`UserRange`] ([`UserPages::into_pins`]), owned:
+/// `'static` and `Send`, so a job keeps them until its fence signals, whatever happens to the
+/// range and the process meanwhile (the pages then stay allocated, though no longer mapped
+/// where the process had them). Unpinned on drop, marked dirty if they were pinned for writing,
+/// which takes each page's lock: drop them in process context (a work item, a completion path
+/// that may sleep), never in an interrupt or an hrtimer, nor while a [`Committed`] lives.
+///
+/// ```
+/// # use dmabuf_lock::{context::MayBlock, userptr::{Invalidate, Invalidation, UserRange}};
+/// # use kernel::page::PAGE_SIZE;
+/// # struct Nothing;
+/// # impl Invalidate for Nothing {
+/// #     fn invalidate(&self, _range: &Invalidation<'_>) {}
+/// # }
+/// # // SAFETY: A KUnit case runs in a kthread of its own (`kthread_use_mm()` wants one) with
+/// # // no address space: this attaches a new one, which lives until the case's kthread ends.
+/// # kernel::error::to_result(unsafe { kernel::bindings::kunit_attach_mm() })?;
+/// # // PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS (uapi/asm-generic/mman*.h; not in the
+/// # // kernel crate's bindings).
+/// # let (len, prot, flags): (usize, usize, usize) = (2 * PAGE_SIZE, 0x1 | 0x2, 0x02 | 0x20);
+/// # // SAFETY: A new anonymous mapping in the task's own address space.
+/// # let addr = unsafe { kernel::bindings::vm_mmap(core::ptr::null_mut(), 0, len, prot, flags, 0) };
+/// # if let Ok(errno @ -4095..=-1) = isize::try_from(addr) {
+/// #     return Err(Error::from_errno(errno as i32));
+/// # }
+/// let task = MayBlock::new()?;
+/// let range = UserRange::register(&task, addr, 2 * PAGE_SIZE, Nothing)?;
+/// let pins = range.read_pages(&task, true)?.into_pins();
+/// // The process unmaps the range and the notifier goes: the pins keep the pages.
+/// # // SAFETY: Unmaps the task's own mapping.
+/// # kernel::error::to_result(unsafe { kernel::bindings::vm_munmap(addr, len) })?;
+/// drop(range);
+/// assert_eq!(pins.len(), 2);
+/// assert!(pins.page(1).is_some());
+/// drop(pins); // unpinned here, in process context
+/// # Ok::<(), Error>(())
+/// ```
+///
+/// # Invariants
+///
+/// Each pointer of `pages` is a page that this value holds a pin on (`FOLL_PIN |
+/// FOLL_LONGTERM`, for writing if `write`), released only in `drop`, or the shared zero page,
+/// which a read-only pin may return and which the kernel counts no pin on (it is never freed,
+/// and unpinning skips it).
+pub struct PinnedPages {
+    pages: KVVec<*mut bindings::page>,
+    write: bool,
+}
+
+// SAFETY: Pins may be released on any task (in process context, which `Drop` needs anyway); the
+// pointers are only lent as `BorrowedPage`.
+unsafe impl Send for PinnedPages {}
+
+// SAFETY: `&PinnedPages` only lends pages (`Page` is `Sync`).
+unsafe impl Sync for PinnedPages {}
+
+impl PinnedPages {
+    /// The number of pages.
+    pub fn len(&self) -> usize {
+        self.pages.len()
+    }
+
+    /// Whether there are none: never, a read pins the whole range.
+    pub fn is_empty(&self) -> bool {
+        self.pages.is_empty()
+    }
+
+    /// Whether the pages were pinned for writing.
+    pub fn is_write(&self) -> bool {
+        self.write
+    }
+
+    /// The `index`th page, kept by the pin while this value lives.
+    pub fn page(&self, index: usize) -> Option<BorrowedPage<'_>> {
+        let page = NonNull::new(*self.pages.get(index)?)?;
+        // SAFETY: The page is pinned until `self` is dropped, which the borrow outlives, or is
+        // the zero page, which is never freed (type invariant).
+        Some(unsafe { BorrowedPage::from_raw(page) })
+    }
+}
+
+impl Drop for PinnedPages {
     fn drop(&mut self) {
         let count = self.pages.len() as c_ulong;
         // SAFETY: Each page is pinned by this value (type invariant) and unpinned once, here.

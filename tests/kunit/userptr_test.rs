@@ -163,6 +163,34 @@ mod tests {
     }
 
     #[test]
+    fn owned_pins_outlive_the_range_and_the_mapping() -> Result {
+        let task = task()?;
+        let addr = map(1)?;
+        UserSlice::new(UserPtr::from_addr(addr), 8)
+            .writer()
+            .write_slice(b"job pins")?;
+        let range = UserRange::register(&task, addr, PAGE_SIZE, seen())?;
+        let pages = range.read_pages(&task, true)?;
+        let committed = range.commit(&task, &pages)?;
+        drop(committed);
+        // What a job keeps until its fence signals: owned, and free to go to another task.
+        fn job_owned<P: Send + Sync + 'static>(pins: P) -> P {
+            pins
+        }
+        let pins = job_owned(pages.into_pins());
+        assert!(pins.is_write());
+        unmap(addr, PAGE_SIZE)?;
+        drop(range);
+        let page = pins.page(0).ok_or(EINVAL)?;
+        let mut bytes = [0u8; 8];
+        // SAFETY: The page is pinned and no longer mapped anywhere: nothing writes it.
+        unsafe { page.read_raw(bytes.as_mut_ptr(), 0, bytes.len())? };
+        assert_eq!(&bytes, b"job pins");
+        assert!(pins.page(1).is_none());
+        Ok(())
+    }
+
+    #[test]
     fn commit_refuses_another_ranges_pages() -> Result {
         let task = task()?;
         let addr = map(2)?;
