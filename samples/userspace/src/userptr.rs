@@ -449,6 +449,49 @@ fn bad_input(r: &mut Report, importer: &File) {
         libc::ENOENT,
     );
     drop(anon);
+    shared_memfd(r, importer);
+}
+
+/// The pins are long-term ones: the kernel refuses a writable one on a shared mapping of a file
+/// that is written back (`EFAULT`), which this guest has none of (only tmpfs, ramfs and the
+/// like). A shared memfd (tmpfs: nothing is written back) is accepted, and a job runs on it.
+fn shared_memfd(r: &mut Report, importer: &File) {
+    let what = "userptr: a shared memfd range (tmpfs), and a job on it";
+    // SAFETY: A new memfd, with a NUL-terminated name.
+    let fd = unsafe { libc::memfd_create(c"userptr".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        r.check(what, false, io::Error::last_os_error());
+        return;
+    }
+    // SAFETY: `fd` was just opened and is owned here.
+    let file = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    if let Err(e) = file.set_len(2 * PAGE as u64) {
+        r.check(what, false, e);
+        return;
+    }
+    // SAFETY: A new shared mapping of the memfd, at an address of the kernel's choice.
+    let addr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            2 * PAGE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        )
+    };
+    if addr == libc::MAP_FAILED {
+        r.check(what, false, io::Error::last_os_error());
+        return;
+    }
+    let result = userptr(importer, addr as u64, 2 * PAGE as u64, 0).and_then(|handle| {
+        let seqno = userptr_job(importer, handle, 10)?;
+        op(importer, DLI_IOCTL_RELEASE, handle, 0)?;
+        Ok(seqno)
+    });
+    r.check(what, result.is_ok(), format_args!("{result:?}"));
+    // SAFETY: Unmaps the mapping made above.
+    unsafe { libc::munmap(addr, 2 * PAGE) };
 }
 
 /// One thread keeps changing a range (a new mapping over it, read-only and back, pages dropped)
