@@ -28,9 +28,9 @@
 //! (R2, R3, R9). A reservation is locked *before* committing (reservations outside the notifier
 //! lock), and the signalling section of the submission is entered inside the guard.
 //!
-//! Memory safety does not rest on the notifier: pages are lent only by pins,
-//! long-term ones (`pin_user_pages_remote()`, `FOLL_LONGTERM`) that a [`UserPages`] holds and
-//! unpins on drop. A `UserPages` borrows its [`UserRange`] (its sequence is what
+//! Memory safety does not rest on the notifier: pages are lent only by long-term pins
+//! (`pin_user_pages_remote()`, `FOLL_LONGTERM`) that a [`UserPages`] holds and unpins on drop.
+//! A `UserPages` borrows its [`UserRange`] (its sequence is what
 //! [`UserRange::commit`] checks); after the commit, [`UserPages::into_pins`] hands the pins to
 //! the job as a [`PinnedPages`], owned, `'static` and `Send`, which the job keeps until its fence
 //! signals and drops in process context (unpinning may sleep). The notifier keeps what a job uses
@@ -40,6 +40,16 @@
 //! its fence signalled would then use pages that may be freed and reused: a driver whose device
 //! reads or writes the pages keeps the [`PinnedPages`] until the fence signals. Keep the
 //! callback's wait longer than any job may run (a watchdog that signals the fence, R8).
+//!
+//! A registration holds a reference on the module this library is compiled into (its callback is
+//! that module's code) and on the address space (`mmgrab()`, by the kernel). Dropping the
+//! [`UserRange`] removes the notifier, waiting for callbacks under way
+//! (`mmu_interval_notifier_remove()`). A leaked `UserRange` leaks its memory with it and stays
+//! registered: its module can then never be unloaded, which is a leak, not a use-after-free.
+//! Like every object that points at its module's code, a `UserRange` is refused during the
+//! module's `init` (`EBUSY`).
+//!
+//! Only built with `CONFIG_MMU_NOTIFIER`.
 //!
 //! # Deadlocks that safe code can reach
 //!
@@ -60,16 +70,6 @@
 //!   [`Committed`] lives: the task ends without unwinding, the notifier lock or the address
 //!   space's invalidation stays taken, and the next invalidation or the address space's teardown
 //!   waits forever.
-//!
-//! A registration holds a reference on the module this library is compiled into (its callback is
-//! that module's code) and on the address space (`mmgrab()`, by the kernel). Dropping the
-//! [`UserRange`] removes the notifier, waiting for callbacks under way
-//! (`mmu_interval_notifier_remove()`). A leaked `UserRange` leaks its memory with it and stays
-//! registered: its module can then never be unloaded, which is a leak, not a use-after-free.
-//! Like every object that points at its module's code, a `UserRange` is refused during the
-//! module's `init` (`EBUSY`).
-//!
-//! Only built with `CONFIG_MMU_NOTIFIER`.
 //!
 //! # Examples
 //!
@@ -128,8 +128,10 @@
 //! guard.add_fence(job.fence(), FenceUsage::Write)?;
 //! drop(committed);
 //! drop(guard);
-//! drop(pages);
+//! // The job owns the pins until its fence signals; they are dropped in process context.
+//! let pins = pages.into_pins();
 //! job.signal(Ok(()));
+//! drop(pins);
 //! // The process unmaps the range: the callback runs (and would wait for a pending job).
 //! # // SAFETY: Unmaps the mapping made above, in the task's own address space.
 //! # kernel::error::to_result(unsafe { kernel::bindings::vm_munmap(addr, len) })?;
