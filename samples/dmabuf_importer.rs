@@ -16,6 +16,10 @@
 //! library's `DynamicAttachment`: the mapping lives in a `ResvCell` that only code holding the
 //! reservation reaches, which is what the invalidate callback, called from the exporter's task,
 //! relies on.
+//!
+//! It also wraps ranges of the caller's own memory as userptrs (`samples/userptr.rs`), which its
+//! own jobs use: an mmu notifier makes `munmap`, `mprotect` and `fork` of the range wait for
+//! those jobs (R3). Userptrs share the handle table with imports.
 
 use core::ptr;
 use kernel::{
@@ -33,13 +37,18 @@ use kernel::{
 pub mod dmabuf_lock;
 pub mod sys;
 pub mod uapi;
+#[cfg(CONFIG_MMU_NOTIFIER)]
+pub mod userptr;
 
 use dmabuf_lock::{
     context::MayBlock,
     dmabuf::{DmaBuf, DynamicAttachment},
+    fence::FenceTimeline,
     resv::FenceUsage,
 };
-use uapi::{DliImport, DliOp};
+use uapi::{DliImport, DliOp, DliUserptr, DliUserptrJob};
+#[cfg(CONFIG_MMU_NOTIFIER)]
+use userptr::Userptr;
 
 module! {
     type: ImporterModule,
@@ -65,15 +74,66 @@ impl kernel::InPlaceModule for ImporterModule {
     }
 }
 
-/// Most imports one open file may hold.
+/// Most imports and userptrs one open file may hold.
 const MAX_IMPORTS: usize = 256;
 
-/// An open `/dev/dmabuf_importer`: its imports, by handle (index + 1).
+/// An open `/dev/dmabuf_importer`: its imports and userptrs, by handle (index + 1), and the
+/// timeline of its userptr jobs' fences.
 #[pin_data]
 struct ImporterFile {
     dev: ARef<Device>,
+    timeline: FenceTimeline,
     #[pin]
-    imports: Mutex<KVec<Option<Arc<Import>>>>,
+    imports: Mutex<KVec<Option<Object>>>,
+}
+
+/// What a handle names.
+#[derive(Clone)]
+enum Object {
+    /// An imported dma-buf.
+    Buf(Arc<Import>),
+    /// A range of the caller's memory.
+    #[cfg(CONFIG_MMU_NOTIFIER)]
+    User(Arc<Userptr>),
+}
+
+impl Object {
+    /// The imported dma-buf: `EINVAL` for a userptr.
+    fn buf(&self) -> Result<&Import> {
+        match self {
+            Object::Buf(import) => Ok(import),
+            #[cfg(CONFIG_MMU_NOTIFIER)]
+            Object::User(_) => Err(EINVAL),
+        }
+    }
+
+    /// The userptr: `EINVAL` for an imported dma-buf.
+    #[cfg(CONFIG_MMU_NOTIFIER)]
+    fn user(&self) -> Result<&Userptr> {
+        match self {
+            Object::User(userptr) => Ok(userptr),
+            Object::Buf(_) => Err(EINVAL),
+        }
+    }
+
+    /// Waits for the buffer's implicit write fences, or for the userptr's jobs (R3).
+    fn wait(&self, task: &MayBlock, timeout_ms: u32) -> Result<u64> {
+        match self {
+            Object::Buf(import) => import.wait(task, timeout_ms),
+            #[cfg(CONFIG_MMU_NOTIFIER)]
+            Object::User(userptr) => userptr.wait(task, timeout_ms),
+        }
+    }
+
+    fn same(&self, other: &Object) -> bool {
+        match (self, other) {
+            (Object::Buf(a), Object::Buf(b)) => Arc::ptr_eq(a, b),
+            #[cfg(CONFIG_MMU_NOTIFIER)]
+            (Object::User(a), Object::User(b)) => Arc::ptr_eq(a, b),
+            #[cfg(CONFIG_MMU_NOTIFIER)]
+            _ => false,
+        }
+    }
 }
 
 /// One imported dma-buf: the library's dynamic attachment holds the buffer, maps it under its
@@ -100,6 +160,7 @@ impl MiscDevice for ImporterFile {
         KBox::try_pin_init(
             try_pin_init!(ImporterFile {
                 dev,
+                timeline: FenceTimeline::with_names(c"dmabuf_importer", c"dmabuf_importer-userptr")?,
                 imports <- new_mutex!(KVec::new()),
             }),
             GFP_KERNEL,
@@ -107,13 +168,19 @@ impl MiscDevice for ImporterFile {
     }
 
     fn ioctl(me: Pin<&ImporterFile>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
-        let task = MayBlock::new()?;
+        let mut task = MayBlock::new()?;
         match cmd {
             uapi::DLI_IOCTL_IMPORT => me.import(&task, arg),
-            uapi::DLI_IOCTL_MAP => me.op(arg, |import, _| import.map(&task)),
-            uapi::DLI_IOCTL_WAIT => me.op(arg, |import, op| import.wait(&task, op.timeout_ms)),
-            uapi::DLI_IOCTL_CHECKSUM => me.op(arg, |import, _| import.checksum(&task)),
+            uapi::DLI_IOCTL_MAP => me.op(arg, |obj, _| obj.buf()?.map(&task)),
+            uapi::DLI_IOCTL_WAIT => me.op(arg, |obj, op| obj.wait(&task, op.timeout_ms)),
+            uapi::DLI_IOCTL_CHECKSUM => me.op(arg, |obj, _| obj.buf()?.checksum(&task)),
             uapi::DLI_IOCTL_RELEASE => me.release(arg),
+            uapi::DLI_IOCTL_USERPTR => me.userptr(&task, arg),
+            uapi::DLI_IOCTL_USERPTR_JOB => me.userptr_job(&mut task, arg),
+            #[cfg(CONFIG_MMU_NOTIFIER)]
+            uapi::DLI_IOCTL_USERPTR_WAITED => me.op(arg, |obj, _| Ok(obj.user()?.waited())),
+            #[cfg(not(CONFIG_MMU_NOTIFIER))]
+            uapi::DLI_IOCTL_USERPTR_WAITED => Err(EOPNOTSUPP),
             _ => Err(ENOTTY),
         }
     }
@@ -123,7 +190,57 @@ impl ImporterFile {
     fn import(&self, task: &MayBlock, arg: usize) -> Result<isize> {
         let mut a: DliImport = sys::read_arg(arg, |a: &DliImport| (a.version, a.size))?;
         let attachment = DynamicAttachment::new(task, DmaBuf::from_fd(a.fd)?, self.dev.clone())?;
-        let import = Arc::new(Import { attachment }, GFP_KERNEL)?;
+        let import = Object::Buf(Arc::new(Import { attachment }, GFP_KERNEL)?);
+        self.add(import, |handle| {
+            a.handle = handle;
+            sys::write_arg(arg, &a)
+        })
+    }
+
+    /// Wraps a range of the caller's memory as a userptr.
+    #[cfg(CONFIG_MMU_NOTIFIER)]
+    fn userptr(&self, task: &MayBlock, arg: usize) -> Result<isize> {
+        let mut a: DliUserptr = sys::read_arg(arg, |a: &DliUserptr| (a.version, a.size))?;
+        if a.flags != 0 {
+            return Err(EINVAL);
+        }
+        let userptr = Object::User(Arc::new(Userptr::new(task, a.addr, a.len)?, GFP_KERNEL)?);
+        self.add(userptr, |handle| {
+            a.handle = handle;
+            sys::write_arg(arg, &a)
+        })
+    }
+
+    /// Without `CONFIG_MMU_NOTIFIER` there are no userptrs.
+    #[cfg(not(CONFIG_MMU_NOTIFIER))]
+    fn userptr(&self, _task: &MayBlock, arg: usize) -> Result<isize> {
+        sys::read_arg(arg, |a: &DliUserptr| (a.version, a.size))?;
+        Err(EOPNOTSUPP)
+    }
+
+    /// Submits a job that uses a userptr's pages.
+    #[cfg(CONFIG_MMU_NOTIFIER)]
+    fn userptr_job(&self, task: &mut MayBlock, arg: usize) -> Result<isize> {
+        let mut a: DliUserptrJob = sys::read_arg(arg, |a: &DliUserptrJob| (a.version, a.size))?;
+        let userptr = self.lookup(a.handle)?;
+        // The seqno is written back once the fence is published: check first that it can be.
+        sys::write_arg(arg, &a)?;
+        a.seqno = userptr.user()?.job(task, &self.timeline, a.delay_ms)?;
+        // As the exporter's job: submitted, it cannot be undone any more.
+        let _ = sys::write_arg(arg, &a);
+        Ok(0)
+    }
+
+    /// Without `CONFIG_MMU_NOTIFIER` there are no userptrs.
+    #[cfg(not(CONFIG_MMU_NOTIFIER))]
+    fn userptr_job(&self, _task: &mut MayBlock, arg: usize) -> Result<isize> {
+        sys::read_arg(arg, |a: &DliUserptrJob| (a.version, a.size))?;
+        Err(EOPNOTSUPP)
+    }
+
+    /// Puts `object` into a free slot and calls `write_back` with its handle; takes the slot
+    /// back if that fails.
+    fn add(&self, object: Object, write_back: impl FnOnce(u32) -> Result) -> Result<isize> {
         let mut imports = self.imports.lock();
         let slot = match imports.iter().position(Option::is_none) {
             Some(free) => free,
@@ -133,33 +250,37 @@ impl ImporterFile {
             }
             None => return Err(ENOSPC),
         };
-        imports[slot] = Some(import.clone());
-        a.handle = slot as u32 + 1;
+        imports[slot] = Some(object.clone());
         drop(imports);
-        if let Err(e) = sys::write_arg(arg, &a) {
-            // Another thread may have released the handle meanwhile and imported another buffer
-            // into the same slot: take the slot back only if it still holds this import.
+        if let Err(e) = write_back(slot as u32 + 1) {
+            // Another thread may have released the handle meanwhile and added another object
+            // into the same slot: take the slot back only if it still holds this one.
             let mut imports = self.imports.lock();
             let own = imports[slot]
                 .as_ref()
-                .is_some_and(|held| Arc::ptr_eq(held, &import));
+                .is_some_and(|held| held.same(&object));
             let undone = if own { imports[slot].take() } else { None };
             drop(imports);
-            // The import is dropped, if this was its last reference, after the lock.
+            // The object is dropped, if this was its last reference, after the lock.
             drop(undone);
             return Err(e);
         }
         Ok(0)
     }
 
-    /// Runs `f` on the import an op names, and writes its result back. The table is locked only
-    /// to take a reference on the import: `f` may wait.
-    fn op(&self, arg: usize, f: impl FnOnce(&Import, &DliOp) -> Result<u64>) -> Result<isize> {
-        let mut op: DliOp = sys::read_arg(arg, |a: &DliOp| (a.version, a.size))?;
-        let import = (op.handle as usize)
+    /// Takes a reference on the object a handle names.
+    fn lookup(&self, handle: u32) -> Result<Object> {
+        (handle as usize)
             .checked_sub(1)
             .and_then(|i| self.imports.lock().get(i).cloned().flatten())
-            .ok_or(ENOENT)?;
+            .ok_or(ENOENT)
+    }
+
+    /// Runs `f` on the object an op names, and writes its result back. The table is locked only
+    /// to take a reference on the object: `f` may wait.
+    fn op(&self, arg: usize, f: impl FnOnce(&Object, &DliOp) -> Result<u64>) -> Result<isize> {
+        let mut op: DliOp = sys::read_arg(arg, |a: &DliOp| (a.version, a.size))?;
+        let import = self.lookup(op.handle)?;
         op.result = f(&import, &op)?;
         drop(import);
         sys::write_arg(arg, &op)?;

@@ -3,7 +3,9 @@
 //! What both sample drivers need: the C helpers they call (`rust/helpers.c`, exported by
 //! `dmabuf_lock.ko`), and reading and writing ioctl arguments.
 
-use super::uapi::{DliImport, DliOp, DlsCreate, DlsJob, DlsState, DLS_UAPI_VERSION};
+use super::uapi::{
+    DliImport, DliOp, DliUserptr, DliUserptrJob, DlsCreate, DlsJob, DlsState, DLS_UAPI_VERSION,
+};
 use core::mem::size_of;
 use kernel::{
     bindings::device,
@@ -72,4 +74,6 @@ uapi_bytes! {
     DlsState { version, size, fd, flags, pages_in_memory, evictions, freed_pages, restores },
     DliImport { version, size, fd, handle },
     DliOp { version, size, handle, timeout_ms, result },
+    DliUserptr { version, size, addr, len, handle, flags },
+    DliUserptrJob { version, size, handle, delay_ms, seqno },
 }

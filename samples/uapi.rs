@@ -107,11 +107,47 @@ pub struct DliOp {
     pub result: u64,
 }
 
+/// `struct dli_userptr`.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct DliUserptr {
+    /// [`DLS_UAPI_VERSION`].
+    pub version: u32,
+    /// `size_of::<DliUserptr>()`.
+    pub size: u32,
+    /// Start of the range: page-aligned.
+    pub addr: u64,
+    /// Length of the range in bytes: whole pages, at most [`DLS_MAX_PAGES`] of them.
+    pub len: u64,
+    /// Out: the handle.
+    pub handle: u32,
+    /// Zero (`EINVAL` otherwise).
+    pub flags: u32,
+}
+
+/// `struct dli_userptr_job`.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct DliUserptrJob {
+    /// [`DLS_UAPI_VERSION`].
+    pub version: u32,
+    /// `size_of::<DliUserptrJob>()`.
+    pub size: u32,
+    /// The userptr handle.
+    pub handle: u32,
+    /// As [`DlsJob::delay_ms`].
+    pub delay_ms: u32,
+    /// Out: the fence's sequence number.
+    pub seqno: u64,
+}
+
 const _: () = assert!(core::mem::size_of::<DlsCreate>() == 24);
 const _: () = assert!(core::mem::size_of::<DlsJob>() == 32);
 const _: () = assert!(core::mem::size_of::<DlsState>() == 48);
 const _: () = assert!(core::mem::size_of::<DliImport>() == 16);
 const _: () = assert!(core::mem::size_of::<DliOp>() == 24);
+const _: () = assert!(core::mem::size_of::<DliUserptr>() == 32);
+const _: () = assert!(core::mem::size_of::<DliUserptrJob>() == 24);
 
 /// `_IOWR('D', nr, size)`.
 const fn iowr(nr: u32, size: usize) -> u32 {
@@ -136,6 +172,12 @@ pub const DLI_IOCTL_WAIT: u32 = iowr(0x52, core::mem::size_of::<DliOp>());
 pub const DLI_IOCTL_CHECKSUM: u32 = iowr(0x53, core::mem::size_of::<DliOp>());
 /// Release the handle.
 pub const DLI_IOCTL_RELEASE: u32 = iowr(0x54, core::mem::size_of::<DliOp>());
+/// Wrap a range of the caller's memory (an mmu notifier watches it).
+pub const DLI_IOCTL_USERPTR: u32 = iowr(0x55, core::mem::size_of::<DliUserptr>());
+/// A job that uses a userptr.
+pub const DLI_IOCTL_USERPTR_JOB: u32 = iowr(0x56, core::mem::size_of::<DliUserptrJob>());
+/// How many invalidations of a userptr waited for a job.
+pub const DLI_IOCTL_USERPTR_WAITED: u32 = iowr(0x57, core::mem::size_of::<DliOp>());
 
 /// FNV-1a, 64 bits: the checksum both sides compute.
 pub fn checksum(bytes: &[u8]) -> u64 {

@@ -345,7 +345,9 @@ impl Drop for ModuleRef {
         // after it is the module's memory; this call comes from code of the module this
         // library is compiled into, so the core's text is not what runs here. Code of this
         // module that runs on after it does so in a task its exit waits for (file operations,
-        // drained signalling queues), or inside an RCU read-side critical section, which
+        // drained signalling queues, and dropping a `UserRange`, whose notifier is removed
+        // before, so no callback of it runs on: a driver drops one from its file operations or
+        // from work that its exit flushes), or inside an RCU read-side critical section, which
         // `free_module()`'s `synchronize_rcu()` waits for before it frees the module's memory:
         // an hrtimer callback giving up an interrupt job's last reference, or a fence op of
         // `FenceTimeline::with_hardware` returning to the dma-fence core under

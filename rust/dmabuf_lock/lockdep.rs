@@ -600,6 +600,28 @@ fn mmu_notifier_map() -> *mut bindings::lockdep_map {
     unsafe { dl_mmu_notifier_map() }
 }
 
+/// Enters the mmu-notifier scope for lockdep ([`Level::MmuNotifier`]) on this task: the callback
+/// of a real invalidation runs inside it (`super::userptr`). Paired with [`mmu_notifier_exit`].
+#[cfg(CONFIG_MMU_NOTIFIER)]
+pub(super) fn mmu_notifier_enter() {
+    #[cfg(CONFIG_LOCKDEP)]
+    // SAFETY: `dl_mmu_notifier_map` returns a static map of `dmabuf_lock.ko`, which this module
+    // links against; the caller releases it on this task.
+    unsafe {
+        ffi::dl_lock_map_acquire(mmu_notifier_map())
+    };
+}
+
+/// Leaves the scope entered by [`mmu_notifier_enter`] on this task.
+#[cfg(CONFIG_MMU_NOTIFIER)]
+pub(super) fn mmu_notifier_exit() {
+    #[cfg(CONFIG_LOCKDEP)]
+    // SAFETY: Acquired by `mmu_notifier_enter` on this task.
+    unsafe {
+        ffi::dl_lock_map_release(mmu_notifier_map())
+    };
+}
+
 /// Takes `levels[0]`, then the rest nested inside it, then releases it.
 #[cfg(CONFIG_LOCKDEP)]
 fn take_nested(

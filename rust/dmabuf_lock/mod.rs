@@ -16,6 +16,7 @@
 //! | [`dmabuf`] | dma-buf handles, an importer's dynamic attachment, an exporter's ops and CPU fault path | R1, R3, R10 |
 //! | [`locker`] | the multi-object locker (`drm_exec`), owner of acquire contexts | R2, R6, R7 |
 //! | [`shrinker`] | shrinkers whose scans reach reservations only by trylock | R2 |
+//! | `userptr` | user memory used by jobs, an mmu interval notifier that waits for their fences (with `CONFIG_MMU_NOTIFIER`) | R2, R3 |
 //!
 //! The rule ids are listed in `Documentation/rules.md`; why safe code cannot cause undefined
 //! behaviour with these types, leaks included, is in `Documentation/soundness.md`.
@@ -28,6 +29,8 @@ pub mod locker;
 pub mod resv;
 pub mod shrinker;
 pub mod signalling;
+#[cfg(CONFIG_MMU_NOTIFIER)]
+pub mod userptr;
 
 mod acquire;
 mod ffi;

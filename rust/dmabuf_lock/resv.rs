@@ -72,7 +72,7 @@ pub enum FenceUsage {
 }
 
 impl FenceUsage {
-    fn as_raw(self) -> bindings::dma_resv_usage {
+    pub(super) fn as_raw(self) -> bindings::dma_resv_usage {
         match self {
             Self::Kernel => bindings::dma_resv_usage_DMA_RESV_USAGE_KERNEL,
             Self::Write => bindings::dma_resv_usage_DMA_RESV_USAGE_WRITE,

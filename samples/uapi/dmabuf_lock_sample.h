@@ -90,7 +90,41 @@ struct dli_op {
 	__u32 size;
 	__u32 handle;
 	__u32 timeout_ms;	/* DLI_IOCTL_WAIT */
-	__u64 result;		/* out: MAP: mapped segments; CHECKSUM: checksum; WAIT: 1 */
+	/*
+	 * out: MAP: mapped segments; CHECKSUM: checksum; WAIT: 1; USERPTR_WAITED: invalidations
+	 * that waited for a job
+	 */
+	__u64 result;
+};
+
+/*
+ * Importer: wrap `len` bytes of the caller's memory at `addr` (page-aligned, whole pages, at most
+ * DLS_MAX_PAGES, mapped writable: EINVAL, EFAULT otherwise) as a userptr; returns a handle. An mmu
+ * notifier watches the range: when the process unmaps it, changes its protection, forks or the
+ * kernel reclaims its pages, the change waits for the userptr's pending jobs first. `flags` must
+ * be zero. EOPNOTSUPP on a kernel without CONFIG_MMU_NOTIFIER. DLI_IOCTL_WAIT on the handle waits
+ * for its jobs, DLI_IOCTL_RELEASE releases it; MAP and CHECKSUM are EINVAL.
+ */
+struct dli_userptr {
+	__u32 version;
+	__u32 size;
+	__u64 addr;
+	__u64 len;
+	__u32 handle;	/* out */
+	__u32 flags;
+};
+
+/*
+ * Importer: a job using a userptr's pages, whose fence signals as a DLS_IOCTL_JOB's does
+ * (`delay_ms`, DLS_JOB_HANG, the watchdog). The pages are looked up when the job is submitted:
+ * EFAULT if the range is no longer mapped writable, EAGAIN if it kept changing meanwhile.
+ */
+struct dli_userptr_job {
+	__u32 version;
+	__u32 size;
+	__u32 handle;
+	__u32 delay_ms;
+	__u64 seqno;	/* out: the job fence's sequence number */
 };
 
 #define DLS_IOCTL_CREATE	_IOWR('D', 0x40, struct dls_create)
@@ -102,6 +136,9 @@ struct dli_op {
 #define DLI_IOCTL_WAIT		_IOWR('D', 0x52, struct dli_op)
 #define DLI_IOCTL_CHECKSUM	_IOWR('D', 0x53, struct dli_op)
 #define DLI_IOCTL_RELEASE	_IOWR('D', 0x54, struct dli_op)
+#define DLI_IOCTL_USERPTR	_IOWR('D', 0x55, struct dli_userptr)
+#define DLI_IOCTL_USERPTR_JOB	_IOWR('D', 0x56, struct dli_userptr_job)
+#define DLI_IOCTL_USERPTR_WAITED _IOWR('D', 0x57, struct dli_op)
 
 /*
  * The checksum: FNV-1a over the buffer's bytes, 64 bits.

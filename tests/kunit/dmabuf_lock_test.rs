@@ -20,6 +20,8 @@ mod resv_test;
 mod signalling_test;
 mod soundness_test;
 mod st_dma_resv_port_test;
+#[cfg(CONFIG_MMU_NOTIFIER)]
+mod userptr_test;
 #[path = "../support/work.rs"]
 mod work;
 mod ww_mutex_port_test;

@@ -25,6 +25,7 @@ mod uapi;
 
 mod fault;
 mod shrink;
+mod userptr;
 
 use uapi::*;
 
@@ -1112,6 +1113,7 @@ fn main() {
         Some("unload") => Some(unload()),
         Some("shrink") => Some(shrink::shrink()),
         Some("shrink-hog") => std::process::exit(shrink::hog(&args[2..])),
+        Some("userptr") => Some(userptr::run()),
         _ => None,
     };
     if let Some(r) = special {
