@@ -96,14 +96,14 @@ pub fn checks(r: &mut Report, exporter: &File, importer: &File) {
     let buf = match create(exporter, PAGES as u64) {
         Ok(fd) => fd,
         Err(e) => {
-            r.check("faults: exporter creates an 8-page buffer", false, e);
+            r.check("fault: exporter creates an 8-page buffer", false, e);
             return;
         }
     };
     let map = match Mapping::shared(buf.as_raw_fd(), len) {
         Ok(map) => map,
         Err(e) => {
-            r.check("faults: mmap of a dma-buf", false, e);
+            r.check("fault: mmap of a dma-buf", false, e);
             return;
         }
     };
@@ -113,7 +113,7 @@ pub fn checks(r: &mut Report, exporter: &File, importer: &File) {
     touch(&map, &[0, 3]);
     let after = map.resident();
     r.check(
-        "faults: mmap maps no page, a touch faults in that page only",
+        "fault: mmap maps no page, a touch faults in that page only",
         count(&before) == Some(0)
             && matches!(&after, Ok(v) if v.iter().enumerate().all(|(i, &p)| p == (i == 0 || i == 3))),
         format_args!("resident before {before:?}, after touching pages 0 and 3 {after:?}"),
@@ -132,7 +132,7 @@ pub fn checks(r: &mut Report, exporter: &File, importer: &File) {
         sum
     });
     r.check(
-        "faults: a pattern written through faulted-in pages, the importer's checksum matches",
+        "fault: a pattern written through faulted-in pages, the importer's checksum matches",
         matches!(sum, Ok(s) if s == expected),
         format_args!("{sum:x?}, expected {expected:x}"),
     );
@@ -142,7 +142,7 @@ pub fn checks(r: &mut Report, exporter: &File, importer: &File) {
     let zapped = map.resident();
     let again = checksum(map.bytes());
     r.check(
-        "faults: a move unmaps every page, the next access faults them back",
+        "fault: a move unmaps every page, the next access faults them back",
         moved.is_ok() && count(&zapped) == Some(0) && again == expected,
         format_args!(
             "evict {moved:?}, resident after it {:?}, checksum {again:x} (expected {expected:x})",
@@ -176,7 +176,7 @@ fn fork_shares(r: &mut Report, exporter: &File, fd: RawFd, map: &Mapping, expect
     let waited = pid > 0 && unsafe { libc::waitpid(pid, &mut status, 0) } == pid;
     let seen = map.bytes()[PAGE * 7 + 1];
     r.check(
-        "faults: a forked child reads the parent's pattern, the parent sees its write",
+        "fault: a forked child reads the parent's pattern, the parent sees its write",
         moved.is_ok()
             && mapped_at_fork == Some(0)
             && waited
@@ -205,7 +205,7 @@ fn mremap_checks(r: &mut Report, fd: RawFd, map: &Mapping, expected: u64) {
     };
     let grow_err = io::Error::last_os_error();
     r.check(
-        "faults: mremap growing a mapping is refused (EFAULT)",
+        "fault: mremap growing a mapping is refused (EFAULT)",
         grown == libc::MAP_FAILED && grow_err.raw_os_error() == Some(libc::EFAULT),
         format_args!("{grown:?} {grow_err}"),
     );
@@ -237,7 +237,7 @@ fn mremap_checks(r: &mut Report, fd: RawFd, map: &Mapping, expected: u64) {
         Ok(checksum(target.bytes()))
     })();
     r.check(
-        "faults: a mapping moved by mremap faults in the buffer's pages at its offsets",
+        "fault: a mapping moved by mremap faults in the buffer's pages at its offsets",
         matches!(moved, Ok(s) if s == expected),
         format_args!("{moved:x?}, expected {expected:x}"),
     );
@@ -247,12 +247,12 @@ fn mremap_checks(r: &mut Report, fd: RawFd, map: &Mapping, expected: u64) {
 /// from the buffer) and ones past its end.
 fn bad_mappings(r: &mut Report, fd: RawFd, len: usize) {
     r.expect_errno(
-        "faults: a private (copy-on-write) mapping of a dma-buf",
+        "fault: a private (copy-on-write) mapping of a dma-buf",
         Mapping::new(fd, len, libc::PROT_READ, libc::MAP_PRIVATE),
         libc::EINVAL,
     );
     r.expect_errno(
-        "faults: a mapping past the buffer's end",
+        "fault: a mapping past the buffer's end",
         Mapping::shared(fd, len + PAGE),
         libc::EINVAL,
     );
@@ -314,7 +314,7 @@ fn munmap_while_faulting(r: &mut Report, exporter: &File) {
         Ok((copies, efaults))
     })();
     r.check(
-        "faults: munmap while another thread faults on the mapping (40 rounds)",
+        "fault: munmap while another thread faults on the mapping (40 rounds)",
         matches!(result, Ok((copies, _)) if copies > 0),
         format_args!(
             "{:?}",
