@@ -31,7 +31,7 @@ impl Exporter for Pages {
         PageMapping::new(attachment.device(), &self.pages, dir)
     }
 
-    fn mmap(&self, _vma: &VmaNew, _pgoff: usize) -> Result {
+    fn mmap(&self, _held: &mut ResvHeld<'_>, _vma: &VmaNew, _pgoff: usize) -> Result {
         Ok(())
     }
 
