@@ -161,16 +161,17 @@ impl Shrink for Pool {
         self.stats.resident.load(Relaxed)
     }
 
-    /// Evicts idle buffers, oldest first, until `nr_to_scan` pages have been looked at (the
-    /// kernel's budget for one call; it calls again while its total allows). Only all-zero pages
-    /// are freed, so a pass over buffers full of data may free nothing: it stops at the budget
-    /// instead of evicting every buffer on the list. The buffers are visited under the list's
-    /// lock, which their release waits for; nothing here allocates, and reservations are only
-    /// try-locked (R2).
+    /// Evicts idle buffers, oldest first, until `nr_to_scan` pages are freed. Only all-zero
+    /// pages are freed, so a pass over buffers full of data evicts every idle one and frees
+    /// nothing (the next fault or map brings each back): stopping at the kernel's scan budget
+    /// instead needs the scan to start where the last one ended (busy and evicted buffers at
+    /// the head of the list used up the budget, measured). The buffers are visited under the
+    /// list's lock, which their release waits for; nothing here allocates, and reservations are
+    /// only try-locked (R2).
     fn scan(&self, reclaim: &ReclaimScope<'_>, control: &mut ShrinkControl) -> ScanResult {
         let (mut scanned, mut freed, mut evicted) = (0, 0, 0);
         self.buffers.visit(usize::MAX, |buf| {
-            if scanned >= control.nr_to_scan() {
+            if freed >= control.nr_to_scan() {
                 return ControlFlow::Break(());
             }
             scanned += buf.data().pages;
