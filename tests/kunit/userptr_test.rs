@@ -41,9 +41,9 @@ mod tests {
         // SAFETY: Attaches a new mm to the current kthread (or keeps the one it has).
         to_result(unsafe { bindings::kunit_attach_mm() })?;
         // PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS.
+        let (len, prot, flags) = (pages * PAGE_SIZE, 3, 0x22);
         // SAFETY: A new mapping at an address of the kernel's choice, replacing nothing.
-        let addr =
-            unsafe { bindings::vm_mmap(core::ptr::null_mut(), 0, pages * PAGE_SIZE, 3, 0x22, 0) };
+        let addr = unsafe { bindings::vm_mmap(core::ptr::null_mut(), 0, len, prot, flags, 0) };
         match isize::try_from(addr) {
             Ok(errno @ -4095..=-1) => Err(Error::from_errno(errno as i32)),
             _ => Ok(addr),
