@@ -16,7 +16,7 @@ use std::{
 const PAGE: usize = 4096;
 
 /// A shared mapping of a dma-buf, unmapped on drop unless already unmapped.
-struct Mapping {
+pub(crate) struct Mapping {
     addr: *mut u8,
     len: usize,
 }
@@ -35,7 +35,7 @@ impl Mapping {
         })
     }
 
-    fn shared(fd: RawFd, len: usize) -> io::Result<Self> {
+    pub(crate) fn shared(fd: RawFd, len: usize) -> io::Result<Self> {
         Self::new(
             fd,
             len,
@@ -46,7 +46,7 @@ impl Mapping {
 
     /// The mapped bytes (touching them faults the pages in).
     #[allow(clippy::mut_from_ref)]
-    fn bytes(&self) -> &mut [u8] {
+    pub(crate) fn bytes(&self) -> &mut [u8] {
         // SAFETY: `addr` maps `len` writable bytes while `self` lives; the test does not keep
         // two of these slices alive across a call that uses the other.
         unsafe { std::slice::from_raw_parts_mut(self.addr, self.len) }

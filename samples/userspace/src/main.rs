@@ -6,9 +6,10 @@
 //!
 //! Each step prints one line; bad-input checks expect a specific errno. The last line is
 //! `N passed, N failed`, and the exit status is non-zero if anything failed. `fuzz COUNT SEED`
-//! and `stress SECONDS` run the bounded fuzz loop and the stress run instead, `faults` the
-//! fault-injection pass, `reliability` the races and timing checks of an adversarial
-//! userspace, and `unload` unloads both sample modules with a job's fence still pending.
+//! and `stress SECONDS` run the bounded fuzz loop and the stress run of every driver path at
+//! once (`stress.rs`) instead, `faults` the fault-injection pass, `reliability` the races and
+//! timing checks of an adversarial userspace, and `unload` unloads both sample modules with a
+//! job's fence still pending.
 
 use std::{
     ffi::CStr,
@@ -25,6 +26,7 @@ mod uapi;
 
 mod fault;
 mod shrink;
+mod stress;
 mod userptr;
 
 use uapi::*;
@@ -425,37 +427,6 @@ fn heap_buffer(len: u64) -> io::Result<OwnedFd> {
     ioctl(heap.as_raw_fd(), DMA_HEAP_IOCTL_ALLOC, &mut alloc)?;
     // SAFETY: The heap returned a new dma-buf fd that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(alloc.fd as RawFd) })
-}
-
-/// Submits jobs on random subsets of `fds` until `deadline`; returns (jobs, errors).
-fn submit_jobs(exporter: &File, fds: &[RawFd], deadline: Instant, seed: u64) -> (u64, u64) {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ seed);
-    let n = fds.len();
-    let (mut jobs, mut errors) = (0u64, 0u64);
-    while Instant::now() < deadline {
-        let k = 1 + rng.below(8) as usize;
-        let start = rng.below(n as u64) as usize;
-        let stride = (rng.below(n as u64) as usize) | 1;
-        let subset: Vec<RawFd> = (0..k).map(|i| fds[(start + i * stride) % n]).collect();
-        match job(exporter, &subset, rng.below(3) as u32) {
-            Ok(_) => jobs += 1,
-            Err(_) => errors += 1,
-        }
-    }
-    (jobs, errors)
-}
-
-/// `stress-child SECONDS SEED FD...`: one of the stress run's other processes.
-fn stress_child(args: &[String]) -> i32 {
-    let seconds: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(1);
-    let seed: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(0);
-    let fds: Vec<RawFd> = args.iter().skip(2).filter_map(|a| a.parse().ok()).collect();
-    let Ok(exporter) = open(c"/dev/dmabuf_exporter") else {
-        return 1;
-    };
-    let deadline = Instant::now() + std::time::Duration::from_secs(seconds);
-    let (jobs, errors) = submit_jobs(&exporter, &fds, deadline, 100 + seed);
-    i32::from(jobs == 0 || errors != 0)
 }
 
 /// Writes `value` to a debugfs or procfs file.
@@ -1022,92 +993,13 @@ fn unload() -> Report {
     r
 }
 
-/// `stress SECONDS`: threads submit jobs on random subsets of 64 shared buffers for SECONDS,
-/// then the importer waits for every buffer: every fence must have signalled.
-fn stress(seconds: u64) -> Report {
-    let mut r = Report::default();
-    let Some((exporter, importer)) = open_devices(&mut r, "stress") else {
-        return r;
-    };
-    let buffers: Vec<OwnedFd> = (0..64).filter_map(|_| create(&exporter, 1).ok()).collect();
-    r.check(
-        "stress: 64 shared buffers",
-        buffers.len() == 64,
-        buffers.len(),
-    );
-    let fds: Vec<RawFd> = buffers.iter().map(AsRawFd::as_raw_fd).collect();
-    // Two more processes share the same buffers: the fds are inherited by number.
-    for fd in &fds {
-        // SAFETY: Clears close-on-exec on an fd this process owns.
-        unsafe { libc::fcntl(*fd, libc::F_SETFD, 0) };
-    }
-    let list: Vec<String> = fds.iter().map(ToString::to_string).collect();
-    let children: Vec<_> = (0..2)
-        .filter_map(|i| {
-            std::process::Command::new("/proc/self/exe")
-                .args(["stress-child", &seconds.to_string(), &i.to_string()])
-                .args(&list)
-                .spawn()
-                .ok()
-        })
-        .collect();
-    r.check(
-        "stress: 2 more processes on the same buffers",
-        children.len() == 2,
-        children.len(),
-    );
-    let deadline = Instant::now() + std::time::Duration::from_secs(seconds);
-    let counts: Vec<(u64, u64)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..4u64)
-            .map(|t| {
-                let (fds, exporter) = (&fds, &exporter);
-                scope.spawn(move || submit_jobs(exporter, fds, deadline, t + 1))
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().unwrap_or((0, u64::MAX)))
-            .collect()
-    });
-    let jobs: u64 = counts.iter().map(|c| c.0).sum();
-    let errors: u64 = counts.iter().map(|c| c.1).sum();
-    let children_ok = children
-        .into_iter()
-        .all(|mut c| c.wait().is_ok_and(|s| s.success()));
-    r.check(
-        "stress: the other processes finished cleanly",
-        children_ok,
-        children_ok,
-    );
-    r.check(
-        "stress: 4 threads submit jobs on random subsets",
-        jobs > 0 && errors == 0,
-        format_args!("{jobs} jobs in {seconds} s, {errors} errors"),
-    );
-    let mut unsignalled = 0;
-    for fd in &fds {
-        let signalled = import(&importer, *fd).and_then(|h| {
-            op(&importer, DLI_IOCTL_WAIT, h, 5000).and(op(&importer, DLI_IOCTL_RELEASE, h, 0))
-        });
-        if signalled.is_err() {
-            unsignalled += 1;
-        }
-    }
-    r.check(
-        "stress: every fence signalled",
-        unsignalled == 0,
-        format_args!("{unsignalled} buffers still busy"),
-    );
-    r
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |i: usize, default: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
     let special = match args.get(1).map(String::as_str) {
         Some("fuzz") => Some(fuzz(arg(2, 100_000), arg(3, 1))),
-        Some("stress") => Some(stress(arg(2, 30))),
-        Some("stress-child") => std::process::exit(stress_child(&args[2..])),
+        Some("stress") => Some(stress::run(arg(2, 30))),
+        Some("stress-child") => std::process::exit(stress::child(&args[2..])),
         Some("faults") => Some(faults()),
         Some("reliability") => Some(reliability()),
         Some("unload") => Some(unload()),

@@ -23,7 +23,7 @@ const PAGES: u64 = 256;
 const LEN: usize = PAGES as usize * 4096;
 
 /// `DLS_IOCTL_STATE` of the buffer `fd`, created through `exporter`.
-fn state(exporter: &File, fd: RawFd) -> io::Result<DlsState> {
+pub(crate) fn state(exporter: &File, fd: RawFd) -> io::Result<DlsState> {
     let mut a = DlsState {
         version: DLS_UAPI_VERSION,
         size: size_of::<DlsState>() as u32,

@@ -494,18 +494,52 @@ fn shared_memfd(r: &mut Report, importer: &File) {
     unsafe { libc::munmap(addr, 2 * PAGE) };
 }
 
-/// One thread keeps changing a range (a new mapping over it, read-only and back, pages dropped)
-/// while another wraps it, runs jobs on it and releases it: every call succeeds or fails with
-/// `EFAULT` (not mapped writable at that moment) or `EAGAIN` (it kept changing).
-fn range_changing_under_the_import(r: &mut Report, importer: &File) {
+/// What [`churn`] saw: calls that succeeded or failed with an errno the change explains
+/// (`EFAULT`: unmapped or read-only at that moment; `EAGAIN`: invalidated while being wrapped),
+/// other errors, handles whose jobs had not signalled 5 s after submission, and the
+/// invalidations that waited for a job.
+#[derive(Default)]
+pub(crate) struct Churn {
+    pub(crate) ok: u32,
+    pub(crate) efault: u32,
+    pub(crate) eagain: u32,
+    pub(crate) other: Vec<String>,
+    pub(crate) unsignalled: u32,
+    pub(crate) waited: u64,
+}
+
+impl Churn {
+    fn count(&mut self, result: io::Result<()>) {
+        match result {
+            Ok(()) => self.ok += 1,
+            Err(e) if e.raw_os_error() == Some(libc::EFAULT) => self.efault += 1,
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => self.eagain += 1,
+            Err(e) => self.other.push(e.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for Churn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} succeeded, {} EFAULT, {} EAGAIN, {} invalidations waited for a job, \
+             {} handles with a pending job after 5 s, others {:?}",
+            self.ok, self.efault, self.eagain, self.waited, self.unsignalled, self.other
+        )
+    }
+}
+
+/// Until `deadline`, wraps an 8-page range again and again, runs four jobs of `job_ms` on each
+/// wrap, waits for them and releases it, while another thread replaces the range (`MAP_FIXED`),
+/// write-protects it and drops its pages (`MADV_DONTNEED`) in a loop: the mmu notifier sees
+/// every kind of change under imports and jobs.
+pub(crate) fn churn(importer: &File, deadline: Instant, job_ms: u32) -> io::Result<Churn> {
     const PAGES: usize = 8;
-    let Ok(anon) = Anon::new(PAGES) else {
-        r.check("userptr: map 8 pages", false, io::Error::last_os_error());
-        return;
-    };
+    let anon = Anon::new(PAGES)?;
     let stop = AtomicBool::new(false);
     let (addr, len) = (anon.addr, anon.len);
-    let (mut ok, mut efault, mut eagain, mut other) = (0u32, 0u32, 0u32, Vec::new());
+    let mut c = Churn::default();
     std::thread::scope(|s| {
         s.spawn(|| {
             let mut i = 0u32;
@@ -537,33 +571,42 @@ fn range_changing_under_the_import(r: &mut Report, importer: &File) {
                 i += 1;
             }
         });
-        let deadline = Instant::now() + Duration::from_secs(2);
         while Instant::now() < deadline {
-            let mut count = |result: io::Result<()>| match result {
-                Ok(()) => ok += 1,
-                Err(e) if e.raw_os_error() == Some(libc::EFAULT) => efault += 1,
-                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => eagain += 1,
-                Err(e) => other.push(e.to_string()),
-            };
             match userptr(importer, addr as u64, len as u64, 0) {
                 Ok(handle) => {
-                    count(Ok(()));
+                    c.count(Ok(()));
                     for _ in 0..4 {
-                        count(userptr_job(importer, handle, 1).map(|_| ()));
+                        c.count(userptr_job(importer, handle, job_ms).map(|_| ()));
                     }
-                    count(op(importer, DLI_IOCTL_RELEASE, handle, 0).map(|_| ()));
+                    if op(importer, DLI_IOCTL_WAIT, handle, 5000).is_err() {
+                        c.unsignalled += 1;
+                    }
+                    match op(importer, DLI_IOCTL_USERPTR_WAITED, handle, 0) {
+                        Ok(n) => c.waited += n,
+                        Err(e) => c.count(Err(e)),
+                    }
+                    c.count(op(importer, DLI_IOCTL_RELEASE, handle, 0).map(|_| ()));
                 }
-                Err(e) => count(Err(e)),
+                Err(e) => c.count(Err(e)),
             }
         }
         stop.store(true, Ordering::Relaxed);
     });
+    Ok(c)
+}
+
+fn range_changing_under_the_import(r: &mut Report, importer: &File) {
+    let churned = churn(importer, Instant::now() + Duration::from_secs(2), 1);
     r.check(
         "userptr: a range changing under imports and jobs: each an errno or success",
-        other.is_empty() && ok > 0,
-        format_args!("{ok} succeeded, {efault} EFAULT, {eagain} EAGAIN, others {other:?}"),
+        churned
+            .as_ref()
+            .is_ok_and(|c| c.other.is_empty() && c.ok > 0 && c.unsignalled == 0),
+        match &churned {
+            Ok(c) => c.to_string(),
+            Err(e) => format!("map 8 pages: {e}"),
+        },
     );
-    drop(anon);
 }
 
 /// Wrapping a range, a job on it and its release fail at every allocation site in turn (the
