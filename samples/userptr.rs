@@ -90,8 +90,12 @@ impl Userptr {
         Ok(Self { range })
     }
 
-    /// Submits a job that uses the pages; returns its fence's sequence number.
+    /// Submits a job that uses the pages; returns its fence's sequence number. Only the process
+    /// that wrapped the memory may (`EPERM` for one the importer's file was passed to).
     pub fn job(&self, task: &mut MayBlock, timeline: &FenceTimeline, delay_ms: u32) -> Result<u64> {
+        if !self.range.is_in_current_mm() {
+            return Err(EPERM);
+        }
         let hang = delay_ms & DLS_JOB_HANG != 0;
         let delay_ms = delay_ms & !DLS_JOB_HANG;
         if delay_ms > 10_000 {

@@ -277,6 +277,13 @@ impl DmaBuf {
     /// back; and a page that a process has pinned (`get_user_pages()`) stays pinned: the
     /// page's own reference keeps it allocated.
     ///
+    /// # Context
+    ///
+    /// May sleep (it takes `i_mmap_rwsem` for reading and flushes TLBs), as holding the
+    /// reservation allows: call it where the reservation was locked, not inside a spinlock or
+    /// an atomic section taken since (`might_sleep()` reports that). Reclaim may call it: the
+    /// shrinker's scan does.
+    ///
     /// ```
     /// # use dmabuf_lock::{context::MayBlock, dmabuf::DmaBuf};
     /// fn moved(task: &MayBlock, buf: &DmaBuf) -> Result {

@@ -497,6 +497,45 @@ impl<T: Invalidate> UserRange<T> {
         self.reg.len == 0
     }
 
+    /// Whether the range is in the current task's address space: the one it was registered in.
+    ///
+    /// [`UserRange::read_pages`] reads the registering process's memory from any task, as a
+    /// driver's worker needs. A range reached through a file, though, can be used by every
+    /// process the file is passed to: a driver checks this before it reads pages for a user's
+    /// request (`EPERM` otherwise, as amdgpu does), so that one process cannot pin another's
+    /// memory.
+    ///
+    /// ```
+    /// # use dmabuf_lock::{context::MayBlock, userptr::{Invalidate, Invalidation, UserRange}};
+    /// # use kernel::page::PAGE_SIZE;
+    /// # struct Nothing;
+    /// # impl Invalidate for Nothing {
+    /// #     fn invalidate(&self, _range: &Invalidation<'_>) {}
+    /// # }
+    /// # // SAFETY: A KUnit case runs in a kthread of its own (`kthread_use_mm()` wants one) with
+    /// # // no address space: this attaches a new one, which lives until the case's kthread ends.
+    /// # kernel::error::to_result(unsafe { kernel::bindings::kunit_attach_mm() })?;
+    /// # // PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS (uapi/asm-generic/mman*.h).
+    /// # let (len, prot, flags): (usize, usize, usize) = (PAGE_SIZE, 0x1, 0x02 | 0x20);
+    /// # // SAFETY: A new read-only anonymous mapping in the task's own address space.
+    /// # let addr = unsafe { kernel::bindings::vm_mmap(core::ptr::null_mut(), 0, len, prot, flags, 0) };
+    /// # if let Ok(errno @ -4095..=-1) = isize::try_from(addr) {
+    /// #     return Err(Error::from_errno(errno as i32));
+    /// # }
+    /// let task = MayBlock::new()?;
+    /// let range = UserRange::register(&task, addr, PAGE_SIZE, Nothing)?;
+    /// assert!(range.is_in_current_mm());
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn is_in_current_mm(&self) -> bool {
+        // SAFETY: `mm` was set by the insertion and is not written again while it is
+        // registered (type invariant); only its address is compared.
+        let mm = unsafe { (*self.reg.notifier.get()).mm };
+        kernel::current!()
+            .mm()
+            .is_some_and(|current| ptr::eq(current.as_raw(), mm))
+    }
+
     /// Starts a read of the range (`mmu_interval_read_begin()`, which waits for an invalidation
     /// under way) and pins its pages in the registering process (`pin_user_pages_remote()`, for
     /// writing if `write`: a private page is copied first if it is shared copy-on-write).

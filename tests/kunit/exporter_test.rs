@@ -299,6 +299,8 @@ mod tests {
             attachment.map(&task, DataDirection::ToDevice).err(),
             Some(EINVAL)
         );
+        // The refused mapping went back to the exporter's `unmap`, and the pin was undone.
+        assert_eq!(counts(&buf)?, (0, 1, 1));
         // Sizes that are no whole number of pages, or that `loff_t` cannot hold:
         assert_eq!(
             ExportedBuf::new(&task, PAGE_SIZE + 1, |_| Ok(Other)).err(),

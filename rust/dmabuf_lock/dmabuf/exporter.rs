@@ -158,7 +158,9 @@ pub trait Exporter: Sized + Send + Sync + 'static {
     ) -> Result<PageMapping<'a>>;
 
     /// Takes back a mapping made by [`Exporter::map`] for `attachment`; the reservation is held
-    /// (R10). Without it, the mapping is dropped (unmapped and freed).
+    /// (R10). Every mapping `map` returned comes back here exactly once: when the importer
+    /// unmaps it, or at once if the library refused it (for another device or direction, or
+    /// not covering the buffer). Without it, the mapping is dropped (unmapped and freed).
     fn unmap<'a>(
         &'a self,
         _held: &mut ResvHeld<'_>,

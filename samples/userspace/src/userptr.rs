@@ -198,6 +198,7 @@ pub fn run() -> Report {
     exit_waits_for_the_job(&mut r);
     hung_job_bounds_the_wait(&mut r, &importer);
     idle_change_does_not_wait(&mut r, &importer);
+    other_process_may_not_use_the_range(&mut r, &importer);
     after_the_change(&mut r, &importer);
     bad_input(&mut r, &importer);
     range_changing_under_the_import(&mut r, &importer);
@@ -305,6 +306,44 @@ fn idle_change_does_not_wait(r: &mut Report, importer: &File) {
         "userptr: munmap with no job running does not wait",
         matches!(result, Ok((took, 0)) if took < Duration::from_millis(200)),
         format_args!("{result:?}"),
+    );
+}
+
+/// The importer's file passed to another process (here by `fork()`) does not let that process
+/// use the first one's memory: its job on the range is `EPERM`, the owner's still runs.
+fn other_process_may_not_use_the_range(r: &mut Report, importer: &File) {
+    let result = (|| -> io::Result<(i32, io::Result<u64>)> {
+        let anon = Anon::new(2)?;
+        let handle = userptr(importer, anon.addr as u64, anon.len as u64, 0)?;
+        // SAFETY: The child only makes one ioctl and calls `_exit`, both async-signal-safe; no
+        // other thread of this process runs at this point of the test.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let errno = match userptr_job(importer, handle, 0) {
+                Ok(_) => 0,
+                Err(e) => e.raw_os_error().unwrap_or(255),
+            };
+            // SAFETY: Ends the child with the job's errno as its status.
+            unsafe { libc::_exit(errno) };
+        }
+        if pid < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut status = 0;
+        // SAFETY: Waits for the child just made.
+        os(unsafe { libc::waitpid(pid, &mut status, 0) })?;
+        let owner = userptr_job(importer, handle, 0);
+        op(importer, DLI_IOCTL_WAIT, handle, 2000)?;
+        op(importer, DLI_IOCTL_RELEASE, handle, 0)?;
+        Ok((libc::WEXITSTATUS(status), owner))
+    })();
+    r.check(
+        "userptr: a process the importer's file is passed to cannot use another's range: EPERM",
+        matches!(&result, Ok((libc::EPERM, Ok(_)))),
+        match &result {
+            Ok((child, owner)) => format!("child's job: errno {child}, owner's job: {owner:?}"),
+            Err(e) => e.to_string(),
+        },
     );
 }
 

@@ -61,17 +61,25 @@ pub(super) const fn vm_ops<T: Exporter>() -> bindings::vm_operations_struct {
 /// writable (copy-on-write) mapping is `EINVAL`, as in TTM: a write would copy the buffer's
 /// page into an anonymous one, which the buffer never sees.
 ///
+/// The vma's `vm_private_data` records the dma-buf, and the fault handler trusts `vm_file`
+/// only while that file's private data is still this dma-buf: a vma whose file is not the
+/// dma-buf's (which the dma-buf core never makes) is refused here and gets `SIGBUS` there.
+///
 /// # Safety
 ///
 /// Called by the dma-buf core only, for a buffer exported with `T`'s ops, as the op's contract
 /// in `<linux/dma-buf.h>` says.
 pub(super) unsafe extern "C" fn mmap<T: Exporter>(
-    _dmabuf: *mut bindings::dma_buf,
+    dmabuf: *mut bindings::dma_buf,
     vma: *mut bindings::vm_area_struct,
 ) -> c_int {
-    // SAFETY: The core passes a vma being set up for the buffer (the `mmap` of the dma-buf's
-    // file, or `dma_buf_mmap()`, which has made that file its `vm_file`), under `mmap_lock`
-    // held for writing.
+    // SAFETY: The core passes a vma being set up for the buffer, under `mmap_lock` held for
+    // writing; the `mmap` of a file always has a `vm_file`, which the vma holds a reference on.
+    if unsafe { (*(*vma).vm_file).private_data } != dmabuf.cast() {
+        return EINVAL.to_errno();
+    }
+    // SAFETY: As above: the vma is being set up (the `mmap` of the dma-buf's file, or
+    // `dma_buf_mmap()`, which has made that file its `vm_file`, as just checked).
     let vma = unsafe { VmaNew::from_raw(vma) };
     let flags = vma.flags();
     if flags & (bindings::VM_SHARED | bindings::VM_MAYWRITE) == bindings::VM_MAYWRITE {
@@ -84,8 +92,12 @@ pub(super) unsafe extern "C" fn mmap<T: Exporter>(
     vma.set_dontdump();
     // SAFETY: The vma is not visible to any other task yet (`VmaNew`), and the ops are a
     // `static`'s, with `fault` set to the handler for `T`, which is what the vma's `vm_file`
-    // (the dma-buf's) was exported with.
-    unsafe { (*vma.as_ptr()).vm_ops = T::OPS.vm_ops() };
+    // (the dma-buf's) was exported with. No vm ops of the vma's read `vm_private_data` but
+    // these.
+    unsafe {
+        (*vma.as_ptr()).vm_private_data = dmabuf.cast();
+        (*vma.as_ptr()).vm_ops = T::OPS.vm_ops();
+    }
     0
 }
 
@@ -167,12 +179,17 @@ unsafe extern "C" fn fault<T: Exporter>(vmf: *mut bindings::vm_fault) -> Ret {
         pgoff: v.pgoff,
         address: v.address,
     };
-    // SAFETY: The vma is live while the fault lock is held, and its `vm_file` is the dma-buf's
-    // file (see the module's documentation), whose private data is the `dma_buf`; `mmap` set
-    // these ops only on such a vma, and neither changes afterwards.
-    let dmabuf = unsafe { (*(*vma).vm_file).private_data.cast::<bindings::dma_buf>() };
-    // SAFETY: The vma holds a reference on the dma-buf's file while the fault lock is held;
-    // `buf` is not used after `Fault::release` drops it.
+    // SAFETY: The vma is live while the fault lock is held; `mmap` set these ops on a vma with
+    // a `vm_file` (held by the vma) and recorded the dma-buf in `vm_private_data`.
+    let (dmabuf, file_data) = unsafe { ((*vma).vm_private_data, (*(*vma).vm_file).private_data) };
+    // The vma's file is still the dma-buf's (module documentation), whose private data is the
+    // `dma_buf` that `mmap` recorded: the reference the vma holds is on that dma-buf.
+    if dmabuf != file_data {
+        return SIGBUS;
+    }
+    let dmabuf = dmabuf.cast::<bindings::dma_buf>();
+    // SAFETY: The vma holds a reference on the dma-buf's file while the fault lock is held, as
+    // just checked; `buf` is not used after `Fault::release` drops it.
     let buf = unsafe { DmaBuf::from_raw(dmabuf) };
     // SAFETY: The vma is live under the fault lock, which is held until `Fault::release`; `vma`
     // is not used after it.
@@ -208,7 +225,10 @@ fn handle<T: Exporter>(fault: &Fault, buf: &DmaBuf, vma: &VmaRef, data: &T) -> R
         }
         None => match resv.lock_interruptible(&task) {
             Ok(guard) => guard,
-            // A signal: back to userspace, which takes it and faults again.
+            // A signal: back to userspace, which takes it and faults again. A fault that may
+            // not be retried can also come from `get_user_pages()` or a kernel thread, which
+            // fault again at once with a signal pending that is not fatal: a spin until the
+            // holder unlocks, bounded by its critical section, as in TTM's handler.
             Err(_) => return NOPAGE,
         },
     };

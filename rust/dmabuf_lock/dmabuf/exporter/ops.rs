@@ -16,7 +16,14 @@ use super::{
     fault, Exported, ExportedAttachment, Exporter, PageMapping, PageVmap,
 };
 use core::{marker::PhantomData, ptr::NonNull};
-use kernel::{bindings, dma::DataDirection, mm::virt::VmaNew, prelude::*, sync::atomic::Relaxed};
+use kernel::{
+    bindings,
+    dma::DataDirection,
+    error::code::{EINTR, ERESTARTSYS},
+    mm::virt::VmaNew,
+    prelude::*,
+    sync::atomic::Relaxed,
+};
 
 /// The `dma_buf_ops` of exporter `T`, with the callbacks `T` implements (NULL for the others).
 /// Declare one `static` per exporter type and name it in [`Exporter::OPS`]:
@@ -371,7 +378,14 @@ unsafe extern "C" fn map<T: Exporter>(
     let mut held = unsafe { held(&exported.resv) };
     let mapped = direction(dir).and_then(|dir| {
         let mapping = exported.data.map(&mut held, attachment, dir)?;
-        check_mapping(&mapping, attachment, dir, size)?;
+        if let Err(e) = check_mapping(&mapping, attachment, dir, size) {
+            // The driver gets back every mapping its `map` returned, a refused one too, so that
+            // what it counted there is undone.
+            if T::HAS_UNMAP {
+                exported.data.unmap(&mut held, attachment, mapping);
+            }
+            return Err(e);
+        }
         Ok(mapping)
     });
     match mapped {
@@ -488,9 +502,13 @@ unsafe extern "C" fn mmap<T: Exporter>(
         )
     };
     // The caller holds the process's `mmap_lock`, under which a reservation may be locked
-    // (R1: `mmap_lock` before the reservation); a signal interrupts the wait.
+    // (R1: `mmap_lock` before the reservation). A signal interrupts the wait, and the `mmap()`
+    // is restarted after its handler (`ERESTARTSYS`) rather than failed with `EINTR`.
     let locked = MayBlock::new().and_then(|task| {
-        let guard = exported.resv.lock_interruptible(&task)?;
+        let guard = exported
+            .resv
+            .lock_interruptible(&task)
+            .map_err(|e| if e == EINTR { ERESTARTSYS } else { e })?;
         // SAFETY: The guard holds the reservation for the current task until it is dropped
         // below, after the driver's `mmap` returns; it is not used meanwhile, so the proof is
         // the only one in use.
