@@ -345,7 +345,7 @@ fn fuzz(count: u64, seed: u64) -> Report {
         start.elapsed().as_millis()
     );
     r.check(
-        "fuzz: every random ioctl returned",
+        &format!("fuzz: each of {count} random ioctls returned"),
         !errnos.contains_key(&-1),
         detail,
     );
