@@ -21,7 +21,7 @@ help:
 	@echo '  make kernel                fetch, configure and build the kernel (cached outside the checkout)'
 	@echo '  make kdir                  print the kernel build directory the modules are built against'
 	@echo '  make run                   boot the test kernel, load every module, tell what they did'
-	@echo '  make test                  everything: deps, kernels, modules, lint, snippets, every test boot'
+	@echo '  make test [FRESH=1]        everything: deps, kernels, modules, lint, snippets, every test boot'
 	@echo '  make bench [WRITE=1]       the Rust paths against the C ones (WRITE=1: into Documentation/)'
 	@echo '  make clippy                clippy on every module (warnings are errors)'
 	@echo '  make fmtcheck              rustfmt --check with the kernel'"'"'s .rustfmt.toml (make fmt rewrites)'
@@ -41,6 +41,11 @@ kernel: deps
 # The kernel config: CONFIG=perf builds the benchmark kernel (no lockdep) instead of the test one.
 ifneq ($(CONFIG),)
 export DL_CONFIG := $(CONFIG)
+endif
+
+# make test FRESH=1: run the checks that passed with the same inputs again too.
+ifneq ($(FRESH),)
+export DL_FRESH := $(FRESH)
 endif
 
 kdir:
