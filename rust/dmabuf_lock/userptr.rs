@@ -90,8 +90,8 @@
 //! # let (len, prot, flags): (usize, usize, usize) = (4 * PAGE_SIZE, 0x1 | 0x2, 0x02 | 0x20);
 //! # // SAFETY: A new anonymous mapping in the task's own address space, replacing nothing.
 //! # let addr = unsafe { kernel::bindings::vm_mmap(core::ptr::null_mut(), 0, len, prot, flags, 0) };
-//! # if let Ok(errno @ -4095..=-1) = isize::try_from(addr) {
-//! #     return Err(Error::from_errno(errno as i32));
+//! # if let Ok(errno @ -4095..=-1) = i32::try_from(addr as isize) {
+//! #     return Err(Error::from_errno(errno));
 //! # }
 //!
 //! /// A userptr object: the jobs that use it publish their fences on its reservation.
@@ -360,7 +360,10 @@ impl<T: Invalidate> Registration<T> {
 /// # Invariants
 ///
 /// `reg.notifier` is inserted into an address space's interval tree with the ops of `T` and is
-/// removed only in `drop`, before `reg` is freed; `reg` stays pinned in its box until then.
+/// removed only in `drop`, before `reg` is freed; `reg` stays pinned in its box until then. Its
+/// `mm` is the registering address space, written once by the insertion and kept allocated by
+/// the insertion's `mmgrab()` until the removal: no other address space has that address
+/// meanwhile.
 ///
 /// # Examples
 ///
@@ -519,8 +522,8 @@ impl<T: Invalidate> UserRange<T> {
     /// # let (len, prot, flags): (usize, usize, usize) = (PAGE_SIZE, 0x1, 0x02 | 0x20);
     /// # // SAFETY: A new read-only anonymous mapping in the task's own address space.
     /// # let addr = unsafe { kernel::bindings::vm_mmap(core::ptr::null_mut(), 0, len, prot, flags, 0) };
-    /// # if let Ok(errno @ -4095..=-1) = isize::try_from(addr) {
-    /// #     return Err(Error::from_errno(errno as i32));
+    /// # if let Ok(errno @ -4095..=-1) = i32::try_from(addr as isize) {
+    /// #     return Err(Error::from_errno(errno));
     /// # }
     /// let task = MayBlock::new()?;
     /// let range = UserRange::register(&task, addr, PAGE_SIZE, Nothing)?;
@@ -528,8 +531,9 @@ impl<T: Invalidate> UserRange<T> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn is_in_current_mm(&self) -> bool {
-        // SAFETY: `mm` was set by the insertion and is not written again while it is
-        // registered (type invariant); only its address is compared.
+        // SAFETY: `mm` was written by the insertion, before `register` returned, and not again
+        // while the range is registered (type invariants); only its address is compared, which
+        // no other address space can have meanwhile.
         let mm = unsafe { (*self.reg.notifier.get()).mm };
         kernel::current!()
             .mm()
@@ -567,8 +571,8 @@ impl<T: Invalidate> UserRange<T> {
     /// # let (len, prot, flags): (usize, usize, usize) = (2 * PAGE_SIZE, 0x1, 0x02 | 0x20);
     /// # // SAFETY: A new read-only anonymous mapping in the task's own address space.
     /// # let addr = unsafe { kernel::bindings::vm_mmap(core::ptr::null_mut(), 0, len, prot, flags, 0) };
-    /// # if let Ok(errno @ -4095..=-1) = isize::try_from(addr) {
-    /// #     return Err(Error::from_errno(errno as i32));
+    /// # if let Ok(errno @ -4095..=-1) = i32::try_from(addr as isize) {
+    /// #     return Err(Error::from_errno(errno));
     /// # }
     /// let task = MayBlock::new()?;
     /// let range = UserRange::register(&task, addr, 2 * PAGE_SIZE, Nothing)?;
@@ -652,8 +656,8 @@ impl<T: Invalidate> UserRange<T> {
     /// # let (len, prot, flags): (usize, usize, usize) = (PAGE_SIZE, 0x1 | 0x2, 0x02 | 0x20);
     /// # // SAFETY: A new anonymous mapping in the task's own address space.
     /// # let addr = unsafe { kernel::bindings::vm_mmap(core::ptr::null_mut(), 0, len, prot, flags, 0) };
-    /// # if let Ok(errno @ -4095..=-1) = isize::try_from(addr) {
-    /// #     return Err(Error::from_errno(errno as i32));
+    /// # if let Ok(errno @ -4095..=-1) = i32::try_from(addr as isize) {
+    /// #     return Err(Error::from_errno(errno));
     /// # }
     /// let task = MayBlock::new()?;
     /// let range = UserRange::register(&task, addr, PAGE_SIZE, Nothing)?;
@@ -722,8 +726,8 @@ impl<T: Invalidate> Drop for UserRange<T> {
 /// # let (len, prot, flags): (usize, usize, usize) = (2 * PAGE_SIZE, 0x1 | 0x2, 0x02 | 0x20);
 /// # // SAFETY: A new anonymous mapping in the task's own address space.
 /// # let addr = unsafe { kernel::bindings::vm_mmap(core::ptr::null_mut(), 0, len, prot, flags, 0) };
-/// # if let Ok(errno @ -4095..=-1) = isize::try_from(addr) {
-/// #     return Err(Error::from_errno(errno as i32));
+/// # if let Ok(errno @ -4095..=-1) = i32::try_from(addr as isize) {
+/// #     return Err(Error::from_errno(errno));
 /// # }
 /// let task = MayBlock::new()?;
 /// let range = UserRange::register(&task, addr, 2 * PAGE_SIZE, Nothing)?;
@@ -794,8 +798,8 @@ impl<T: Invalidate> UserPages<'_, T> {
 /// # let (len, prot, flags): (usize, usize, usize) = (2 * PAGE_SIZE, 0x1 | 0x2, 0x02 | 0x20);
 /// # // SAFETY: A new anonymous mapping in the task's own address space.
 /// # let addr = unsafe { kernel::bindings::vm_mmap(core::ptr::null_mut(), 0, len, prot, flags, 0) };
-/// # if let Ok(errno @ -4095..=-1) = isize::try_from(addr) {
-/// #     return Err(Error::from_errno(errno as i32));
+/// # if let Ok(errno @ -4095..=-1) = i32::try_from(addr as isize) {
+/// #     return Err(Error::from_errno(errno));
 /// # }
 /// let task = MayBlock::new()?;
 /// let range = UserRange::register(&task, addr, 2 * PAGE_SIZE, Nothing)?;

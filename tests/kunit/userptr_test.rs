@@ -44,8 +44,8 @@ mod tests {
         let (len, prot, flags) = (pages * PAGE_SIZE, 3, 0x22);
         // SAFETY: A new mapping at an address of the kernel's choice, replacing nothing.
         let addr = unsafe { bindings::vm_mmap(core::ptr::null_mut(), 0, len, prot, flags, 0) };
-        match isize::try_from(addr) {
-            Ok(errno @ -4095..=-1) => Err(Error::from_errno(errno as i32)),
+        match i32::try_from(addr as isize) {
+            Ok(errno @ -4095..=-1) => Err(Error::from_errno(errno)),
             _ => Ok(addr),
         }
     }

@@ -42,8 +42,8 @@ pub fn map_userptr(task: &MayBlock, after_wait: fn()) -> Result<(UserRange<UserJ
     // PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS.
     // SAFETY: A new anonymous mapping in the task's own address space, replacing nothing.
     let addr = unsafe { kernel::bindings::vm_mmap(core::ptr::null_mut(), 0, PAGE, 3, 0x22, 0) };
-    if let Ok(errno @ -4095..=-1) = isize::try_from(addr) {
-        return Err(Error::from_errno(errno as i32));
+    if let Ok(errno @ -4095..=-1) = i32::try_from(addr as isize) {
+        return Err(Error::from_errno(errno));
     }
     let range = UserRange::register(
         task,

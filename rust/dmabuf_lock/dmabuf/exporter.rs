@@ -158,9 +158,12 @@ pub trait Exporter: Sized + Send + Sync + 'static {
     ) -> Result<PageMapping<'a>>;
 
     /// Takes back a mapping made by [`Exporter::map`] for `attachment`; the reservation is held
-    /// (R10). Every mapping `map` returned comes back here exactly once: when the importer
-    /// unmaps it, or at once if the library refused it (for another device or direction, or
-    /// not covering the buffer). Without it, the mapping is dropped (unmapped and freed).
+    /// (R10). A mapping `map` returned comes back here at most once: when the importer unmaps
+    /// it, or at once if the library refused it (not covering the buffer, or made for another
+    /// device or direction than `attachment`'s and the one asked: do not assume they match).
+    /// It does not come back if a C importer detaches with it still mapped (the library then
+    /// leaks the buffer, see `release`). Without `unmap`, the mapping is dropped (unmapped and
+    /// freed).
     fn unmap<'a>(
         &'a self,
         _held: &mut ResvHeld<'_>,
@@ -173,7 +176,7 @@ pub trait Exporter: Sized + Send + Sync + 'static {
     /// Maps the buffer, from page `pgoff` on, into a process (`mmap()` of the dma-buf's fd, or
     /// `dma_buf_mmap()`). The core has checked that the range lies inside the buffer. The caller
     /// holds the process's `mmap_lock`, and the library locks the reservation for the call
-    /// (interruptibly: a signal fails the `mmap()` with `EINTR`), so that an exporter whose
+    /// (interruptibly: after a signal's handler the `mmap()` starts again, `ERESTARTSYS`), so that an exporter whose
     /// pages may be replaced under the reservation (an eviction, R2) maps the current ones;
     /// `held` proves it (R10). Pages inserted here stay mapped until the exporter zaps them
     /// ([`Listed::zap_user_mappings`]) before replacing them; the vma becomes visible to such a

@@ -33,13 +33,17 @@ use super::{
     ops::exported,
     Exporter,
 };
+use core::ptr;
 use kernel::{
     bindings,
     error::code::{EBUSY, EINTR, ENOMEM, ERESTARTSYS},
     mm::virt::{VmaNew, VmaRef},
     page::PAGE_SIZE,
     prelude::*,
-    sync::aref::ARef,
+    sync::{
+        aref::ARef,
+        atomic::{Acquire, Atomic, Release},
+    },
     task::Task,
     time::Msecs,
 };
@@ -57,13 +61,17 @@ pub(super) const fn vm_ops<T: Exporter>() -> bindings::vm_operations_struct {
     }
 }
 
+/// The `file_operations` of every dma-buf's file (the dma-buf core's `dma_buf_fops`, which it
+/// does not export), recorded by [`mmap`] from a dma-buf the core passed: a file with these ops
+/// is a dma-buf's, and its private data is that `dma_buf`. NULL until the first `mmap`.
+static DMA_BUF_FOPS: Atomic<*const bindings::file_operations> = Atomic::new(ptr::null());
+
 /// `.mmap` of an exporter with `fault`: sets the vma up for faults and maps nothing. A private
 /// writable (copy-on-write) mapping is `EINVAL`, as in TTM: a write would copy the buffer's
 /// page into an anonymous one, which the buffer never sees.
 ///
-/// The vma's `vm_private_data` records the dma-buf, and the fault handler trusts `vm_file`
-/// only while that file's private data is still this dma-buf: a vma whose file is not the
-/// dma-buf's (which the dma-buf core never makes) is refused here and gets `SIGBUS` there.
+/// The vma's `vm_private_data` is left to the caller: an importer that maps its own object with
+/// `dma_buf_mmap()` may set it afterwards (DRM's `drm_gem_prime_mmap()` does).
 ///
 /// # Safety
 ///
@@ -73,13 +81,16 @@ pub(super) unsafe extern "C" fn mmap<T: Exporter>(
     dmabuf: *mut bindings::dma_buf,
     vma: *mut bindings::vm_area_struct,
 ) -> c_int {
-    // SAFETY: The core passes a vma being set up for the buffer, under `mmap_lock` held for
-    // writing; the `mmap` of a file always has a `vm_file`, which the vma holds a reference on.
-    if unsafe { (*(*vma).vm_file).private_data } != dmabuf.cast() {
+    // SAFETY: The core passes a live dma-buf, whose `file` is set at export and never changes,
+    // and a vma being set up for it, under `mmap_lock` held for writing: the `mmap` of the
+    // dma-buf's file, or `dma_buf_mmap()`, which has made that file the vma's `vm_file`.
+    let (file, vm_file) = unsafe { ((*dmabuf).file, (*vma).vm_file) };
+    if !ptr::eq(file, vm_file) {
         return EINVAL.to_errno();
     }
-    // SAFETY: As above: the vma is being set up (the `mmap` of the dma-buf's file, or
-    // `dma_buf_mmap()`, which has made that file its `vm_file`, as just checked).
+    // SAFETY: `file` is the dma-buf's, live while the dma-buf is; its ops never change.
+    DMA_BUF_FOPS.store(unsafe { (*file).f_op }, Release);
+    // SAFETY: As above: the vma is being set up, with the dma-buf's file as its `vm_file`.
     let vma = unsafe { VmaNew::from_raw(vma) };
     let flags = vma.flags();
     if flags & (bindings::VM_SHARED | bindings::VM_MAYWRITE) == bindings::VM_MAYWRITE {
@@ -92,12 +103,8 @@ pub(super) unsafe extern "C" fn mmap<T: Exporter>(
     vma.set_dontdump();
     // SAFETY: The vma is not visible to any other task yet (`VmaNew`), and the ops are a
     // `static`'s, with `fault` set to the handler for `T`, which is what the vma's `vm_file`
-    // (the dma-buf's) was exported with. No vm ops of the vma's read `vm_private_data` but
-    // these.
-    unsafe {
-        (*vma.as_ptr()).vm_private_data = dmabuf.cast();
-        (*vma.as_ptr()).vm_ops = T::OPS.vm_ops();
-    }
+    // (the dma-buf's) was exported with.
+    unsafe { (*vma.as_ptr()).vm_ops = T::OPS.vm_ops() };
     0
 }
 
@@ -179,23 +186,32 @@ unsafe extern "C" fn fault<T: Exporter>(vmf: *mut bindings::vm_fault) -> Ret {
         pgoff: v.pgoff,
         address: v.address,
     };
-    // SAFETY: The vma is live while the fault lock is held; `mmap` set these ops on a vma with
-    // a `vm_file` (held by the vma) and recorded the dma-buf in `vm_private_data`.
-    let (dmabuf, file_data) = unsafe { ((*vma).vm_private_data, (*(*vma).vm_file).private_data) };
-    // The vma's file is still the dma-buf's (module documentation), whose private data is the
-    // `dma_buf` that `mmap` recorded: the reference the vma holds is on that dma-buf.
-    if dmabuf != file_data {
+    // SAFETY: The vma is live while the fault lock is held. `mmap` set these ops on a vma with
+    // a `vm_file`, which is cleared only on the error path of an `mmap` (before the vma is
+    // published); the vma holds a reference on the file, whose ops and private data are set
+    // when it is made and never change.
+    let (f_op, dmabuf) = unsafe {
+        let file = (*vma).vm_file;
+        ((*file).f_op, (*file).private_data.cast::<bindings::dma_buf>())
+    };
+    // The dma-buf core makes `vm_file` the dma-buf's file, and C's rules let no one change it
+    // afterwards; if a caller did anyway, the file would not be one of `T`'s dma-bufs, and the
+    // checks below refuse it rather than read it as one.
+    if !ptr::eq(f_op, DMA_BUF_FOPS.load(Acquire)) {
         return SIGBUS;
     }
-    let dmabuf = dmabuf.cast::<bindings::dma_buf>();
-    // SAFETY: The vma holds a reference on the dma-buf's file while the fault lock is held, as
-    // just checked; `buf` is not used after `Fault::release` drops it.
+    // SAFETY: A file with the dma-buf core's file ops is a dma-buf's, its private data the
+    // `dma_buf`, which lives while the file does: the vma's reference keeps it while the fault
+    // lock is held; `buf` is not used after `Fault::release` drops that lock.
     let buf = unsafe { DmaBuf::from_raw(dmabuf) };
+    if !buf.is_exported_with(T::OPS.as_raw()) {
+        return SIGBUS;
+    }
     // SAFETY: The vma is live under the fault lock, which is held until `Fault::release`; `vma`
     // is not used after it.
     let vma = unsafe { VmaRef::from_raw(vma) };
-    // The dma-buf was exported with `T`'s ops (the vma's ops are `T`'s, set by `T`'s `mmap`).
-    // SAFETY: As above, the dma-buf lives while the fault lock is held.
+    // SAFETY: The dma-buf was exported with `T`'s ops, as just checked, so its private data is
+    // an `Exported<T>` (`ExportOps` invariants); it lives while the dma-buf does (above).
     let data = unsafe { &exported::<T>(dmabuf).data };
     handle(&fault, buf, vma, data)
 }
