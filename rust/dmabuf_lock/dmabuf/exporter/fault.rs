@@ -192,7 +192,10 @@ unsafe extern "C" fn fault<T: Exporter>(vmf: *mut bindings::vm_fault) -> Ret {
     // when it is made and never change.
     let (f_op, dmabuf) = unsafe {
         let file = (*vma).vm_file;
-        ((*file).f_op, (*file).private_data.cast::<bindings::dma_buf>())
+        (
+            (*file).f_op,
+            (*file).private_data.cast::<bindings::dma_buf>(),
+        )
     };
     // The dma-buf core makes `vm_file` the dma-buf's file, and C's rules let no one change it
     // afterwards; if a caller did anyway, the file would not be one of `T`'s dma-bufs, and the

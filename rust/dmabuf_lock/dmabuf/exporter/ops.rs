@@ -505,10 +505,13 @@ unsafe extern "C" fn mmap<T: Exporter>(
     // (R1: `mmap_lock` before the reservation). A signal interrupts the wait, and the `mmap()`
     // is restarted after its handler (`ERESTARTSYS`) rather than failed with `EINTR`.
     let locked = MayBlock::new().and_then(|task| {
-        let guard = exported
-            .resv
-            .lock_interruptible(&task)
-            .map_err(|e| if e == EINTR { ERESTARTSYS } else { e })?;
+        let guard = exported.resv.lock_interruptible(&task).map_err(|e| {
+            if e == EINTR {
+                ERESTARTSYS
+            } else {
+                e
+            }
+        })?;
         // SAFETY: The guard holds the reservation for the current task until it is dropped
         // below, after the driver's `mmap` returns; it is not used meanwhile, so the proof is
         // the only one in use.
