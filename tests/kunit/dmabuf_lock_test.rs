@@ -14,6 +14,8 @@ mod export_list_test;
 mod exporter_test;
 mod fence_test;
 mod irq_test;
+#[path = "../support/lazy_exporter.rs"]
+mod lazy_exporter;
 mod lockdep_test;
 mod locker_test;
 mod resv_test;

@@ -19,6 +19,7 @@ mod tests {
             resv::{FenceUsage, OwnedResv, ResvCell, ResvHeld},
             signalling::{HwCompletion, PreparedIrqJob},
         },
+        lazy_exporter::LazyPages,
     };
     use kernel::{
         device::{Bound, Device},
@@ -183,42 +184,12 @@ mod tests {
         })
     }
 
-    /// An exporter whose mappings fault their pages in ([`Exporter::fault`]), counting faults.
-    struct Lazy {
-        pages: KVec<Page>,
-        faults: Arc<Atomic<u32>>,
-    }
-
-    static LAZY_OPS: ExportOps<Lazy> = ExportOps::new();
-
-    #[vtable]
-    impl Exporter for Lazy {
-        const OPS: &'static ExportOps<Self> = &LAZY_OPS;
-
-        fn map<'a>(
-            &'a self,
-            _held: &mut ResvHeld<'_>,
-            _attachment: &ExportedAttachment,
-            _dir: DataDirection,
-        ) -> Result<PageMapping<'a>> {
-            Err(ENODEV)
-        }
-
-        fn fault<'a>(&'a self, _held: &'a mut ResvHeld<'_>, pgoff: usize) -> Result<&'a Page> {
-            self.faults.add(1, Relaxed);
-            self.pages.get(pgoff).ok_or(EINVAL)
-        }
-    }
-
     /// Gives the case's kthread an address space of its own (`kunit_attach_mm()`), torn down
-    /// when the kthread exits, and exports one zeroed page as a `Lazy` buffer.
-    fn export_lazy(faults: &Arc<Atomic<u32>>) -> Result<ExportedBuf<Lazy>> {
+    /// when the kthread exits, and exports one zeroed page that mappings fault in.
+    fn export_lazy() -> Result<ExportedBuf<LazyPages>> {
         // SAFETY: Called from the case's kthread, which has no address space of its own yet.
         kernel::error::to_result(unsafe { kernel::bindings::kunit_attach_mm() })?;
-        let mut pages = KVec::new();
-        pages.push(Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?, GFP_KERNEL)?;
-        let faults = faults.clone();
-        ExportedBuf::new(&task()?, PAGE_SIZE, |_| Ok(Lazy { pages, faults }))
+        LazyPages::export(&task()?, 1)
     }
 
     /// A device that DMA can be mapped for: a faux device with a 64-bit mask.
@@ -452,8 +423,7 @@ mod tests {
     #[test]
     fn fault_waits_for_kernel_fences() -> Result {
         let mut task = task()?;
-        let faults = flag()?;
-        let buf = export_lazy(&faults)?;
+        let buf = export_lazy()?;
         // A move of the buffer in flight: a kernel-usage fence, which the "hardware"'s
         // completion interrupt signals 500 ms from now.
         let timeline = FenceTimeline::new();
@@ -468,13 +438,13 @@ mod tests {
         drop(guard);
         let mapping = buf.dmabuf().map_user_read(&task)?;
         // Mapping maps nothing; the move is still running.
-        assert_eq!(faults.load(Relaxed), 0);
+        assert_eq!(buf.data().faults(), 0);
         assert!(!buf.dmabuf().resv().test_signaled(FenceUsage::Kernel));
         let mut byte = [0xffu8];
         mapping.reader().read_slice(&mut byte)?;
         // The copy faulted, and the fault waited for the move before asking for the page.
         assert!(buf.dmabuf().resv().test_signaled(FenceUsage::Kernel));
-        assert_eq!(faults.load(Relaxed), 1);
+        assert_eq!(buf.data().faults(), 1);
         assert_eq!(byte[0], 0);
         Ok(())
     }
@@ -482,14 +452,13 @@ mod tests {
     #[test]
     fn zapped_mapping_faults_again() -> Result {
         let task = task()?;
-        let faults = flag()?;
-        let buf = export_lazy(&faults)?;
+        let buf = export_lazy()?;
         let mapping = buf.dmabuf().map_user_read(&task)?;
         let mut byte = [0xffu8];
         mapping.reader().read_slice(&mut byte)?;
         mapping.reader().read_slice(&mut byte)?;
         // Mapped once, by the first access.
-        assert_eq!(faults.load(Relaxed), 1);
+        assert_eq!(buf.data().faults(), 1);
         // A proof of another reservation is refused.
         let other = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
         let mut wrong = other.lock(&task);
@@ -499,7 +468,7 @@ mod tests {
         buf.dmabuf().zap_user_mappings(&mut guard)?;
         drop(guard);
         mapping.reader().read_slice(&mut byte)?;
-        assert_eq!(faults.load(Relaxed), 2);
+        assert_eq!(buf.data().faults(), 2);
         Ok(())
     }
 

@@ -1,53 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! What the twins `r1_fault_path_user_copy_{bad,good}` share: a buffer exported with the
-//! library's fault path ([`Exporter::fault`]), mapped into the calling process and faulted in
-//! for real, which takes the buffer's reservation inside the process's `mmap_lock` (R1's
-//! allowed direction). Run from a misc device's `open` (a process with an address space, once
-//! the module is live: a module may export buffers only then); the test opens the device after
-//! loading the module (the `after-insmod:` line of each twin).
+//! library's fault path (`Exporter::fault`, `tests/support/lazy_exporter.rs`), mapped into the
+//! calling process and faulted in for real, which takes the buffer's reservation inside the
+//! process's `mmap_lock` (R1's allowed direction). Run from a misc device's `open` (a process
+//! with an address space, once the module is live: a module may export buffers only then); the
+//! test opens the device after loading the module (the `after-insmod:` line of each twin).
 
 use crate::dmabuf_lock::{
     context::MayBlock,
-    dmabuf::{
-        DmaBuf, ExportOps, ExportedAttachment, ExportedBuf, Exporter, PageMapping, UserMapping,
-    },
-    resv::ResvHeld,
+    dmabuf::{DmaBuf, UserMapping},
 };
-use kernel::{
-    dma::DataDirection,
-    page::{Page, PAGE_SIZE},
-    prelude::*,
-};
+use kernel::prelude::*;
 
-/// One page, served to CPU mappings by the library's fault handler.
-struct Lazy {
-    page: Page,
-}
-
-static LAZY_OPS: ExportOps<Lazy> = ExportOps::new();
-
-#[vtable]
-impl Exporter for Lazy {
-    const OPS: &'static ExportOps<Self> = &LAZY_OPS;
-
-    fn map<'a>(
-        &'a self,
-        _held: &mut ResvHeld<'_>,
-        _attachment: &ExportedAttachment,
-        _dir: DataDirection,
-    ) -> Result<PageMapping<'a>> {
-        Err(ENODEV)
-    }
-
-    fn fault<'a>(&'a self, _held: &'a mut ResvHeld<'_>, pgoff: usize) -> Result<&'a Page> {
-        if pgoff == 0 {
-            Ok(&self.page)
-        } else {
-            Err(EINVAL)
-        }
-    }
-}
+#[path = "../support/lazy_exporter.rs"]
+mod lazy_exporter;
+use lazy_exporter::LazyPages;
 
 /// Exports a page, maps it into the calling process, reads a byte through the mapping (a real
 /// fault: `mmap_lock`, then the reservation, in the library's handler), and hands the buffer
@@ -56,11 +24,13 @@ pub fn with_faulted_mapping(
     job: impl FnOnce(&MayBlock, &DmaBuf, &UserMapping<'_>) -> Result,
 ) -> Result {
     let task = MayBlock::new()?;
-    let page = Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?;
-    let buf = ExportedBuf::new(&task, PAGE_SIZE, |_| Ok(Lazy { page }))?;
+    let buf = LazyPages::export(&task, 1)?;
     let mapping = buf.dmabuf().map_user_read(&task)?;
     let mut byte = [0u8];
     mapping.reader().read_slice(&mut byte)?;
-    pr_info!("faulted in the exported page\n");
+    pr_info!(
+        "faulted in the exported page ({} fault)\n",
+        buf.data().faults()
+    );
     job(&task, buf.dmabuf(), &mapping)
 }

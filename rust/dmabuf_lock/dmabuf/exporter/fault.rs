@@ -19,7 +19,9 @@
 //! exporter. So the fault finds the buffer through `vm_file`, and every vma that runs these ops
 //! holds a reference on that file (a split, `mremap()` or `fork()` copy takes its own): the
 //! dma-buf, its `Exported<T>` and the module whose code these ops are (the dma-buf's owner) live
-//! at least as long as the vma.
+//! at least as long as the vma. C's rules let no one change `vm_file` after the exporter's
+//! `mmap`; the handler still checks that the file is a dma-buf's and that the dma-buf is a `T`
+//! before it reads it as one.
 
 use super::{
     super::{
@@ -30,7 +32,6 @@ use super::{
         },
         DmaBuf,
     },
-    ops::exported,
     Exporter,
 };
 use core::ptr;
@@ -42,7 +43,7 @@ use kernel::{
     prelude::*,
     sync::{
         aref::ARef,
-        atomic::{Acquire, Atomic, Release},
+        atomic::{Atomic, Relaxed},
     },
     task::Task,
     time::Msecs,
@@ -63,7 +64,10 @@ pub(super) const fn vm_ops<T: Exporter>() -> bindings::vm_operations_struct {
 
 /// The `file_operations` of every dma-buf's file (the dma-buf core's `dma_buf_fops`, which it
 /// does not export), recorded by [`mmap`] from a dma-buf the core passed: a file with these ops
-/// is a dma-buf's, and its private data is that `dma_buf`. NULL until the first `mmap`.
+/// is a dma-buf's, and its private data is that `dma_buf`. NULL until the first `mmap`, which
+/// stores it before it installs the vm ops, under the `mmap_lock` that a fault on that vma
+/// takes after it: `Relaxed` is enough. Only the dma-buf core calls `mmap` (its contract), so
+/// nothing else is ever stored.
 static DMA_BUF_FOPS: Atomic<*const bindings::file_operations> = Atomic::new(ptr::null());
 
 /// `.mmap` of an exporter with `fault`: sets the vma up for faults and maps nothing. A private
@@ -89,7 +93,7 @@ pub(super) unsafe extern "C" fn mmap<T: Exporter>(
         return EINVAL.to_errno();
     }
     // SAFETY: `file` is the dma-buf's, live while the dma-buf is; its ops never change.
-    DMA_BUF_FOPS.store(unsafe { (*file).f_op }, Release);
+    DMA_BUF_FOPS.store(unsafe { (*file).f_op }, Relaxed);
     // SAFETY: As above: the vma is being set up, with the dma-buf's file as its `vm_file`.
     let vma = unsafe { VmaNew::from_raw(vma) };
     let flags = vma.flags();
@@ -188,34 +192,31 @@ unsafe extern "C" fn fault<T: Exporter>(vmf: *mut bindings::vm_fault) -> Ret {
     };
     // SAFETY: The vma is live while the fault lock is held. `mmap` set these ops on a vma with
     // a `vm_file`, which is cleared only on the error path of an `mmap` (before the vma is
-    // published); the vma holds a reference on the file, whose ops and private data are set
-    // when it is made and never change.
-    let (f_op, dmabuf) = unsafe {
+    // published); the vma holds a reference on the file, whose ops are set when it is made
+    // (a dma-buf's file is never opened, so no `replace_fops()` runs on it).
+    let (file, f_op) = unsafe {
         let file = (*vma).vm_file;
-        (
-            (*file).f_op,
-            (*file).private_data.cast::<bindings::dma_buf>(),
-        )
+        (file, (*file).f_op)
     };
     // The dma-buf core makes `vm_file` the dma-buf's file, and C's rules let no one change it
-    // afterwards; if a caller did anyway, the file would not be one of `T`'s dma-bufs, and the
-    // checks below refuse it rather than read it as one.
-    if !ptr::eq(f_op, DMA_BUF_FOPS.load(Acquire)) {
+    // afterwards. As hardening against a caller that did anyway, a file that is not a dma-buf
+    // of `T`'s is refused rather than read as one (the lifetime of this module's code still
+    // rests on that rule: the vma holds only the file it has).
+    if !ptr::eq(f_op, DMA_BUF_FOPS.load(Relaxed)) {
         return SIGBUS;
     }
-    // SAFETY: A file with the dma-buf core's file ops is a dma-buf's, its private data the
-    // `dma_buf`, which lives while the file does: the vma's reference keeps it while the fault
-    // lock is held; `buf` is not used after `Fault::release` drops that lock.
-    let buf = unsafe { DmaBuf::from_raw(dmabuf) };
-    if !buf.is_exported_with(T::OPS.as_raw()) {
+    // SAFETY: A file with the dma-buf core's file ops is a dma-buf's, whose private data is set
+    // to the `dma_buf` before the file can be reached and never changes; the `dma_buf` is freed
+    // only after the file's last reference is gone, and the vma's reference keeps it while
+    // the fault lock is held; `buf` is not used after `Fault::release` drops that lock.
+    let buf = unsafe { DmaBuf::from_raw((*file).private_data.cast::<bindings::dma_buf>()) };
+    // Exported with `T`'s ops and as a `T` (its ops alone could be another type's, merged).
+    let Ok(data) = buf.exported_data::<T>() else {
         return SIGBUS;
-    }
+    };
     // SAFETY: The vma is live under the fault lock, which is held until `Fault::release`; `vma`
     // is not used after it.
     let vma = unsafe { VmaRef::from_raw(vma) };
-    // SAFETY: The dma-buf was exported with `T`'s ops, as just checked, so its private data is
-    // an `Exported<T>` (`ExportOps` invariants); it lives while the dma-buf does (above).
-    let data = unsafe { &exported::<T>(dmabuf).data };
     handle(&fault, buf, vma, data)
 }
 

@@ -80,9 +80,12 @@ use kernel::{
 /// Every callback in the ops (`dma_buf_ops` and `vm_operations_struct`) is one of this module's
 /// or of `fault.rs`, instantiated for `T`, and `unpin` is set exactly when `pin` is (the core
 /// wants both or neither): a dma-buf whose ops are these was exported by
-/// [`ExportedBuf::new`](super::ExportedBuf::new) for `T` (the only place that passes them to the
-/// core), so its private data is an `Exported<T>`. The vm ops are installed only by the `mmap`
-/// of these ops, in a vma whose `vm_file` is such a dma-buf's file.
+/// [`ExportedBuf::new`](super::ExportedBuf::new) (the only place that passes them to the core)
+/// for `T`, or for a type whose ops the compiler merged with these, which it does only for
+/// identical callbacks; its private data is then that type's `Exported<_>`, and where the type
+/// matters (the fault handler, [`DmaBuf::exported_data`](super::super::DmaBuf::exported_data))
+/// its `TypeId` is checked. The vm ops are installed only by the `mmap` of these ops, in a vma
+/// whose `vm_file` is such a dma-buf's file.
 pub struct ExportOps<T: Exporter> {
     ops: bindings::dma_buf_ops,
     vm_ops: bindings::vm_operations_struct,
@@ -178,7 +181,8 @@ impl<T: Exporter> ExportOps<T> {
     }
 
     /// Returns the C ops, as [`DmaBuf::is_exported_with`](super::super::DmaBuf::is_exported_with)
-    /// takes them.
+    /// takes them. Only the library exports a dma-buf with them (the type's invariants rest on
+    /// it): passing them to `dma_buf_export()` takes `unsafe` code, which must not.
     ///
     /// ```
     /// # use dmabuf_lock::dmabuf::{DmaBuf, Exporter};
@@ -192,8 +196,8 @@ impl<T: Exporter> ExportOps<T> {
 
     /// Returns the vm ops that the `mmap` of an exporter with [`Exporter::fault`] installs in
     /// the buffer's vmas (only `fault` is set; unused without [`Exporter::fault`]). Private to
-    /// the library: the fault handler trusts that a vma with these ops maps one of `T`'s
-    /// dma-bufs, which only the library's `mmap` guarantees.
+    /// the library: the fault handler relies on its vma having a `vm_file` and on that vma
+    /// keeping this module loaded, which only the library's `mmap` guarantees.
     pub(super) const fn vm_ops(&'static self) -> &'static bindings::vm_operations_struct {
         &self.vm_ops
     }
@@ -210,7 +214,7 @@ impl<T: Exporter> Default for ExportOps<T> {
 /// # Safety
 ///
 /// `dmabuf` is a live dma-buf exported with `T`'s ops, not released during `'a`.
-pub(super) unsafe fn exported<'a, T: Exporter>(dmabuf: *mut bindings::dma_buf) -> &'a Exported<T> {
+unsafe fn exported<'a, T: Exporter>(dmabuf: *mut bindings::dma_buf) -> &'a Exported<T> {
     // SAFETY: Exported with `T`'s ops, so by `ExportedBuf::new` with an `Exported<T>` as private
     // data, which lives until `release` (the caller's contract).
     unsafe { &*(*dmabuf).priv_.cast::<Exported<T>>() }
