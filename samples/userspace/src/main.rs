@@ -462,12 +462,9 @@ fn fail_every_site(mut step: impl FnMut() -> io::Result<()>) -> Result<u32, Stri
     Err("more than 500 fault sites".into())
 }
 
-/// `faults`: every ioctl of both samples (create, job, evict; import, map, wait, checksum,
-/// release) fails at every allocation site in turn, each with an errno; checksum on this
-/// project's buffers and on the system heap's. Needs the test kernel's fault injection
-/// (`config/test.config`).
-fn faults() -> Report {
-    let mut r = Report::default();
+/// Makes the test kernel's fault injection fail sleeping allocations too (`GFP_KERNEL`), and
+/// quietly; records a failed check named after `what` and returns false if it cannot.
+fn configure_fault_injection(r: &mut Report, what: &str) -> bool {
     let setup = [
         ("/sys/kernel/debug/failslab/ignore-gfp-wait", "N"),
         ("/sys/kernel/debug/fail_page_alloc/ignore-gfp-wait", "N"),
@@ -477,12 +474,24 @@ fn faults() -> Report {
     for (path, value) in setup {
         if let Err(e) = write_file(path, value) {
             r.check(
-                "faults: configure fault injection",
+                &format!("{what}: configure fault injection"),
                 false,
                 format_args!("{path}: {e}"),
             );
-            return r;
+            return false;
         }
+    }
+    true
+}
+
+/// `faults`: every ioctl of both samples (create, job, evict; import, map, wait, checksum,
+/// release) fails at every allocation site in turn, each with an errno; checksum on this
+/// project's buffers and on the system heap's. Needs the test kernel's fault injection
+/// (`config/test.config`).
+fn faults() -> Report {
+    let mut r = Report::default();
+    if !configure_fault_injection(&mut r, "faults") {
+        return r;
     }
     let Some((exporter, importer)) = open_devices(&mut r, "faults") else {
         return r;

@@ -6,7 +6,7 @@
 //! returns. Bad input gets an errno, and nothing stays behind (the importer's module count
 //! returns to what it was).
 
-use super::{fail_every_site, ioctl, op, open, write_file, Report, Rng};
+use super::{configure_fault_injection, fail_every_site, ioctl, op, open, Report, Rng};
 use crate::uapi::*;
 use std::{
     fs::File,
@@ -651,21 +651,8 @@ fn range_changing_under_the_import(r: &mut Report, importer: &File) {
 /// Wrapping a range, a job on it and its release fail at every allocation site in turn (the
 /// test kernel's fault injection, as in `faults`), each with an errno.
 fn allocation_faults(r: &mut Report, importer: &File) {
-    let setup = [
-        ("/sys/kernel/debug/failslab/ignore-gfp-wait", "N"),
-        ("/sys/kernel/debug/fail_page_alloc/ignore-gfp-wait", "N"),
-        ("/sys/kernel/debug/failslab/verbose", "0"),
-        ("/sys/kernel/debug/fail_page_alloc/verbose", "0"),
-    ];
-    for (path, value) in setup {
-        if let Err(e) = write_file(path, value) {
-            r.check(
-                "userptr: configure fault injection",
-                false,
-                format_args!("{path}: {e}"),
-            );
-            return;
-        }
+    if !configure_fault_injection(r, "userptr") {
+        return;
     }
     let Ok(anon) = Anon::new(2) else {
         r.check("userptr: map 2 pages", false, io::Error::last_os_error());
