@@ -189,29 +189,12 @@ fn op(importer: &File, cmd: u32, handle: u32, timeout_ms: u32) -> io::Result<u64
 
 /// Writes `pattern(i)` into every byte of the buffer through `mmap`, and returns its checksum.
 fn fill(fd: RawFd, len: usize, pattern: impl Fn(usize) -> u8) -> io::Result<u64> {
-    // SAFETY: A fresh shared mapping of the dma-buf; unmapped below.
-    let addr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            fd,
-            0,
-        )
-    };
-    if addr == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `addr` maps `len` writable bytes until the munmap below.
-    let bytes = unsafe { std::slice::from_raw_parts_mut(addr.cast::<u8>(), len) };
+    let map = fault::Mapping::shared(fd, len)?;
+    let bytes = map.bytes();
     for (i, b) in bytes.iter_mut().enumerate() {
         *b = pattern(i);
     }
-    let sum = checksum(bytes);
-    // SAFETY: Unmaps the mapping made above.
-    unsafe { libc::munmap(addr, len) };
-    Ok(sum)
+    Ok(checksum(bytes))
 }
 
 /// Opens both sample devices, or records why not.

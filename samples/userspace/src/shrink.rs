@@ -9,7 +9,7 @@
 //! of `make run` has one step of it ([`story`]).
 
 use super::{create, export_sync_file, import, job, op, sync_file_status, write_file, Report};
-use crate::uapi::*;
+use crate::{fault::Mapping, uapi::*};
 use std::{
     fs::File,
     io::{self, BufRead, Write},
@@ -40,25 +40,7 @@ fn evicted(exporter: &File, fd: RawFd) -> bool {
 
 /// Maps the buffer `fd` of `len` bytes shared, lets `f` read or write it, unmaps it.
 fn with_mapping<T>(fd: RawFd, len: usize, f: impl FnOnce(&mut [u8]) -> T) -> io::Result<T> {
-    // SAFETY: A fresh shared mapping of the dma-buf; unmapped below.
-    let addr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            fd,
-            0,
-        )
-    };
-    if addr == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `addr` maps `len` writable bytes until the munmap below.
-    let result = f(unsafe { std::slice::from_raw_parts_mut(addr.cast::<u8>(), len) });
-    // SAFETY: Unmaps the mapping made above.
-    unsafe { libc::munmap(addr, len) };
-    Ok(result)
+    Mapping::shared(fd, len).map(|map| f(map.bytes()))
 }
 
 /// What a buffer holds.
