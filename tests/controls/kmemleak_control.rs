@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `kmemleak_control.ko`: leaks [`LEAKED_OBJECTS`] allocations at init, as safe code may
+//! `kmemleak_control.ko`: leaks `LEAKED_OBJECTS` allocations at init, as safe code may
 //! (`KBox::leak`), and keeps no pointer to them. The case `control:kmemleak-finds-a-leak` loads
 //! it in a boot with `kmemleak=on` and runs the kmemleak check of `boot:samples-faults`
 //! (`scripts/test`), which must report every one of them: without it, a check that finds nothing
@@ -24,7 +24,8 @@ module! {
 /// The size of each leaked object.
 const LEAKED_BYTES: usize = 200;
 
-/// How many objects the module leaks; the boot expects as many reports.
+/// How many objects the module leaks; the boot reads the number from its message and expects as
+/// many reports.
 const LEAKED_OBJECTS: usize = 32;
 
 /// How many objects of the same size are allocated and freed after the leaks.
