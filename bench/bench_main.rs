@@ -44,6 +44,10 @@ module! {
             default: false,
             description: "Only check the acquire context against C's, then load without measuring",
         },
+        smoke: bool {
+            default: false,
+            description: "Run every benchmark once with a twentieth of its work: the code runs, the figures mean nothing",
+        },
     },
 }
 
@@ -210,9 +214,13 @@ pub fn dmabuf_lock_bench_probe_locker<'o>(
 }
 
 /// Repetitions of each timed loop; the table shows the best and the spread. The lockdep kernel,
-/// whose figures carry no goal and which `make test` boots with this module, runs fewer.
+/// whose figures carry no goal, runs fewer.
 const REPS: usize = if cfg!(CONFIG_LOCKDEP) { 3 } else { 7 };
-const LOCKER_SIZES: [(u32, &str); 5] = [
+/// The locker's rounds, by object count. A round with no objects measures what a round costs
+/// beyond its locks: for C a context begun, marked done and finalised; for the locker a reset and
+/// a pass (Documentation/benchmarks.md reads the N=1 gap against it).
+const LOCKER_SIZES: [(u32, &str); 6] = [
+    (0, "a round, no objects"),
     (1, "lock all, N=1"),
     (4, "lock all, N=4"),
     (16, "lock all, N=16"),
@@ -230,6 +238,11 @@ const CONTENTION_ROUNDS: u32 = if cfg!(CONFIG_LOCKDEP) {
 } else {
     10_000
 };
+/// [`CONTENTION_ROUNDS`], or a twentieth of them when loaded with `smoke=1`.
+fn contention_rounds() -> u32 {
+    scaled(CONTENTION_ROUNDS)
+}
+
 /// Contention runs per contender and worker count; the table shows the median and the spread.
 const CONTENTION_REPS: usize = 5;
 const CONTENTION_WORKERS: [u32; 3] = [2, 4, 8];
@@ -244,6 +257,26 @@ const SEEDS: [u32; 8] = [
     0x2468_ace1,
 ];
 
+/// `work` iterations, or a twentieth of them (at least one) when loaded with `smoke=1`: `make test`
+/// runs every benchmark so on the lockdep kernel, where it checks the benchmark's code (its locking
+/// under lockdep, its workers beside the other modules), not its figures.
+fn scaled(work: u32) -> u32 {
+    if module_parameters::smoke.value() {
+        (work / 20).max(1)
+    } else {
+        work
+    }
+}
+
+/// Repetitions of each timed loop: `REPS`, or one when loaded with `smoke=1`.
+fn reps() -> usize {
+    if module_parameters::smoke.value() {
+        1
+    } else {
+        REPS
+    }
+}
+
 fn now_ns() -> u64 {
     // SAFETY: `ktime_get` has no preconditions.
     let t = unsafe { bindings::ktime_get() };
@@ -257,7 +290,7 @@ struct Spread {
     worst: u64,
 }
 
-/// Runs each contender in turn, `REPS` rounds of them (C loop, drm_exec, Rust, C loop, ...);
+/// Runs each contender in turn, [`reps()`] rounds of them (C loop, drm_exec, Rust, C loop, ...);
 /// each returns the nanoseconds its loop of `iters` operations took. A `None` contender (no
 /// drm_exec in this kernel) is skipped.
 fn measure<const K: usize>(
@@ -265,7 +298,7 @@ fn measure<const K: usize>(
     contenders: &mut [Option<&mut dyn FnMut() -> u64>; K],
 ) -> [Option<Spread>; K] {
     let mut out = [None; K];
-    for _ in 0..REPS {
+    for _ in 0..reps() {
         for (slot, f) in out.iter_mut().zip(contenders.iter_mut()) {
             if let Some(f) = f {
                 let ns = f();
@@ -307,7 +340,7 @@ fn report(op: &str, names: &[&str], spreads: &[Option<Spread>]) {
         }
     }
     let fields = core::str::from_utf8(&line).unwrap_or("");
-    pr_info!("result op=\"{op}\"{fields} reps={REPS}\n");
+    pr_info!("result op=\"{op}\"{fields} reps={}\n", reps());
 }
 
 fn new_objects(n: usize) -> Result<KVec<Pin<KBox<OwnedResv>>>> {
@@ -335,18 +368,18 @@ fn refs(objs: &[Pin<KBox<OwnedResv>>]) -> Result<KVec<&Resv>> {
 }
 
 fn bench_single(task: &MayBlock) -> Result {
-    const ITERS: u32 = 200_000;
+    let iters = scaled(200_000);
     let obj = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
     // SAFETY: `obj` is an initialised reservation that nobody else uses.
-    let mut c = || unsafe { dl_bench_c_lock_unlock(obj.as_raw(), ITERS) };
+    let mut c = || unsafe { dl_bench_c_lock_unlock(obj.as_raw(), iters) };
     let mut rust = || {
         let start = now_ns();
-        for _ in 0..ITERS {
+        for _ in 0..iters {
             drop(obj.lock(task));
         }
         now_ns() - start
     };
-    let spreads = measure(ITERS, &mut [Some(&mut c), Some(&mut rust)]);
+    let spreads = measure(iters, &mut [Some(&mut c), Some(&mut rust)]);
     report("lock+unlock, 1 object", &["c", "rust"], &spreads);
     Ok(())
 }
@@ -360,7 +393,7 @@ fn bench_locker(task: &MayBlock) -> Result {
     let gem = GemSet::new(&mut raw);
     let raw = raw.as_mut_ptr();
     for (n, op) in LOCKER_SIZES {
-        let iters = (40_000 / n.max(1)).max(100);
+        let iters = scaled((40_000 / n.max(1)).max(100));
         let count = n as usize;
         // SAFETY: `raw` holds `n` initialised reservations that nobody else uses.
         let mut c = || unsafe { dl_bench_c_lock_all(raw, n, iters) };
@@ -395,17 +428,17 @@ fn bench_locker(task: &MayBlock) -> Result {
 }
 
 fn bench_signalling(task: &mut MayBlock) {
-    const ITERS: u32 = 200_000;
+    let iters = scaled(200_000);
     let mut rust = || {
         let start = now_ns();
-        for _ in 0..ITERS {
+        for _ in 0..iters {
             drop(task.signalling_section());
         }
         now_ns() - start
     };
     // SAFETY: Begins and ends sections on this task, as the C API requires.
-    let mut c = || unsafe { dl_bench_c_signalling(ITERS) };
-    let spreads = measure(ITERS, &mut [Some(&mut c), Some(&mut rust)]);
+    let mut c = || unsafe { dl_bench_c_signalling(iters) };
+    let spreads = measure(iters, &mut [Some(&mut c), Some(&mut rust)]);
     report("signalling section enter+exit", &["c", "rust"], &spreads);
 }
 
@@ -424,7 +457,7 @@ enum Contender {
     Rust,
 }
 
-/// One contention run: `workers` work items each lock and unlock `CONTENTION_ROUNDS` subsets.
+/// One contention run: `workers` work items each lock and unlock [`contention_rounds()`] subsets.
 #[pin_data]
 struct Run {
     objects: Arc<Objects>,
@@ -458,7 +491,7 @@ fn contend_rust(objects: &Objects, mut seed: u32) -> u64 {
     let n = objects.objs.len().max(1);
     stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
     let first: &Resv = &objects.objs[0];
-    for _ in 0..CONTENTION_ROUNDS {
+    for _ in 0..contention_rounds() {
         let (k, start, stride) = next_subset(&mut seed, n);
         let mut subset = [first; 8];
         for (i, slot) in subset.iter_mut().take(k).enumerate() {
@@ -486,7 +519,7 @@ fn contend_c(objects: &Objects, seed: u32) -> u64 {
         dl_bench_c_contend(
             raw.as_mut_ptr(),
             raw.len() as u32,
-            CONTENTION_ROUNDS,
+            contention_rounds(),
             seed,
             &mut backoffs,
         )
@@ -508,7 +541,7 @@ fn contention_worker(run: &Run, seed: u32) {
             .objects
             .gem
             .as_ref()
-            .map_or(0, |g| g.contend(CONTENTION_ROUNDS, seed)),
+            .map_or(0, |g| g.contend(contention_rounds(), seed)),
         Contender::Rust => contend_rust(&run.objects, seed),
     };
     run.backoffs.add(backoffs, Relaxed);
@@ -559,7 +592,7 @@ fn contention_run(
     flush_workers();
     spawned?;
     let ns = (run.end_ns.load(Relaxed) - run.start_ns.load(Relaxed)).max(1);
-    let total = u64::from(workers) * u64::from(CONTENTION_ROUNDS);
+    let total = u64::from(workers) * u64::from(contention_rounds());
     Ok((total * 1_000_000_000 / ns, run.backoffs.load(Relaxed)))
 }
 
@@ -618,7 +651,8 @@ fn bench_contention() -> Result {
         }
         let fields = core::str::from_utf8(&line).unwrap_or("");
         pr_info!(
-            "result op=\"contention, {workers} workers, {CONTENTION_OBJECTS} objects\" workers={workers} rounds={CONTENTION_ROUNDS} reps={CONTENTION_REPS}{fields}\n"
+            "result op=\"contention, {workers} workers, {CONTENTION_OBJECTS} objects\" workers={workers} rounds={} reps={CONTENTION_REPS}{fields}\n",
+            contention_rounds()
         );
     }
     Ok(())

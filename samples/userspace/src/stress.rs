@@ -143,14 +143,16 @@ fn shrinker_counts(exporter: &File, fd: RawFd) -> io::Result<(u64, u64)> {
 /// `stress SECONDS`: the run described at the top of this file.
 pub(crate) fn run(seconds: u64) -> Report {
     let mut r = Report::default();
-    let Some((exporter, importer)) = open_devices(&mut r, "stress") else {
+    // The checks are named by the run's length: make test has a short run and a full-length one.
+    let what = format!("stress {seconds} s");
+    let Some((exporter, importer)) = open_devices(&mut r, &what) else {
         return r;
     };
     let buffers: Vec<OwnedFd> = (0..BUFFERS)
         .filter_map(|_| create(&exporter, 1).ok())
         .collect();
     r.check(
-        "stress: 64 shared buffers",
+        &format!("{what}: 64 shared buffers"),
         buffers.len() == BUFFERS,
         buffers.len(),
     );
@@ -174,7 +176,7 @@ pub(crate) fn run(seconds: u64) -> Report {
         })
         .collect();
     r.check(
-        "stress: 2 more processes on the same buffers",
+        &format!("{what}: 2 more processes on the same buffers"),
         children.len() == 2,
         children.len(),
     );
@@ -202,25 +204,29 @@ pub(crate) fn run(seconds: u64) -> Report {
         .into_iter()
         .all(|mut c| c.wait().is_ok_and(|s| s.success()));
     r.check(
-        "stress: the other processes finished cleanly",
+        &format!("{what}: the other processes finished cleanly"),
         children_ok,
         children_ok,
     );
     r.check(
-        "stress: 4 threads submit jobs on random subsets",
+        &format!("{what}: 4 threads submit jobs on random subsets"),
         jobs > 0 && errors == 0,
         format_args!("{jobs} jobs in {seconds} s, {errors} errors"),
     );
     match faults {
         Ok(f) => r.check(
-            "stress: faults on buffers that move meanwhile read back what was written",
+            &format!("{what}: faults on buffers that move meanwhile read back what was written"),
             f.rounds > 0 && f.moves > 0 && f.wrong.is_empty(),
             format_args!(
                 "{} rounds, {} moves, {} refused (pinned by an importer), wrong: {:?}",
                 f.rounds, f.moves, f.pinned, f.wrong
             ),
         ),
-        Err(_) => r.check("stress: faults on buffers that move", false, "panicked"),
+        Err(_) => r.check(
+            &format!("{what}: faults on buffers that move"),
+            false,
+            "panicked",
+        ),
     }
     let evicted = match (&shrunk_before, &shrunk_after) {
         (Ok(before), Ok(after)) => Some((after.0 - before.0, after.1 - before.1)),
@@ -232,19 +238,19 @@ pub(crate) fn run(seconds: u64) -> Report {
         Err(_) => Err("panicked".into()),
     };
     r.check(
-        "stress: drop_caches every 200 ms: the shrinker evicts idle buffers, use brings them back",
+        &format!("{what}: drop_caches every 200 ms: the shrinker evicts idle buffers, use brings them back"),
         matches!(rounds, Ok(n) if n > 0)
             && matches!(evicted, Some((evictions, restores)) if evictions > 0 && restores > 0),
         format_args!("drop_caches rounds {rounds:?}, (evictions, restores) {evicted:?}"),
     );
     match churn {
         Ok(Ok(c)) => r.check(
-            "stress: userptr jobs while their range changes: invalidations wait for them",
+            &format!("{what}: userptr jobs while their range changes: invalidations wait for them"),
             c.ok > 0 && c.waited > 0 && c.other.is_empty() && c.unsignalled == 0,
             c,
         ),
-        Ok(Err(e)) => r.check("stress: userptr: map 8 pages", false, e),
-        Err(_) => r.check("stress: userptr jobs", false, "panicked"),
+        Ok(Err(e)) => r.check(&format!("{what}: userptr: map 8 pages"), false, e),
+        Err(_) => r.check(&format!("{what}: userptr jobs"), false, "panicked"),
     }
     let mut unsignalled = 0;
     for fd in &fds {
@@ -256,7 +262,7 @@ pub(crate) fn run(seconds: u64) -> Report {
         }
     }
     r.check(
-        "stress: every fence signalled",
+        &format!("{what}: every fence signalled"),
         unsignalled == 0,
         format_args!("{unsignalled} buffers still busy"),
     );
