@@ -46,7 +46,7 @@ module! {
         },
         smoke: bool {
             default: false,
-            description: "Run every benchmark once with a twentieth of its work: the code runs, the figures mean nothing",
+            description: "Time each loop once with a twentieth of its iterations (contention runs in full): the code runs, the figures mean nothing",
         },
     },
 }
@@ -238,11 +238,6 @@ const CONTENTION_ROUNDS: u32 = if cfg!(CONFIG_LOCKDEP) {
 } else {
     10_000
 };
-/// [`CONTENTION_ROUNDS`], or a twentieth of them when loaded with `smoke=1`.
-fn contention_rounds() -> u32 {
-    scaled(CONTENTION_ROUNDS)
-}
-
 /// Contention runs per contender and worker count; the table shows the median and the spread.
 const CONTENTION_REPS: usize = 5;
 const CONTENTION_WORKERS: [u32; 3] = [2, 4, 8];
@@ -257,9 +252,10 @@ const SEEDS: [u32; 8] = [
     0x2468_ace1,
 ];
 
-/// `work` iterations, or a twentieth of them (at least one) when loaded with `smoke=1`: `make test`
-/// runs every benchmark so on the lockdep kernel, where it checks the benchmark's code (its locking
-/// under lockdep, its workers beside the other modules), not its figures.
+/// `work` iterations of a timed loop, or a twentieth of them (at least one) when loaded with
+/// `smoke=1`: `make test` loads the benchmark so on the lockdep kernel, where it checks the
+/// benchmark's code (its locking under lockdep, its workers beside the other modules), not its
+/// figures. The contention runs keep their rounds, so that their backoffs happen under lockdep.
 fn scaled(work: u32) -> u32 {
     if module_parameters::smoke.value() {
         (work / 20).max(1)
@@ -457,7 +453,7 @@ enum Contender {
     Rust,
 }
 
-/// One contention run: `workers` work items each lock and unlock [`contention_rounds()`] subsets.
+/// One contention run: `workers` work items each lock and unlock `CONTENTION_ROUNDS` subsets.
 #[pin_data]
 struct Run {
     objects: Arc<Objects>,
@@ -491,7 +487,7 @@ fn contend_rust(objects: &Objects, mut seed: u32) -> u64 {
     let n = objects.objs.len().max(1);
     stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
     let first: &Resv = &objects.objs[0];
-    for _ in 0..contention_rounds() {
+    for _ in 0..CONTENTION_ROUNDS {
         let (k, start, stride) = next_subset(&mut seed, n);
         let mut subset = [first; 8];
         for (i, slot) in subset.iter_mut().take(k).enumerate() {
@@ -519,7 +515,7 @@ fn contend_c(objects: &Objects, seed: u32) -> u64 {
         dl_bench_c_contend(
             raw.as_mut_ptr(),
             raw.len() as u32,
-            contention_rounds(),
+            CONTENTION_ROUNDS,
             seed,
             &mut backoffs,
         )
@@ -541,7 +537,7 @@ fn contention_worker(run: &Run, seed: u32) {
             .objects
             .gem
             .as_ref()
-            .map_or(0, |g| g.contend(contention_rounds(), seed)),
+            .map_or(0, |g| g.contend(CONTENTION_ROUNDS, seed)),
         Contender::Rust => contend_rust(&run.objects, seed),
     };
     run.backoffs.add(backoffs, Relaxed);
@@ -592,7 +588,7 @@ fn contention_run(
     flush_workers();
     spawned?;
     let ns = (run.end_ns.load(Relaxed) - run.start_ns.load(Relaxed)).max(1);
-    let total = u64::from(workers) * u64::from(contention_rounds());
+    let total = u64::from(workers) * u64::from(CONTENTION_ROUNDS);
     Ok((total * 1_000_000_000 / ns, run.backoffs.load(Relaxed)))
 }
 
@@ -651,8 +647,7 @@ fn bench_contention() -> Result {
         }
         let fields = core::str::from_utf8(&line).unwrap_or("");
         pr_info!(
-            "result op=\"contention, {workers} workers, {CONTENTION_OBJECTS} objects\" workers={workers} rounds={} reps={CONTENTION_REPS}{fields}\n",
-            contention_rounds()
+            "result op=\"contention, {workers} workers, {CONTENTION_OBJECTS} objects\" workers={workers} rounds={CONTENTION_ROUNDS} reps={CONTENTION_REPS}{fields}\n"
         );
     }
     Ok(())

@@ -143,8 +143,9 @@ fn shrinker_counts(exporter: &File, fd: RawFd) -> io::Result<(u64, u64)> {
 /// `stress SECONDS`: the run described at the top of this file.
 pub(crate) fn run(seconds: u64) -> Report {
     let mut r = Report::default();
-    // The checks are named by the run's length: make test has a short run and a full-length one.
-    let what = format!("stress {seconds} s");
+    // The checks are named by the run's length (make test has a short run and a full-length one),
+    // after the module's name: scripts/rules-table finds a check's rules in the module it names.
+    let what = format!("stress: {seconds} s");
     let Some((exporter, importer)) = open_devices(&mut r, &what) else {
         return r;
     };
