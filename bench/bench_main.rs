@@ -16,7 +16,6 @@ use kernel::{
         atomic::{Atomic, Full, Relaxed},
         Arc, Completion, Mutex,
     },
-    workqueue,
 };
 use pin_init::stack_pin_init;
 
@@ -546,12 +545,12 @@ fn contention_worker(run: &Run, seed: u32) {
     }
 }
 
-/// Waits until every work item queued on `system_unbound_wq` so far has returned: none of this
+/// Waits until every work item queued on `system_dfl_wq` so far has returned: none of this
 /// module's workers runs its code any more, so the module may fail to load or be unloaded.
 fn flush_workers() {
-    // SAFETY: `system_unbound_wq` is a workqueue of the kernel, never destroyed; this module's
+    // SAFETY: `system_dfl_wq` is a workqueue of the kernel, never destroyed; this module's
     // init, which calls this, is not itself a work item of that queue.
-    unsafe { bindings::__flush_workqueue(bindings::system_unbound_wq) };
+    unsafe { bindings::__flush_workqueue(bindings::system_dfl_wq) };
 }
 
 /// One run with `workers` work items; returns its acquisitions per second and its backoffs.
@@ -577,7 +576,7 @@ fn contention_run(
     let spawned = (0..workers).try_for_each(|w| {
         let r = run.clone();
         let seed = SEEDS[w as usize % SEEDS.len()];
-        crate::work::spawn(workqueue::system_unbound(), move || {
+        crate::work::spawn(crate::work::system_dfl(), move || {
             contention_worker(&r, seed)
         })
     });

@@ -21,7 +21,6 @@ mod tests {
             atomic::{Atomic, Relaxed},
             Arc, Completion,
         },
-        workqueue,
     };
     use pin_init::{stack_pin_init, stack_try_pin_init};
 
@@ -382,7 +381,7 @@ mod tests {
             GFP_KERNEL,
         )?;
         let h = holder.clone();
-        crate::work::spawn(workqueue::system_unbound(), move || {
+        crate::work::spawn(crate::work::system_dfl(), move || {
             let Ok(task) = MayBlock::new() else {
                 return;
             };
@@ -473,7 +472,7 @@ mod tests {
         let failures = Arc::new(Atomic::new(0u32), GFP_KERNEL)?;
         for backward in [false, true] {
             let (s, f) = (shared.clone(), failures.clone());
-            crate::work::spawn(workqueue::system_unbound(), move || {
+            crate::work::spawn(crate::work::system_dfl(), move || {
                 if lock_rounds(&s, backward).is_err() {
                     f.add(1, Relaxed);
                 }

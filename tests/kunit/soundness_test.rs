@@ -25,7 +25,6 @@ mod tests {
         bindings,
         prelude::*,
         sync::{aref::ARef, atomic::Relaxed, Arc, Completion},
-        workqueue,
     };
     use pin_init::stack_pin_init;
 
@@ -183,7 +182,7 @@ mod tests {
             let published: kernel::sync::aref::ARef<_> = fence.fence().into();
             let signalled = Arc::pin_init(Completion::new(), GFP_KERNEL)?;
             let done = signalled.clone();
-            crate::work::spawn(workqueue::system_unbound(), move || {
+            crate::work::spawn(crate::work::system_dfl(), move || {
                 fence.signal(Ok(()));
                 done.complete_all();
             })?;

@@ -34,7 +34,6 @@ mod tests {
             Arc, Completion,
         },
         time::{delay::fsleep, Delta},
-        workqueue,
     };
     use pin_init::stack_pin_init;
 
@@ -175,7 +174,7 @@ mod tests {
         for k in 0..workers {
             let t = table.clone();
             table.running.add(1, Relaxed);
-            let spawned = crate::work::spawn(workqueue::system_unbound(), move || {
+            let spawned = crate::work::spawn(crate::work::system_dfl(), move || {
                 if f(&t, k).is_err() {
                     t.failures.add(1, Relaxed);
                 }

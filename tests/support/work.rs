@@ -39,6 +39,17 @@ impl<F: FnOnce() + Send + 'static> WorkItem for ModuleWork<F> {
     }
 }
 
+/// The kernel's default unbound workqueue, `system_dfl_wq`.
+///
+/// Linux 7.3's `workqueue::system_unbound()` returns `system_unbound_wq`, which C deprecated for
+/// this queue (6.17): a work item queued there makes the kernel say "enqueued on deprecated
+/// workqueue" (README, Known issues; `kernel-bug:rust-system-queues-deprecated`).
+pub(crate) fn system_dfl() -> &'static Queue {
+    // SAFETY: `system_dfl_wq` is set up by the workqueue code before any module loads and never
+    // destroyed, so it points at a valid workqueue for `'static`.
+    unsafe { Queue::from_raw(kernel::bindings::system_dfl_wq) }
+}
+
 /// Runs `func` on `queue`, allocating its work item with `GFP_KERNEL`.
 pub(crate) fn spawn<F: FnOnce() + Send + 'static>(queue: &Queue, func: F) -> Result {
     let work = KBox::pin_init(
