@@ -38,6 +38,18 @@ note() {
 	echo "dmabuf-lock: $*" >&2
 }
 
+# The Python interpreter, found once and handed down to the scripts a run starts: `python3` on
+# PATH may be a version manager's shim (pyenv's runs a shell and several programs first: 80 ms a
+# start against 12 ms for an interpreter itself, measured), and a test run judges every boot
+# with it.
+dl_python() {
+	if [ -z "${DL_PYTHON:-}" ]; then
+		DL_PYTHON=$(python3 -c 'import sys; print(sys.executable)') && [ -x "$DL_PYTHON" ] ||
+			die "python3 not found; run 'make deps'"
+		export DL_PYTHON
+	fi
+}
+
 # Kernel configuration: config/$DL_CONFIG.config is the fragment applied on top of allnoconfig.
 DL_CONFIG=${DL_CONFIG:-test}
 DL_FRAGMENT=$DL_TOP/config/$DL_CONFIG.config
