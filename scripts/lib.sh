@@ -44,10 +44,11 @@ note() {
 # with it.
 dl_python() {
 	if [ -z "${DL_PYTHON:-}" ]; then
-		DL_PYTHON=$(python3 -c 'import sys; print(sys.executable)') && [ -x "$DL_PYTHON" ] ||
+		DL_PYTHON=$(python3 -c 'import sys; print(sys.executable)') ||
 			die "python3 not found; run 'make deps'"
 		export DL_PYTHON
 	fi
+	[ -x "$DL_PYTHON" ] || die "DL_PYTHON=$DL_PYTHON is not a program (unset it to use python3)"
 }
 
 # Kernel configuration: config/$DL_CONFIG.config is the fragment applied on top of allnoconfig.
