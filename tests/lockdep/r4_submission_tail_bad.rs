@@ -4,7 +4,7 @@
 //!
 //! Deliberately wrong (R4): the old submission order. The job's fence is published (added to a
 //! reservation) and only then is the work item that will signal it allocated, with `GFP_KERNEL`,
-//! as `Queue::try_spawn` does. Everything from publishing a fence to signalling it is a
+//! as queueing a closure does. Everything from publishing a fence to signalling it is a
 //! signalling critical section; annotated as one, the tail makes lockdep report the allocation
 //! (reclaim may wait for this very fence). The library's `SignallingQueue::prepare` allocates
 //! the work item before the fence exists, which is the fix in the twin.
@@ -14,13 +14,15 @@
 pub mod common;
 #[path = "../../rust/dmabuf_lock/mod.rs"]
 pub mod dmabuf_lock;
+#[path = "../support/work.rs"]
+mod work;
 
 use common::init_task;
 use dmabuf_lock::{
     fence::FenceTimeline,
     resv::{FenceUsage, OwnedResv},
 };
-use kernel::{prelude::*, workqueue};
+use kernel::prelude::*;
 
 module! {
     type: R4SubmissionTailBad,
@@ -45,7 +47,7 @@ impl kernel::Module for R4SubmissionTailBad {
         let fence = prepared.arm();
         guard.add_fence(fence.fence(), FenceUsage::Write)?;
         // The work item is allocated only now, inside the tail.
-        let spawned = workqueue::system().try_spawn(GFP_KERNEL, move || fence.signal(Ok(())));
+        let spawned = work::spawn(work::system_dfl(), move || fence.signal(Ok(())));
         drop(section);
         drop(guard);
         spawned?;

@@ -12,9 +12,11 @@
 pub mod dmabuf_lock;
 
 pub mod common;
+#[path = "../support/work.rs"]
+mod work;
 
 use common::SharedResv;
-use kernel::{bindings, prelude::*, workqueue};
+use kernel::{bindings, prelude::*};
 
 module! {
     type: R7UnlockFromOtherTaskBad,
@@ -32,7 +34,7 @@ impl kernel::Module for R7UnlockFromOtherTaskBad {
         // SAFETY: The reservation is initialised; the work item below releases it.
         unsafe { bindings::dma_resv_lock(shared.resv.as_raw(), core::ptr::null_mut()) };
         let other = shared.clone();
-        workqueue::system().try_spawn(GFP_KERNEL, move || {
+        work::spawn(work::system_dfl(), move || {
             // SAFETY: The reservation is locked (by the loading task: that is the bug shown).
             unsafe { bindings::dma_resv_unlock(other.resv.as_raw()) };
             other.done.complete_all();

@@ -7,10 +7,12 @@
 pub mod dmabuf_lock;
 
 pub mod common;
+#[path = "../support/work.rs"]
+mod work;
 
 use common::SharedResv;
 use dmabuf_lock::context::MayBlock;
-use kernel::{prelude::*, workqueue};
+use kernel::prelude::*;
 
 module! {
     type: R7UnlockFromOtherTaskGood,
@@ -26,7 +28,7 @@ impl kernel::Module for R7UnlockFromOtherTaskGood {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let shared = SharedResv::new()?;
         let other = shared.clone();
-        workqueue::system().try_spawn(GFP_KERNEL, move || {
+        work::spawn(work::system_dfl(), move || {
             if let Ok(task) = MayBlock::new() {
                 drop(other.resv.lock(&task));
             }
