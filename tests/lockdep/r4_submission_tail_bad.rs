@@ -4,9 +4,9 @@
 //!
 //! Deliberately wrong (R4): the old submission order. The job's fence is published (added to a
 //! reservation) and only then is the work item that will signal it allocated, with `GFP_KERNEL`,
-//! as queueing a closure does. Everything from publishing a fence to signalling it is a
-//! signalling critical section; annotated as one, the tail makes lockdep report the allocation
-//! (reclaim may wait for this very fence). The library's `SignallingQueue::prepare` allocates
+//! as `work::spawn` does (`KBox::pin_init` of the work item). Everything from publishing a fence
+//! to signalling it is a signalling critical section; annotated as one, the tail makes lockdep
+//! report the allocation (reclaim may wait for this very fence). The library's `SignallingQueue::prepare` allocates
 //! the work item before the fence exists, which is the fix in the twin.
 //!
 //! Its correct twin is `r4_submission_tail_good.rs`.
