@@ -87,6 +87,26 @@ mod tests {
         Ok(())
     }
 
+    /// A `lock_all` that failed leaves nothing held: the next one, in the same context, starts
+    /// its first pass from an empty list (the locker's invariant; `lock_all` no longer empties
+    /// the list before that pass).
+    #[test]
+    fn failed_lock_all_leaves_nothing_for_the_next() -> Result {
+        let task = task()?;
+        let objs = new_resvs(2)?;
+        let all = refs(&objs)?;
+        stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
+        assert_eq!(
+            locker.as_mut().lock_slice(&task, &[all[0], all[1], all[0]]),
+            Err(EALREADY)
+        );
+        assert!(locker.locked().is_empty());
+        locker.as_mut().lock_slice(&task, &[all[1]])?;
+        assert_eq!(locker.locked().len(), 1);
+        assert!(!objs[0].is_locked() && objs[1].is_locked());
+        Ok(())
+    }
+
     #[test]
     fn fence_slots_reserved_on_each() -> Result {
         let task = task()?;
