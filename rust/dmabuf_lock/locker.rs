@@ -142,7 +142,8 @@ pub struct LockerStats {
 pub struct PassError(PassErrorKind);
 
 enum PassErrorKind {
-    /// A lock returned `-EDEADLK`: every lock was dropped; run the pass again.
+    /// A lock of the pass returned `-EDEADLK`: every lock is dropped (at once, or at the backoff
+    /// for an error kept from an earlier pass); run the pass again.
     Contended,
     /// A real error: [`ResvLocker::lock_all`] unlocks everything and returns it.
     Failed(Error),
@@ -169,12 +170,12 @@ impl From<Error> for PassError {
 /// guard there. `prelocked` is the object taken on the slow path that the current pass has not
 /// asked for yet; `contended`, when set, is not held.
 ///
-/// Outside [`ResvLocker::lock_all`], while `ctx` is not done, nothing is held and `contended` is
-/// `None`: only a pass locks, `lock_all` marks the context done when a pass succeeds and empties
-/// everything when it fails, and [`ResvLocker::reset`] empties everything. So `lock_all` starts
-/// its first pass without emptying anything (a round's fixed cost: 2.6 ns above a bare C loop's
-/// instead of 3.3 ns natively, `Documentation/benchmarks.md`). This is a rule of the locker, not
-/// a soundness condition.
+/// Outside [`ResvLocker::lock_all`], `contended` and `prelocked` are `None`, and `held` is empty
+/// unless `ctx` is done: only `lock_all` locks, it marks the context done when a pass succeeds,
+/// empties everything at a backoff, and unlocks everything and begins a new context when it
+/// fails; [`ResvLocker::reset`] does the same. So `lock_all` starts its first pass without
+/// emptying anything (`Documentation/benchmarks.md`). This is a rule of the locker, not a
+/// soundness condition.
 #[pin_data(PinnedDrop)]
 #[must_use = "a locker unlocks everything when dropped"]
 pub struct ResvLocker<'o> {
@@ -235,7 +236,8 @@ impl<'o> ResvLocker<'o> {
     }
 
     /// Locks every reservation that `pass_fn` asks for, re-running it after each backoff until a
-    /// whole pass succeeds; then marks the context done. On error nothing stays locked.
+    /// whole pass succeeds; then marks the context done. On error nothing stays locked, and the
+    /// locker begins a new acquire context, as [`ResvLocker::reset`] does.
     ///
     /// As with `drm_exec`, [`ResvLocker::locked`] lists the objects in the order the final pass
     /// locked them, and the object taken on the slow path after a backoff is unlocked at the end
@@ -272,7 +274,13 @@ impl<'o> ResvLocker<'o> {
         }
         loop {
             if let Some(c) = this.contended.take() {
-                this.lock_contended(c)?;
+                if let Err(e) = this.lock_contended(c) {
+                    // Interrupted on the slow path: the context (with lock debugging) still
+                    // names `c` as the lock it must take next, and would warn when the next
+                    // `lock_all` began with another. Nothing is held: a fresh context.
+                    this.start_over();
+                    return Err(e);
+                }
             }
             this.stats.passes = this.stats.passes.wrapping_add(1);
             let result = pass_fn(&mut Pass {
@@ -296,13 +304,16 @@ impl<'o> ResvLocker<'o> {
                 }
                 Err(PassErrorKind::Contended) => {
                     this.stats.backoffs = this.stats.backoffs.wrapping_add(1);
+                    // A contention met in this pass emptied both already; this is for an error
+                    // the closure kept from an earlier pass and returned after locking more.
                     this.held.clear();
                     this.prelocked = None;
                 }
                 Err(PassErrorKind::Failed(e)) => {
-                    this.held.clear();
-                    this.prelocked = None;
-                    this.contended = None;
+                    // Everything is unlocked, and the context begins again: after a contention
+                    // that the closure swallowed before failing, it (with lock debugging) would
+                    // otherwise still name the contended lock as the one to take next.
+                    this.start_over();
                     return Err(e);
                 }
             }
@@ -480,15 +491,8 @@ impl<'o> ResvLocker<'o> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn reset(self: Pin<&mut Self>) {
-        // SAFETY: `ctx` stays pinned: it is only reached through `map_unchecked_mut` below.
-        let this = unsafe { self.get_unchecked_mut() };
-        this.held.clear();
-        this.contended = None;
-        this.prelocked = None;
-        // SAFETY: `ctx` is structurally pinned inside the pinned locker.
-        let ctx = unsafe { Pin::new_unchecked(&mut this.ctx) };
-        // SAFETY: Every lock of the context was in `held`, which was just emptied.
-        unsafe { ctx.restart() };
+        // SAFETY: `ctx` stays pinned: `start_over` reaches it only through `Pin::new_unchecked`.
+        unsafe { self.get_unchecked_mut() }.start_over();
     }
 
     /// Returns the locker's counters.
@@ -507,6 +511,19 @@ impl<'o> ResvLocker<'o> {
     /// ```
     pub fn stats(&self) -> LockerStats {
         self.stats
+    }
+
+    /// Unlocks everything and begins a new acquire context (a new stamp, not done).
+    fn start_over(&mut self) {
+        self.held.clear();
+        self.contended = None;
+        self.prelocked = None;
+        // SAFETY: `ctx` is structurally pinned: a locker exists only pinned (`new` and
+        // `with_capacity` are pin initialisers) and its methods reach this one only through
+        // `Pin<&mut Self>`.
+        let ctx = unsafe { Pin::new_unchecked(&mut self.ctx) };
+        // SAFETY: Every lock of the context was in `held` or `prelocked`, both just emptied.
+        unsafe { ctx.restart() };
     }
 
     fn unlock_one(&mut self, resv: &Resv) -> bool {

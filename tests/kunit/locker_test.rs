@@ -431,6 +431,63 @@ mod tests {
         Ok(())
     }
 
+    /// A locker backs off from a reservation that an older context holds, and a pending signal
+    /// interrupts its wait for it on the slow path: `lock_all` fails with `EINTR`. The same
+    /// locker then locks another reservation. With lock debugging, the context still named the
+    /// reservation it had backed off from as the one it must take next, and the kernel warned
+    /// ("DEBUG_LOCKS_WARN_ON(ww_ctx->contending_lock != ww)") and turned lock debugging off;
+    /// a failed `lock_all` now starts a fresh context.
+    #[test]
+    fn interrupted_slow_path_then_another_set() -> Result {
+        let task = task()?;
+        let holder = Arc::pin_init(
+            pin_init!(Holder {
+                resv <- OwnedResv::new(),
+                locked <- Completion::new(),
+                release <- Completion::new(),
+            }),
+            GFP_KERNEL,
+        )?;
+        let h = holder.clone();
+        crate::work::spawn(crate::work::system_dfl(), move || {
+            let Ok(task) = MayBlock::new() else {
+                return;
+            };
+            // Its context begins before the test's: it is the older one, which wins.
+            stack_pin_init!(let older = ResvLocker::new(LockerFlags::default()));
+            // On failure the test's lock does not back off, and the test fails.
+            let _ = older.as_mut().lock_slice(&task, &[&*h.resv]);
+            h.locked.complete_all();
+            h.release.wait_for_completion();
+        })?;
+        holder.locked.wait_for_completion();
+        let other = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
+        let flags = LockerFlags {
+            interruptible: true,
+            ..Default::default()
+        };
+        stack_pin_init!(let locker = ResvLocker::new(flags));
+        // The signal comes once the pass has backed off: pending earlier, it would end the wait
+        // for the older context's lock before the back-off.
+        let mut signal = None;
+        let interrupted = locker.as_mut().lock_all(&task, |pass| {
+            pass.lock(&other)?;
+            let contended = pass.lock(&holder.resv);
+            if contended.is_err() && signal.is_none() {
+                signal = Some(PendingSignal::raise());
+            }
+            contended
+        });
+        drop(signal);
+        holder.release.complete_all();
+        assert_eq!(interrupted, Err(EINTR));
+        assert_eq!(locker.stats().backoffs, 1);
+        assert!(locker.locked().is_empty() && !other.is_locked());
+        locker.as_mut().lock_slice(&task, &[&*other])?;
+        assert_eq!(locker.locked().len(), 1);
+        Ok(())
+    }
+
     #[test]
     fn interruptible_without_signal() -> Result {
         let task = task()?;
