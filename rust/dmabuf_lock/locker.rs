@@ -142,8 +142,9 @@ pub struct LockerStats {
 pub struct PassError(PassErrorKind);
 
 enum PassErrorKind {
-    /// A lock of the pass returned `-EDEADLK`: every lock is dropped (at once, or at the backoff
-    /// for an error kept from an earlier pass); run the pass again.
+    /// A lock of the pass returned `-EDEADLK` (or a later lock of that pass, or the closure
+    /// swallowed it): every lock is dropped (at once, or at the backoff for an error kept from an
+    /// earlier pass); run the pass again.
     Contended,
     /// A real error: [`ResvLocker::lock_all`] unlocks everything and returns it.
     Failed(Error),
@@ -172,8 +173,8 @@ impl From<Error> for PassError {
 ///
 /// Outside [`ResvLocker::lock_all`], `contended` and `prelocked` are `None`, and `held` is empty
 /// unless `ctx` is done: only `lock_all` locks, it marks the context done when a pass succeeds,
-/// empties everything at a backoff, and unlocks everything and begins a new context when it
-/// fails; [`ResvLocker::reset`] does the same. So `lock_all` starts its first pass without
+/// empties everything at a backoff, and unlocks everything when it fails (beginning a new context
+/// if it failed after a backoff); [`ResvLocker::reset`] empties everything and begins a new one. So `lock_all` starts its first pass without
 /// emptying anything (`Documentation/benchmarks.md`). This is a rule of the locker, not a
 /// soundness condition.
 #[pin_data(PinnedDrop)]
@@ -236,8 +237,10 @@ impl<'o> ResvLocker<'o> {
     }
 
     /// Locks every reservation that `pass_fn` asks for, re-running it after each backoff until a
-    /// whole pass succeeds; then marks the context done. On error nothing stays locked, and the
-    /// locker begins a new acquire context, as [`ResvLocker::reset`] does.
+    /// whole pass succeeds; then marks the context done. On any other error than the `EINVAL` below
+    /// nothing stays locked; if the error came after a backoff, the locker also begins a new
+    /// acquire context, as [`ResvLocker::reset`] does (the kernel's context would otherwise
+    /// still expect the contended lock next).
     ///
     /// As with `drm_exec`, [`ResvLocker::locked`] lists the objects in the order the final pass
     /// locked them, and the object taken on the slow path after a backoff is unlocked at the end
@@ -275,9 +278,10 @@ impl<'o> ResvLocker<'o> {
         loop {
             if let Some(c) = this.contended.take() {
                 if let Err(e) = this.lock_contended(c) {
-                    // Interrupted on the slow path: the context (with lock debugging) still
-                    // names `c` as the lock it must take next, and would warn when the next
-                    // `lock_all` began with another. Nothing is held: a fresh context.
+                    // Interrupted on the slow path: the context still names `c` as the lock it
+                    // must take next (`contending_lock`, with `CONFIG_DEBUG_MUTEXES`), and the
+                    // kernel would warn when the next `lock_all` began with another. Nothing is
+                    // held: a fresh context.
                     this.start_over();
                     return Err(e);
                 }
@@ -310,10 +314,14 @@ impl<'o> ResvLocker<'o> {
                     this.prelocked = None;
                 }
                 Err(PassErrorKind::Failed(e)) => {
-                    // Everything is unlocked, and the context begins again: after a contention
-                    // that the closure swallowed before failing, it (with lock debugging) would
-                    // otherwise still name the contended lock as the one to take next.
-                    this.start_over();
+                    if this.contended.is_some() {
+                        // The closure swallowed a contention and then failed: as above, a
+                        // fresh context.
+                        this.start_over();
+                    } else {
+                        this.held.clear();
+                        this.prelocked = None;
+                    }
                     return Err(e);
                 }
             }
@@ -712,7 +720,7 @@ impl<'o> Pass<'_, 'o> {
         }
         // A pass runs only before `lock_all` marks the context done.
         // SAFETY: The guard is stored in `held` (or dropped), which is emptied before the
-        // context is finalised (`ResvLocker`'s drop) or restarted (`reset`).
+        // context is finalised (`ResvLocker`'s drop) or restarted (`start_over`).
         match unsafe { l.ctx.lock(resv, flags.interruptible) } {
             Ok(Acquired::Locked(guard)) => Ok(l.hold(guard, slots)?),
             Ok(Acquired::AlreadyHeld) => {

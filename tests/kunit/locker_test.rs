@@ -87,9 +87,9 @@ mod tests {
         Ok(())
     }
 
-    /// A `lock_all` that failed leaves nothing held: the next one, in the same context, starts
-    /// its first pass from an empty list (the locker's invariant; `lock_all` no longer empties
-    /// the list before that pass).
+    /// A `lock_all` that failed leaves nothing held: the next one starts its first pass from an
+    /// empty list (the locker's invariant; `lock_all` no longer empties the list before that
+    /// pass).
     #[test]
     fn failed_lock_all_leaves_nothing_for_the_next() -> Result {
         let task = task()?;
@@ -461,6 +461,15 @@ mod tests {
             h.release.wait_for_completion();
         })?;
         holder.locked.wait_for_completion();
+        if !holder.resv.is_locked() {
+            holder.release.complete_all();
+            return Err(ENOMEM); // the worker could not lock: nothing to back off from
+        }
+        let debug_locks = || {
+            // SAFETY: `debug_locks` is a kernel global, only read here.
+            unsafe { core::ptr::read_volatile(&raw const kernel::bindings::debug_locks) }
+        };
+        let debugging = debug_locks();
         let other = KBox::pin_init(OwnedResv::new(), GFP_KERNEL)?;
         let flags = LockerFlags {
             interruptible: true,
@@ -485,6 +494,8 @@ mod tests {
         assert!(locker.locked().is_empty() && !other.is_locked());
         locker.as_mut().lock_slice(&task, &[&*other])?;
         assert_eq!(locker.locked().len(), 1);
+        // The kernel's lock debugging did not find a fault and turn itself off.
+        assert_eq!(debug_locks(), debugging);
         Ok(())
     }
 
