@@ -387,30 +387,56 @@ mod tests {
         release: Completion,
     }
 
+    impl Holder {
+        /// A work item locks a new reservation, alone or in an acquire context of its own begun
+        /// now, and holds it until `release` completes. Returns once the work item has tried;
+        /// `resv.is_locked()` says whether it holds it.
+        fn hold_new(in_context: bool) -> Result<Arc<Self>> {
+            let holder = Arc::pin_init(
+                pin_init!(Holder {
+                    resv <- OwnedResv::new(),
+                    locked <- Completion::new(),
+                    release <- Completion::new(),
+                }),
+                GFP_KERNEL,
+            )?;
+            let h = holder.clone();
+            crate::work::spawn(crate::work::system_dfl(), move || {
+                let Ok(task) = MayBlock::new() else {
+                    h.locked.complete_all();
+                    return;
+                };
+                // No acquire context may be open around a lock taken without one: the context
+                // is one of the class's locks to lockdep.
+                if in_context {
+                    stack_pin_init!(let locker = ResvLocker::new(LockerFlags::default()));
+                    let _ = locker.as_mut().lock_slice(&task, &[&*h.resv]);
+                    h.hold_until_released();
+                } else {
+                    let _guard = h.resv.lock(&task);
+                    h.hold_until_released();
+                }
+            })?;
+            holder.locked.wait_for_completion();
+            if !holder.resv.is_locked() {
+                holder.release.complete_all();
+                return Err(ENOMEM);
+            }
+            Ok(holder)
+        }
+
+        fn hold_until_released(&self) {
+            self.locked.complete_all();
+            self.release.wait_for_completion();
+        }
+    }
+
     /// A work item holds the reservation; a pending signal makes every interruptible way to
     /// lock it return `EINTR`, and the non-blocking ones simply fail.
     #[test]
     fn interruptible_with_pending_signal() -> Result {
         let task = task()?;
-        let holder = Arc::pin_init(
-            pin_init!(Holder {
-                resv <- OwnedResv::new(),
-                locked <- Completion::new(),
-                release <- Completion::new(),
-            }),
-            GFP_KERNEL,
-        )?;
-        let h = holder.clone();
-        crate::work::spawn(crate::work::system_dfl(), move || {
-            let Ok(task) = MayBlock::new() else {
-                return;
-            };
-            let guard = h.resv.lock(&task);
-            h.locked.complete_all();
-            h.release.wait_for_completion();
-            drop(guard);
-        })?;
-        holder.locked.wait_for_completion();
+        let holder = Holder::hold_new(false)?;
         let single;
         let multi;
         {
@@ -440,31 +466,8 @@ mod tests {
     #[test]
     fn interrupted_slow_path_then_another_set() -> Result {
         let task = task()?;
-        let holder = Arc::pin_init(
-            pin_init!(Holder {
-                resv <- OwnedResv::new(),
-                locked <- Completion::new(),
-                release <- Completion::new(),
-            }),
-            GFP_KERNEL,
-        )?;
-        let h = holder.clone();
-        crate::work::spawn(crate::work::system_dfl(), move || {
-            let Ok(task) = MayBlock::new() else {
-                return;
-            };
-            // Its context begins before the test's: it is the older one, which wins.
-            stack_pin_init!(let older = ResvLocker::new(LockerFlags::default()));
-            // On failure the test's lock does not back off, and the test fails.
-            let _ = older.as_mut().lock_slice(&task, &[&*h.resv]);
-            h.locked.complete_all();
-            h.release.wait_for_completion();
-        })?;
-        holder.locked.wait_for_completion();
-        if !holder.resv.is_locked() {
-            holder.release.complete_all();
-            return Err(ENOMEM); // the worker could not lock: nothing to back off from
-        }
+        // Its context begins before the test's: it is the older one, which wins.
+        let holder = Holder::hold_new(true)?;
         let debug_locks = || {
             // SAFETY: `debug_locks` is a kernel global, only read here.
             unsafe { core::ptr::read_volatile(&raw const kernel::bindings::debug_locks) }
